@@ -1,0 +1,20 @@
+// What a command may use of the outside world; tests pass their own.
+
+export type CliIo = {
+  stdout: { write(text: string): unknown };
+  stderr: { write(text: string): unknown };
+  env: Record<string, string | undefined>;
+  /** Whether stdout is an interactive terminal (live progress bars, colours). */
+  isTTY: boolean;
+  /** Set by a command that wants a non-zero exit code without throwing. */
+  exitCode: number | undefined;
+};
+
+/** Every item succeeded. */
+export const EXIT_OK = 0;
+/** The run completed but some items failed; the output is still complete. */
+export const EXIT_SOME_FAILED = 1;
+/** Bad usage or bad input: nothing was run. */
+export const EXIT_USAGE = 2;
+/** Interrupted (Ctrl-C); the run can be resumed. */
+export const EXIT_INTERRUPTED = 130;

@@ -1,0 +1,65 @@
+// The `salvo` command line. The only module that touches process.argv, process.exit and the
+// terminal streams; each command lives in commands/<name>.ts, parses its options and calls the
+// library, and resolves to an exit code.
+import { Command, CommanderError } from "commander";
+import { SalvoError } from "../errors.ts";
+import { demoCommand } from "./commands/demo.ts";
+import { simCommand } from "./commands/sim.ts";
+import { type CliIo, EXIT_USAGE } from "./io.ts";
+import { packageVersion } from "./version.ts";
+
+export function buildProgram(io: CliIo): Command {
+  const program = new Command("salvo")
+    .description(
+      "Run large numbers of LLM API calls as fast as the provider allows, and no faster, losing nothing.",
+    )
+    .version(packageVersion(), "-V, --version", "print the version")
+    .showHelpAfterError("(run with --help for usage)")
+    .configureOutput({
+      writeOut: (text) => io.stdout.write(text),
+      writeErr: (text) => io.stderr.write(text),
+    })
+    .exitOverride();
+  for (const make of [demoCommand, simCommand]) program.addCommand(make(io));
+  return program;
+}
+
+/** Runs the CLI with the given arguments; resolves to the process exit code. */
+export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
+  const program = buildProgram(io);
+  try {
+    await program.parseAsync([...argv], { from: "user" });
+    return io.exitCode ?? 0;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // --help and --version end here with exit code 0.
+      return error.exitCode === 0 ? 0 : EXIT_USAGE;
+    }
+    if (error instanceof SalvoError) {
+      io.stderr.write(`salvo: ${error.message} [${error.code}]\n`);
+      return error.code === "SALVO_CONFIG_INVALID" ? EXIT_USAGE : 1;
+    }
+    throw error;
+  }
+}
+
+/** The process entry point (bin/salvo.js). */
+export function main(): void {
+  const io: CliIo = {
+    stdout: process.stdout,
+    stderr: process.stderr,
+    env: process.env,
+    isTTY: Boolean(process.stdout.isTTY),
+    exitCode: undefined,
+  };
+  runCli(process.argv.slice(2), io).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (error: unknown) => {
+      const text = error instanceof Error ? (error.stack ?? error.message) : String(error);
+      process.stderr.write(`salvo: internal error: ${text}\n`);
+      process.exitCode = 70;
+    },
+  );
+}

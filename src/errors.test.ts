@@ -1,0 +1,53 @@
+import { describe, expect, it } from "vitest";
+import * as errors from "./errors.ts";
+
+// Every error class: its stable code, its name, that it is a SalvoError, and that cause is kept.
+const table: Array<[new (...args: never[]) => errors.SalvoError, string, unknown[]]> = [
+  [errors.SalvoError, "SALVO_ERROR", []],
+  [
+    errors.ConfigError,
+    "SALVO_CONFIG_INVALID",
+    [{ field: "--rpm", expected: "an integer >= 1", got: -1 }],
+  ],
+  [errors.ProviderError, "SALVO_PROVIDER_ERROR", ["x"]],
+  [errors.RateLimitError, "SALVO_RATE_LIMITED", []],
+  [errors.QuotaExceededError, "SALVO_QUOTA_EXCEEDED", []],
+  [errors.OverloadedError, "SALVO_OVERLOADED", []],
+  [errors.ServerError, "SALVO_SERVER_ERROR", []],
+  [errors.ClientError, "SALVO_CLIENT_ERROR", []],
+  [errors.NetworkError, "SALVO_NETWORK_ERROR", []],
+  [errors.InvalidResponseError, "SALVO_INVALID_RESPONSE", []],
+  [errors.TimeoutError, "SALVO_TIMEOUT", []],
+];
+
+describe("errors", () => {
+  it.each(table)("%o has a stable code, a name and a message", (Class, code, args) => {
+    const error = new (Class as unknown as new (...a: unknown[]) => errors.SalvoError)(...args);
+    expect(error).toBeInstanceOf(errors.SalvoError);
+    expect(error).toBeInstanceOf(Error);
+    expect(error.code).toBe(code);
+    expect(error.name).toBe(Class.name);
+    expect(error.message.length).toBeGreaterThan(0);
+  });
+
+  it("codes are unique", () => {
+    expect(new Set(table.map(([, code]) => code)).size).toBe(table.length);
+  });
+
+  it("keeps the cause", () => {
+    const cause = new Error("socket hang up");
+    expect(new errors.NetworkError("reset", {}, { cause }).cause).toBe(cause);
+  });
+
+  it("ConfigError names the place, the field, what was expected and what was given", () => {
+    const error = new errors.ConfigError({
+      where: "scenario.yaml",
+      field: "faults.p500",
+      expected: "a probability between 0 and 1",
+      got: 1.5,
+    });
+    expect(error.message).toBe(
+      "scenario.yaml: faults.p500: expected a probability between 0 and 1, got 1.5",
+    );
+  });
+});

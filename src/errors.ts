@@ -1,0 +1,218 @@
+// Every error Salvo raises or reports. One base class, each subclass with a literal `code` that
+// never changes once released, a default message, and `cause` where one exists.
+// A message says what went wrong, where (file:line, option, field) and what was expected.
+
+export type ErrorOptions = { cause?: unknown };
+
+export class SalvoError extends Error {
+  readonly code: string = "SALVO_ERROR";
+  constructor(message = "Salvo error", options?: ErrorOptions) {
+    super(message, options);
+    this.name = "SalvoError";
+  }
+}
+
+/** Where a bad value came from: an option, a field of a file, a line of an input. */
+export type ConfigErrorDetails = {
+  /** The option or field path, e.g. `--rpm`, `faults.p500`, `line 12: body.model`. */
+  field: string;
+  /** What a valid value looks like, e.g. `an integer >= 1`. */
+  expected: string;
+  /** The value that was given (shown abbreviated; never a secret). */
+  got?: unknown;
+  /** The source: a file path with an optional line, or `command line`. */
+  where?: string;
+};
+
+function show(value: unknown): string {
+  if (value === undefined) return "nothing";
+  let text: string;
+  try {
+    text =
+      typeof value === "string" ? JSON.stringify(value) : (JSON.stringify(value) ?? String(value));
+  } catch {
+    text = String(value);
+  }
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+}
+
+/** A setting, option or input value that is not valid. */
+export class ConfigError extends SalvoError {
+  override readonly code = "SALVO_CONFIG_INVALID";
+  readonly field: string;
+  readonly expected: string;
+  readonly got: unknown;
+  readonly where: string | undefined;
+  constructor(details: ConfigErrorDetails, options?: ErrorOptions) {
+    const place = details.where ? `${details.where}: ` : "";
+    super(
+      `${place}${details.field}: expected ${details.expected}, got ${show(details.got)}`,
+      options,
+    );
+    this.name = "ConfigError";
+    this.field = details.field;
+    this.expected = details.expected;
+    this.got = details.got;
+    this.where = details.where;
+  }
+}
+
+/** How a failed attempt is classed; drives retries, cooldowns and adaptive concurrency. */
+export type FailureClass =
+  | "rate_limit"
+  | "quota"
+  | "overload"
+  | "server"
+  | "client"
+  | "network"
+  | "timeout"
+  | "invalid_response";
+
+export type ProviderErrorDetails = {
+  /** The HTTP status, when there was a response. */
+  status?: number | undefined;
+  /** The provider's own error code or type, e.g. `insufficient_quota`, `overloaded_error`. */
+  providerCode?: string | undefined;
+  /** How long the provider asked us to wait before retrying, in milliseconds. */
+  retryAfterMs?: number | undefined;
+  /** The provider's `x-should-retry` header, when present. */
+  shouldRetry?: boolean | undefined;
+  /** The provider's request id, for support tickets. */
+  requestId?: string | undefined;
+  /** Which provider adapter saw it: `openai`, `anthropic`, `custom`. */
+  provider?: string | undefined;
+};
+
+/** A failed call to a provider. Subclasses fix the `code` and the failure class. */
+export class ProviderError extends SalvoError {
+  override readonly code: string = "SALVO_PROVIDER_ERROR";
+  readonly failureClass: FailureClass = "server";
+  readonly status: number | undefined;
+  readonly providerCode: string | undefined;
+  readonly retryAfterMs: number | undefined;
+  readonly shouldRetry: boolean | undefined;
+  readonly requestId: string | undefined;
+  readonly provider: string | undefined;
+  constructor(message: string, details: ProviderErrorDetails = {}, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "ProviderError";
+    this.status = details.status;
+    this.providerCode = details.providerCode;
+    this.retryAfterMs = details.retryAfterMs;
+    this.shouldRetry = details.shouldRetry;
+    this.requestId = details.requestId;
+    this.provider = details.provider;
+  }
+}
+
+/** 429: a temporary rate limit. Retried after the provider's hint; pauses the key. */
+export class RateLimitError extends ProviderError {
+  override readonly code = "SALVO_RATE_LIMITED";
+  override readonly failureClass = "rate_limit";
+  constructor(
+    message = "rate limited by the provider (429)",
+    details?: ProviderErrorDetails,
+    options?: ErrorOptions,
+  ) {
+    super(message, details, options);
+    this.name = "RateLimitError";
+  }
+}
+
+/** 429 `insufficient_quota` or a spend limit: waiting will not help; never retried. */
+export class QuotaExceededError extends ProviderError {
+  override readonly code = "SALVO_QUOTA_EXCEEDED";
+  override readonly failureClass = "quota";
+  constructor(
+    message = "the provider's quota or spend limit is exhausted",
+    details?: ProviderErrorDetails,
+    options?: ErrorOptions,
+  ) {
+    super(message, details, options);
+    this.name = "QuotaExceededError";
+  }
+}
+
+/** 529 `overloaded_error`, or 503: the server is congested. Retried; lowers adaptive concurrency. */
+export class OverloadedError extends ProviderError {
+  override readonly code = "SALVO_OVERLOADED";
+  override readonly failureClass = "overload";
+  constructor(
+    message = "the provider is overloaded",
+    details?: ProviderErrorDetails,
+    options?: ErrorOptions,
+  ) {
+    super(message, details, options);
+    this.name = "OverloadedError";
+  }
+}
+
+/** Another 5xx. Retried. */
+export class ServerError extends ProviderError {
+  override readonly code = "SALVO_SERVER_ERROR";
+  override readonly failureClass = "server";
+  constructor(
+    message = "the provider answered with a server error",
+    details?: ProviderErrorDetails,
+    options?: ErrorOptions,
+  ) {
+    super(message, details, options);
+    this.name = "ServerError";
+  }
+}
+
+/** A 4xx other than 429 (400, 401, 403, 404, 413, ...). Not retried, except 408 and 409. */
+export class ClientError extends ProviderError {
+  override readonly code = "SALVO_CLIENT_ERROR";
+  override readonly failureClass = "client";
+  constructor(
+    message = "the provider rejected the request",
+    details?: ProviderErrorDetails,
+    options?: ErrorOptions,
+  ) {
+    super(message, details, options);
+    this.name = "ClientError";
+  }
+}
+
+/** The connection failed or was reset before a complete answer arrived. Retried. */
+export class NetworkError extends ProviderError {
+  override readonly code = "SALVO_NETWORK_ERROR";
+  override readonly failureClass = "network";
+  constructor(
+    message = "network error talking to the provider",
+    details?: ProviderErrorDetails,
+    options?: ErrorOptions,
+  ) {
+    super(message, details, options);
+    this.name = "NetworkError";
+  }
+}
+
+/** A 2xx answer whose body could not be parsed or lacks required fields. Retried. */
+export class InvalidResponseError extends ProviderError {
+  override readonly code = "SALVO_INVALID_RESPONSE";
+  override readonly failureClass = "invalid_response";
+  constructor(
+    message = "the provider's answer was malformed",
+    details?: ProviderErrorDetails,
+    options?: ErrorOptions,
+  ) {
+    super(message, details, options);
+    this.name = "InvalidResponseError";
+  }
+}
+
+/** One attempt took longer than its timeout; the attempt was aborted. Retried. */
+export class TimeoutError extends ProviderError {
+  override readonly code = "SALVO_TIMEOUT";
+  override readonly failureClass = "timeout";
+  constructor(
+    message = "the attempt timed out",
+    details?: ProviderErrorDetails,
+    options?: ErrorOptions,
+  ) {
+    super(message, details, options);
+    this.name = "TimeoutError";
+  }
+}

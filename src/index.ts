@@ -1,0 +1,2 @@
+// Salvo's public API. Internals are not exported.
+export * from "./errors.ts";

@@ -1,0 +1,2 @@
+// The simulated provider, as the subpath export `salvo/sim`.
+export {};
