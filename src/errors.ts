@@ -2,6 +2,8 @@
 // never changes once released, a default message, and `cause` where one exists.
 // A message says what went wrong, where (file:line, option, field) and what was expected.
 
+import type { RateLimitSnapshot } from "./core/rate-limit-snapshot.ts";
+
 export type ErrorOptions = { cause?: unknown };
 
 export class SalvoError extends Error {
@@ -81,6 +83,8 @@ export type ProviderErrorDetails = {
   requestId?: string | undefined;
   /** Which provider adapter saw it: `openai`, `anthropic`, `custom`. */
   provider?: string | undefined;
+  /** The rate-limit headers of the failed response, normalised. */
+  rateLimits?: RateLimitSnapshot | undefined;
 };
 
 /** A failed call to a provider. Subclasses fix the `code` and the failure class. */
@@ -93,6 +97,7 @@ export class ProviderError extends SalvoError {
   readonly shouldRetry: boolean | undefined;
   readonly requestId: string | undefined;
   readonly provider: string | undefined;
+  readonly rateLimits: RateLimitSnapshot | undefined;
   constructor(message: string, details: ProviderErrorDetails = {}, options?: ErrorOptions) {
     super(message, options);
     this.name = "ProviderError";
@@ -102,6 +107,7 @@ export class ProviderError extends SalvoError {
     this.shouldRetry = details.shouldRetry;
     this.requestId = details.requestId;
     this.provider = details.provider;
+    this.rateLimits = details.rateLimits;
   }
 }
 

@@ -11,6 +11,7 @@ function memoryIo(): CliIo & { out: string; err: string } {
     out: "",
     err: "",
     env: {},
+    signal: new AbortController().signal,
     isTTY: false,
     exitCode: undefined as number | undefined,
     stdout: {

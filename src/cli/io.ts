@@ -6,6 +6,8 @@ export type CliIo = {
   env: Record<string, string | undefined>;
   /** Whether stdout is an interactive terminal (live progress bars, colours). */
   isTTY: boolean;
+  /** Aborted on SIGINT / SIGTERM: long-running commands stop cleanly when it fires. */
+  signal: AbortSignal;
   /** Set by a command that wants a non-zero exit code without throwing. */
   exitCode: number | undefined;
 };

@@ -45,7 +45,15 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
 
 /** The process entry point (bin/salvo.js). */
 export function main(): void {
+  const interrupt = new AbortController();
+  const onSignal = (name: NodeJS.Signals) => {
+    if (interrupt.signal.aborted) process.exit(130); // a second Ctrl-C: stop now
+    interrupt.abort(new Error(`received ${name}`));
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
   const io: CliIo = {
+    signal: interrupt.signal,
     stdout: process.stdout,
     stderr: process.stderr,
     env: process.env,
@@ -55,6 +63,8 @@ export function main(): void {
   runCli(process.argv.slice(2), io).then(
     (code) => {
       process.exitCode = code;
+      process.off("SIGINT", onSignal);
+      process.off("SIGTERM", onSignal);
     },
     (error: unknown) => {
       const text = error instanceof Error ? (error.stack ?? error.message) : String(error);
