@@ -37,6 +37,6 @@ describe("token estimates", () => {
       system: "Be brief.",
       messages: [{ role: "user", content: "hi" }],
     });
-    expect(anthropic).toBe(3 + 3 + countTokens("Be brief.") + 3 + 1 + countTokens("hi"));
+    expect(anthropic).toBe(3 + 3 + 1 + countTokens("Be brief.") + 3 + 1 + countTokens("hi"));
   });
 });

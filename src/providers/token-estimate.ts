@@ -36,8 +36,9 @@ export type ChatLike = {
 /** Estimated prompt (input) tokens of an OpenAI- or Anthropic-shaped chat request. */
 export function estimatePromptTokens(request: ChatLike): number {
   let tokens = TOKENS_PER_REPLY;
-  if (request.system !== undefined)
-    tokens += TOKENS_PER_MESSAGE + countTokens(textOf(request.system));
+  const system = request.system === undefined ? "" : textOf(request.system);
+  // Anthropic's separate system prompt is framed like a message with a role.
+  if (system !== "") tokens += TOKENS_PER_MESSAGE + 1 + countTokens(system);
   for (const message of request.messages ?? []) {
     tokens += TOKENS_PER_MESSAGE + countTokens(textOf(message.content));
     if (message.role) tokens += 1;

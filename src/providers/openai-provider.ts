@@ -1,0 +1,119 @@
+// OpenAI-compatible endpoints (OpenAI, Azure OpenAI, DeepSeek, vLLM, Ollama, llama.cpp server)
+// through the official `openai` SDK, with the SDK's own retries off: Salvo is the retry authority.
+import OpenAI from "openai";
+import type {
+  CallOptions,
+  CostEstimate,
+  Provider,
+  ProviderRequest,
+  ProviderResult,
+  TokenUsage,
+} from "./provider.ts";
+import { parseRateLimitHeaders } from "./rate-limit-headers.ts";
+import { errorFromSdk, invalidBody } from "./sdk-errors.ts";
+import { type ChatLike, countTokens, estimatePromptTokens } from "./token-estimate.ts";
+
+export type OpenAIProviderOptions = {
+  /** Base URL of the API, e.g. `https://api.openai.com/v1`. @default the SDK's (OPENAI_BASE_URL or OpenAI) */
+  baseURL?: string | undefined;
+  /** The API key. Never logged or written. @default the SDK's (OPENAI_API_KEY) */
+  apiKey?: string | undefined;
+  /** An existing client to use instead; a copy with retries off is made. */
+  client?: OpenAI | undefined;
+  /**
+   * Output tokens to reserve when a request sets no `max_tokens`/`max_completion_tokens`.
+   * @default 4096
+   */
+  defaultMaxTokens?: number | undefined;
+};
+
+/** The SDK's own timeout is effectively off: the scheduler's per-attempt timeout governs. */
+const SDK_TIMEOUT_MS = 24 * 60 * 60 * 1000;
+
+export function usageFromOpenAI(body: unknown): TokenUsage | undefined {
+  const usage = (body as { usage?: Record<string, unknown> } | undefined)?.usage;
+  if (usage === undefined || usage === null) return undefined;
+  const n = (value: unknown) => (typeof value === "number" ? value : 0);
+  // Chat completions and embeddings say prompt/completion; the Responses API says input/output.
+  const inputTokens = n(usage.prompt_tokens ?? usage.input_tokens);
+  const outputTokens = n(usage.completion_tokens ?? usage.output_tokens);
+  const details = (usage.prompt_tokens_details ?? usage.input_tokens_details) as
+    | { cached_tokens?: unknown }
+    | undefined;
+  const cached = details?.cached_tokens;
+  return {
+    inputTokens,
+    outputTokens,
+    cachedInputTokens: typeof cached === "number" ? cached : undefined,
+  };
+}
+
+export class OpenAIProvider implements Provider {
+  readonly name = "openai";
+  #client: OpenAI;
+  #defaultMaxTokens: number;
+
+  constructor(options: OpenAIProviderOptions = {}) {
+    this.#client = options.client
+      ? options.client.withOptions({ maxRetries: 0, timeout: SDK_TIMEOUT_MS })
+      : new OpenAI({
+          apiKey: options.apiKey,
+          baseURL: options.baseURL,
+          maxRetries: 0,
+          timeout: SDK_TIMEOUT_MS,
+        });
+    this.#defaultMaxTokens = options.defaultMaxTokens ?? 4096;
+  }
+
+  async call(request: ProviderRequest, { signal }: CallOptions): Promise<ProviderResult> {
+    let data: unknown;
+    let response: Response;
+    try {
+      ({ data, response } = await this.#client
+        .post<unknown>(request.path, { body: request.body, signal })
+        .withResponse());
+    } catch (error) {
+      throw errorFromSdk(error, this.name, signal);
+    }
+    const requestId = response.headers.get("x-request-id") ?? undefined;
+    if (typeof data !== "object" || data === null)
+      throw invalidBody(this.name, "JSON object", requestId);
+    if (
+      request.path.endsWith("/chat/completions") &&
+      !Array.isArray((data as { choices?: unknown }).choices)
+    ) {
+      throw invalidBody(this.name, "`choices`", requestId);
+    }
+    return {
+      status: response.status,
+      body: data,
+      usage: usageFromOpenAI(data),
+      rateLimits: parseRateLimitHeaders(response.headers),
+      requestId,
+    };
+  }
+
+  /** OpenAI counts `max_tokens` against TPM whatever the answer's length: only the input is reconciled. */
+  charged(request: ProviderRequest, usage: TokenUsage): CostEstimate {
+    return { inputTokens: usage.inputTokens, outputTokens: this.estimate(request).outputTokens };
+  }
+
+  estimate(request: ProviderRequest): CostEstimate {
+    const body = request.body;
+    if (request.path.endsWith("/embeddings")) {
+      const input = body.input;
+      const texts = Array.isArray(input) ? input : [input];
+      let tokens = 0;
+      for (const text of texts)
+        tokens +=
+          typeof text === "string" ? countTokens(text) : Array.isArray(text) ? text.length : 0;
+      return { inputTokens: tokens, outputTokens: 0 };
+    }
+    const n = typeof body.n === "number" && body.n > 0 ? body.n : 1;
+    const maxTokens = body.max_completion_tokens ?? body.max_tokens ?? body.max_output_tokens;
+    return {
+      inputTokens: estimatePromptTokens(body as ChatLike),
+      outputTokens: n * (typeof maxTokens === "number" ? maxTokens : this.#defaultMaxTokens),
+    };
+  }
+}
