@@ -18,6 +18,10 @@ const table: Array<[new (...args: never[]) => errors.SalvoError, string, unknown
   [errors.NetworkError, "SALVO_NETWORK_ERROR", []],
   [errors.InvalidResponseError, "SALVO_INVALID_RESPONSE", []],
   [errors.TimeoutError, "SALVO_TIMEOUT", []],
+  [errors.AbortedError, "SALVO_ABORTED", []],
+  [errors.DeadlineExceededError, "SALVO_DEADLINE_EXCEEDED", []],
+  [errors.RequestTooLargeError, "SALVO_REQUEST_TOO_LARGE", []],
+  [errors.SchedulerClosedError, "SALVO_CLOSED", []],
 ];
 
 describe("errors", () => {
@@ -49,5 +53,11 @@ describe("errors", () => {
     expect(error.message).toBe(
       "scenario.yaml: faults.p500: expected a probability between 0 and 1, got 1.5",
     );
+  });
+
+  it("RequestTooLargeError names the dimension, the limit and the cost", () => {
+    const error = new errors.RequestTooLargeError({ dimension: "tokens", limit: 1000, cost: 4000 });
+    expect(error.message).toBe("the request costs 4000 tokens but the limit is 1000 per minute");
+    expect([error.dimension, error.limit, error.cost]).toEqual(["tokens", 1000, 4000]);
   });
 });

@@ -222,3 +222,70 @@ export class TimeoutError extends ProviderError {
     this.name = "TimeoutError";
   }
 }
+
+// --- Scheduler errors. Raised by `src/core`, never by a provider. ---
+
+/** The caller's AbortSignal fired (or a stream was closed early); the item was settled at once. */
+export class AbortedError extends SalvoError {
+  override readonly code = "SALVO_ABORTED";
+  constructor(message = "the operation was aborted", options?: ErrorOptions) {
+    super(message, options);
+    this.name = "AbortedError";
+  }
+}
+
+/** The item's total deadline (across all attempts and waits) passed; `cause` is the last error. */
+export class DeadlineExceededError extends SalvoError {
+  override readonly code = "SALVO_DEADLINE_EXCEEDED";
+  /** The deadline that passed, in milliseconds from submission. */
+  readonly deadlineMs: number | undefined;
+  constructor(
+    message = "the deadline was exceeded",
+    details: { deadlineMs?: number | undefined } = {},
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+    this.name = "DeadlineExceededError";
+    this.deadlineMs = details.deadlineMs;
+  }
+}
+
+/** Which rate-limit bucket a cost is charged to. */
+export type RateDimension = "requests" | "tokens" | "inputTokens" | "outputTokens";
+
+/**
+ * A request whose estimated cost exceeds a whole per-minute limit: it can never be admitted, so
+ * it is rejected at once instead of stalling the queue behind it.
+ */
+export class RequestTooLargeError extends SalvoError {
+  override readonly code = "SALVO_REQUEST_TOO_LARGE";
+  readonly dimension: RateDimension | undefined;
+  /** The per-minute limit of that dimension. */
+  readonly limit: number | undefined;
+  /** The request's cost in that dimension. */
+  readonly cost: number | undefined;
+  constructor(
+    details: { dimension?: RateDimension; limit?: number; cost?: number } = {},
+    options?: ErrorOptions,
+  ) {
+    super(
+      details.dimension === undefined
+        ? "the request is larger than a rate limit allows"
+        : `the request costs ${details.cost} ${details.dimension} but the limit is ${details.limit} per minute`,
+      options,
+    );
+    this.name = "RequestTooLargeError";
+    this.dimension = details.dimension;
+    this.limit = details.limit;
+    this.cost = details.cost;
+  }
+}
+
+/** The scheduler was closed: queued and waiting items are settled with this; new work is refused. */
+export class SchedulerClosedError extends SalvoError {
+  override readonly code = "SALVO_CLOSED";
+  constructor(message = "the scheduler is closed", options?: ErrorOptions) {
+    super(message, options);
+    this.name = "SchedulerClosedError";
+  }
+}

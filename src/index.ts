@@ -1,2 +1,43 @@
 // Salvo's public API. Internals are not exported.
+
+// Time and randomness, injectable; `FakeClock` for users' own tests.
+export { type Clock, RealClock, realClock, type TimerHandle } from "./core/clock.ts";
+// Concurrency, retries, limits: the interfaces to implement and the standard implementations.
+export type {
+  AttemptResult,
+  AttemptSample,
+  AttemptStart,
+  ConcurrencyController,
+} from "./core/concurrency/concurrency-controller.ts";
+export { StaticConcurrency } from "./core/concurrency/static-concurrency.ts";
+export type { Listener } from "./core/emitter.ts";
+export type * from "./core/events.ts";
+export { FakeClock } from "./core/fake-clock.ts";
+export type { Usage } from "./core/limits/rate-limits.ts";
+export type { Failed, FailureReason, ItemId, Outcome, Succeeded } from "./core/outcome.ts";
+export { type Random, seededRandom } from "./core/random.ts";
+export type { LimitReading, RateLimitSnapshot } from "./core/rate-limit-snapshot.ts";
+export type { Jitter } from "./core/retry/backoff.ts";
+export { type Classification, classifyFailure } from "./core/retry/classify-failure.ts";
+export { DefaultRetryPolicy, type RetryOptions } from "./core/retry/default-retry-policy.ts";
+export type { RetryBudgetOptions } from "./core/retry/retry-budget.ts";
+export type {
+  GiveUpReason,
+  RetryContext,
+  RetryDecision,
+  RetryPolicy,
+} from "./core/retry/retry-policy.ts";
+// The scheduler.
+export { type BucketState, Scheduler } from "./core/scheduler.ts";
+export type {
+  Cost,
+  MapOptions,
+  RunOptions,
+  SchedulerOptions,
+  ScopeOptions,
+  SettleOptions,
+  StreamOptions,
+} from "./core/scheduler-options.ts";
+export { Scope } from "./core/scope.ts";
+export type { ItemTask, Task, TaskContext } from "./core/task-context.ts";
 export * from "./errors.ts";

@@ -1,0 +1,700 @@
+// The scheduler's engine: the one admission authority of a provider key. It owns the queue
+// (lanes), the concurrency slots, the rate-limit buckets, the shared cooldown, the attempt
+// lifecycle (timeouts, retries, deadlines, aborts) and the events. Internal; `Scheduler` and
+// `Scope` are its public faces.
+//
+// Invariants:
+// - An attempt starts only when, at that moment, a slot is free under the current limit, its
+//   lane is under its cap, the key is not cooling down, and every bucket admits its charge; the
+//   slot and the charge are taken together (atomic admission).
+// - A slot is freed only when the attempt's promise has settled, or when the attempt hands it
+//   back by submitting nested work (see `enterNested`). A timed-out or aborted attempt that
+//   ignores its signal keeps its slot.
+// - Admission is strictly in queue order (lane order, then priority, then FIFO): a head that must
+//   wait for the buckets makes everything behind it wait, so a big request is never starved.
+// - Waiting is event driven: a freed slot or a raised limit pumps the queue; a bucket or cooldown
+//   wait sets one wake-up deadline. Nothing polls.
+// - Every item settles exactly once (`#finish`), with exactly one terminal event.
+
+import { AsyncLocalStorage } from "node:async_hooks";
+import {
+  AbortedError,
+  DeadlineExceededError,
+  ProviderError,
+  RequestTooLargeError,
+  SchedulerClosedError,
+  TimeoutError,
+} from "../errors.ts";
+import type { Clock } from "./clock.ts";
+import type { AttemptResult, ConcurrencyController } from "./concurrency/concurrency-controller.ts";
+import { Emitter } from "./emitter.ts";
+import type { SchedulerEvents } from "./events.ts";
+import { Heap } from "./heap.ts";
+import { Attempt, DONE, type Item, NEW, QUEUED, RUNNING, SLEEPING } from "./item.ts";
+import { Lane, laneBefore } from "./lane.ts";
+import { RateLimits, type Usage } from "./limits/rate-limits.ts";
+import type { FailureReason, ItemId } from "./outcome.ts";
+import type { RateLimitSnapshot } from "./rate-limit-snapshot.ts";
+import { classifyFailure } from "./retry/classify-failure.ts";
+import type { RetryPolicy } from "./retry/retry-policy.ts";
+import type { ResolvedSchedulerOptions } from "./scheduler-options.ts";
+import { Deadline, TimerHeap } from "./timer-heap.ts";
+
+/** The attempt whose task is running in the current async context (for nesting). */
+const currentAttempt = new AsyncLocalStorage<Attempt>();
+
+export class Engine {
+  readonly clock: Clock;
+  readonly events: Emitter<SchedulerEvents>;
+  readonly options: ResolvedSchedulerOptions;
+  readonly root: Lane<Item>;
+  readonly #timers: TimerHeap;
+  readonly #controller: ConcurrencyController;
+  readonly #unsubscribe: () => void;
+  readonly #rates: RateLimits;
+  readonly #retry: RetryPolicy;
+  /** Eligible lanes: non-empty and under their cap. */
+  readonly #lanes = new Heap<Lane<Item>>(laneBefore<Item>);
+  readonly #wake: Deadline<Engine>;
+  #limit: number;
+  #laneIds = 0;
+  #seq = 0;
+  #tick = 0;
+  #nextId = 0;
+  #inFlight = 0;
+  #queued = 0;
+  #pending = 0;
+  #cooldownUntil = Number.NEGATIVE_INFINITY;
+  #pumping = false;
+  #closed = false;
+  #idle = true;
+  #idleWaiters: Array<() => void> = [];
+  #releaseKeepAlive: (() => void) | undefined = undefined;
+
+  // Deadline callbacks, bound once (no closure per item).
+  readonly #onTimeout = (item: Item) => this.#timeout(item);
+  readonly #onBackoffEnd = (item: Item) => this.#enqueue(item, this.clock.now());
+  readonly #onDeadline = (item: Item) => this.#deadline(item);
+
+  constructor(options: ResolvedSchedulerOptions) {
+    this.options = options;
+    this.clock = options.clock;
+    this.events = new Emitter<SchedulerEvents>(
+      (error, event) => options.onListenerError(error, String(event)),
+      // Listeners run outside any attempt's context: a listener that submits work must not be
+      // taken for a task nesting work (see `enterNested`).
+      (listener, payload) => currentAttempt.exit(listener, payload),
+    );
+    this.#timers = new TimerHeap(this.clock);
+    this.#wake = new Deadline<Engine>((engine) => engine.#pump(), this as Engine);
+    this.#controller = options.controller;
+    this.#limit = effectiveLimit(this.#controller.limit);
+    this.#unsubscribe = this.#controller.subscribe((limit) => this.#limitChanged(limit));
+    this.#retry = options.retry;
+    this.#rates = new RateLimits({
+      limits: options.limits,
+      burstSeconds: options.burstSeconds,
+      learnLimits: options.learnLimits,
+      now: this.clock.now(),
+    });
+    this.root = this.newLane(undefined, Number.POSITIVE_INFINITY);
+  }
+
+  get inFlight(): number {
+    return this.#inFlight;
+  }
+  get queued(): number {
+    return this.#queued;
+  }
+  /** Items submitted and not yet settled. */
+  get pending(): number {
+    return this.#pending;
+  }
+  get limit(): number {
+    return this.#limit;
+  }
+  get cooldownUntil(): number {
+    return this.#cooldownUntil;
+  }
+  get closed(): boolean {
+    return this.#closed;
+  }
+  get rates(): RateLimits {
+    return this.#rates;
+  }
+
+  nextId(): ItemId {
+    return this.#nextId++;
+  }
+
+  newLane(name: string | undefined, cap: number): Lane<Item> {
+    return new Lane<Item>(this.#laneIds++, name, cap);
+  }
+
+  setLaneCap(lane: Lane<Item>, cap: number): void {
+    lane.cap = cap;
+    this.#refreshLane(lane);
+    this.#pump();
+  }
+
+  /**
+   * Called by every entry point before it submits. If the caller is a task of this scheduler
+   * (nested `run`/`map`/`stream` inside an attempt), that attempt becomes an orchestrator: it
+   * hands its slot and its reservation back, its per-attempt timeout stops (it waits for calls,
+   * it is not one), and its failure will not be retried (its calls already were). This is what
+   * makes nested maps deadlock-free: only calls hold slots, never a task waiting for calls.
+   * Returns the attempt's signal, which the nested work inherits.
+   */
+  enterNested(): AbortSignal | undefined {
+    const attempt = currentAttempt.getStore();
+    if (attempt === undefined || attempt.engine !== this || attempt.ended) return undefined;
+    if (attempt.holdsSlot && !attempt.decided) {
+      const now = this.clock.now();
+      attempt.orchestrator = true;
+      this.#releaseSlot(attempt);
+      this.#rates.refund(attempt.charge, now);
+      const item = attempt.item;
+      if (item.timeoutTimer !== undefined) this.#timers.cancel(item.timeoutTimer);
+      this.#pump();
+    }
+    return attempt.signal;
+  }
+
+  /** Takes a new item: refuses it at once if it can never run, else queues or starts it. */
+  submit(item: Item, listen: boolean): void {
+    const now = this.clock.now();
+    item.submittedAt = now;
+    item.seq = this.#seq++;
+    this.#pending++;
+    if (this.#idle) {
+      this.#idle = false;
+      this.#holdProcess();
+    }
+    if (this.events.has("queued")) this.#emitQueued(item, now);
+    if (this.#closed) {
+      this.#fail(item, new SchedulerClosedError(), "closed", now);
+      return;
+    }
+    const signal = item.signal;
+    if (signal?.aborted) {
+      this.#fail(item, aborted(signal.reason), "aborted", now);
+      return;
+    }
+    const tooLarge = this.#rates.tooLarge(item.charge);
+    if (tooLarge !== undefined) {
+      this.#fail(item, new RequestTooLargeError(tooLarge), "request-too-large", now);
+      return;
+    }
+    if (listen && signal !== undefined) signal.addEventListener("abort", item, { once: true });
+    this.#link(item);
+    if (item.deadlineMs !== Number.POSITIVE_INFINITY) {
+      item.deadlineTimer = new Deadline(this.#onDeadline, item);
+      this.#timers.schedule(item.deadlineTimer, now + item.deadlineMs);
+    }
+    // Fast path: nothing waits anywhere and everything admits it now.
+    const lane = item.lane;
+    if (
+      this.#queued === 0 &&
+      this.#inFlight < this.#limit &&
+      lane.inFlight < lane.cap &&
+      now >= this.#cooldownUntil &&
+      this.#rates.waitMs(item.charge, now) === 0
+    ) {
+      item.enqueuedAt = now;
+      lane.served = ++this.#tick;
+      this.#start(item, now);
+      return;
+    }
+    this.#enqueue(item, now, true);
+  }
+
+  /** The caller's signal fired for `item` (a `run`/`settle`, or every live item of a batch). */
+  abortItem(item: Item, reason: unknown): void {
+    this.#cancel(item, aborted(reason), "aborted");
+  }
+
+  reportUsage(attempt: Attempt, usage: Usage): void {
+    if (attempt.orchestrator) return;
+    if (usage.outputTokens !== undefined) attempt.outputTokens = usage.outputTokens;
+    attempt.charge = this.#rates.reconcile(
+      attempt.charge,
+      usage,
+      this.clock.now(),
+      attempt.holdsSlot,
+    );
+    // A refund may let the head in sooner than the wake-up set for it.
+    if (this.#queued > 0) this.#pump();
+  }
+
+  applySnapshot(snapshot: RateLimitSnapshot, attempt: Attempt | undefined): void {
+    const own = attempt?.holdsSlot ? attempt.charge : undefined;
+    this.#rates.applySnapshot(snapshot, own, this.clock.now());
+  }
+
+  /** Refuses new work, settles waiting work with `SchedulerClosedError`, aborts running attempts. */
+  close(reason?: unknown): Promise<void> {
+    if (!this.#closed) {
+      this.#closed = true;
+      const error = new SchedulerClosedError(undefined, { cause: reason });
+      for (const item of this.#liveItems()) this.#cancel(item, error, "closed");
+      this.#timers.cancel(this.#wake);
+      this.#unsubscribe();
+    }
+    return this.onIdle();
+  }
+
+  /** Resolves when nothing is queued, waiting or in flight. */
+  onIdle(): Promise<void> {
+    if (this.#pending === 0 && this.#inFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#idleWaiters.push(resolve));
+  }
+
+  // Every unsettled item that got past the refusal checks, in an intrusive list (O(1), no
+  // allocation): close() needs them wherever they are (queued, running, sleeping).
+  #liveHead: Item | undefined = undefined;
+  #liveItems(): Item[] {
+    const items: Item[] = [];
+    for (let item = this.#liveHead; item !== undefined; item = item.liveNext) items.push(item);
+    return items;
+  }
+
+  #link(item: Item): void {
+    const head = this.#liveHead;
+    item.liveNext = head;
+    if (head !== undefined) head.livePrev = item;
+    this.#liveHead = item;
+  }
+
+  #unlink(item: Item): void {
+    const { livePrev, liveNext } = item;
+    if (livePrev === undefined) this.#liveHead = liveNext;
+    else livePrev.liveNext = liveNext;
+    if (liveNext !== undefined) liveNext.livePrev = livePrev;
+    item.livePrev = undefined;
+    item.liveNext = undefined;
+  }
+
+  // --- admission ---
+
+  #enqueue(item: Item, now: number, first = false): void {
+    if (!first && this.events.has("queued")) this.#emitQueued(item, now);
+    item.state = QUEUED;
+    item.enqueuedAt = now;
+    const lane = item.lane;
+    lane.queue.push(item);
+    this.#queued++;
+    this.#refreshLane(lane);
+    this.#pump();
+  }
+
+  #dequeue(item: Item): void {
+    const lane = item.lane;
+    lane.queue.remove(item);
+    this.#queued--;
+    this.#refreshLane(lane);
+  }
+
+  /** Keeps a lane in the lane heap exactly while it is eligible, at its right place. */
+  #refreshLane(lane: Lane<Item>): void {
+    const lanes = this.#lanes;
+    if (lane.eligible) {
+      if (lanes.has(lane)) lanes.update(lane);
+      else lanes.push(lane);
+    } else if (lanes.has(lane)) {
+      lanes.remove(lane);
+    }
+  }
+
+  #pump(): void {
+    if (this.#pumping) return;
+    this.#pumping = true;
+    try {
+      while (this.#inFlight < this.#limit) {
+        const lane = this.#lanes.peek();
+        if (lane === undefined) break;
+        const item = lane.queue.peek()!;
+        const now = this.clock.now();
+        if (now < this.#cooldownUntil) {
+          this.#wakeAt(this.#cooldownUntil);
+          break;
+        }
+        const wait = this.#rates.waitMs(item.charge, now);
+        if (wait === Number.POSITIVE_INFINITY) {
+          // A limit was lowered (learned) below this item's cost since it was queued.
+          this.#dequeue(item);
+          const tooLarge = this.#rates.tooLarge(item.charge)!;
+          this.#fail(item, new RequestTooLargeError(tooLarge), "request-too-large", now);
+          continue;
+        }
+        if (wait > 0) {
+          this.#wakeAt(now + wait);
+          break;
+        }
+        // Served before dequeue, so the lane's new place in the round-robin is set once.
+        lane.served = ++this.#tick;
+        this.#dequeue(item);
+        this.#start(item, now);
+      }
+    } finally {
+      this.#pumping = false;
+    }
+  }
+
+  #wakeAt(at: number): void {
+    if (this.#timers.isScheduled(this.#wake) && this.#wake.at <= at) return;
+    this.#timers.schedule(this.#wake, at);
+  }
+
+  // --- attempts ---
+
+  #start(item: Item, now: number): void {
+    item.state = RUNNING;
+    const number = ++item.attempts;
+    const lane = item.lane;
+    this.#inFlight++;
+    if (++lane.inFlight >= lane.cap) this.#refreshLane(lane);
+    this.#rates.take(item.charge, now);
+    const attempt = new Attempt(this, item, number, now);
+    item.current = attempt;
+    this.#retry.onAttempt(number, now);
+    this.#controller.onStart({ inFlight: this.#inFlight, now });
+    if (item.timeoutMs !== Number.POSITIVE_INFINITY) {
+      item.timeoutTimer ??= new Deadline(this.#onTimeout, item);
+      this.#timers.schedule(item.timeoutTimer, now + item.timeoutMs);
+    }
+    if (this.events.has("started")) {
+      this.events.emit("started", {
+        at: now,
+        inFlight: this.#inFlight,
+        queued: this.#queued,
+        limit: this.#limit,
+        id: item.id,
+        index: item.index,
+        scope: lane.name,
+        attempt: number,
+        waitedMs: now - item.enqueuedAt,
+      });
+    }
+    // The whole attempt, its continuations included, runs in its own context; by the time
+    // anything after the task runs there (events, pumping), the attempt has `ended`.
+    void currentAttempt.run(attempt, this.#execute, attempt);
+  }
+
+  readonly #execute = (attempt: Attempt) => this.#run(attempt);
+
+  async #run(attempt: Attempt): Promise<void> {
+    const item = attempt.item;
+    let value: unknown;
+    try {
+      value = await (item.hasInput
+        ? (item.task as (i: unknown, c: Attempt) => unknown)(item.input, attempt)
+        : (item.task as (c: Attempt) => unknown)(attempt));
+    } catch (error) {
+      this.#ended(attempt, true, undefined, error);
+      return;
+    }
+    this.#ended(attempt, false, value, undefined);
+  }
+
+  /** The task's promise settled: decide the attempt if nothing else did, then free the slot. */
+  #ended(attempt: Attempt, failed: boolean, value: unknown, error: unknown): void {
+    attempt.ended = true;
+    const item = attempt.item;
+    const now = this.clock.now();
+    if (item.current === attempt && item.timeoutTimer !== undefined) {
+      this.#timers.cancel(item.timeoutTimer);
+    }
+    if (!attempt.decided) {
+      attempt.decided = true;
+      if (failed) {
+        this.#attemptFailed(attempt, error, now);
+      } else {
+        if (!attempt.orchestrator) this.#sample(attempt, "success", now, undefined);
+        item.ok = true;
+        item.value = value;
+        this.#finish(item, now);
+      }
+    }
+    if (attempt.holdsSlot) this.#releaseSlot(attempt);
+    this.#pump();
+    this.#maybeIdle();
+  }
+
+  #releaseSlot(attempt: Attempt): void {
+    attempt.holdsSlot = false;
+    this.#rates.release(attempt.charge);
+    this.#inFlight--;
+    const lane = attempt.item.lane;
+    const wasCapped = lane.inFlight >= lane.cap;
+    lane.inFlight--;
+    if (wasCapped && lane.queue.size > 0) this.#refreshLane(lane);
+  }
+
+  #timeout(item: Item): void {
+    const attempt = item.current;
+    if (attempt === undefined || attempt.decided || attempt.ended) return;
+    attempt.decided = true;
+    const error = new TimeoutError(
+      `attempt ${attempt.attempt} of item ${String(item.id)} timed out after ${item.timeoutMs} ms`,
+    );
+    attempt.abort(error);
+    this.#attemptFailed(attempt, error, this.clock.now());
+  }
+
+  /** An attempt failed (or timed out): cooldown, controller, then retry or give up. */
+  #attemptFailed(attempt: Attempt, error: unknown, now: number): void {
+    const item = attempt.item;
+    item.lastError = error;
+    const result: AttemptResult = classifyFailure(error).result;
+    let retryAfterMs: number | undefined;
+    if (error instanceof ProviderError && !attempt.orchestrator) {
+      retryAfterMs = error.retryAfterMs;
+      if (error.rateLimits !== undefined) this.applySnapshot(error.rateLimits, attempt);
+      if (result === "rate_limit") {
+        if (error.rateLimits === undefined) this.#rates.drain(now);
+        if (this.events.has("rate-limited")) {
+          this.events.emit("rate-limited", {
+            ...this.#counts(now),
+            id: item.id,
+            index: item.index,
+            scope: item.lane.name,
+            attempt: attempt.attempt,
+            error,
+            retryAfterMs,
+          });
+        }
+        this.#pause(retryAfterMs ?? this.options.cooldownMs, now);
+      } else if (result === "overload" && retryAfterMs !== undefined) {
+        this.#pause(retryAfterMs, now);
+      }
+    }
+    if (!attempt.orchestrator) this.#sample(attempt, result, now, retryAfterMs);
+    const decision = attempt.orchestrator
+      ? ({ retry: false, reason: "not-retryable" } as const)
+      : this.#retry.decide({
+          error,
+          result,
+          attempt: attempt.attempt,
+          previousDelayMs: item.previousDelayMs,
+          now,
+        });
+    let retryAt = Number.POSITIVE_INFINITY;
+    if (decision.retry) retryAt = now + Math.max(0, decision.delayMs);
+    const deadlineAt = item.submittedAt + item.deadlineMs;
+    const pastDeadline = decision.retry && retryAt >= deadlineAt;
+    if (this.events.has("attempt-failed")) {
+      this.events.emit("attempt-failed", {
+        ...this.#counts(now),
+        id: item.id,
+        index: item.index,
+        scope: item.lane.name,
+        attempt: attempt.attempt,
+        error,
+        result,
+        latencyMs: now - attempt.startedAt,
+        willRetry: decision.retry && !pastDeadline,
+      });
+    }
+    if (!decision.retry) {
+      this.#fail(item, error, decision.reason, now);
+      return;
+    }
+    if (pastDeadline) {
+      // The retry could only start after the deadline: give up now instead of sleeping.
+      this.#fail(item, this.#deadlineError(item), "deadline-exceeded", now);
+      return;
+    }
+    const delayMs = retryAt - now;
+    item.previousDelayMs = delayMs;
+    if (this.events.has("retry-scheduled")) {
+      this.events.emit("retry-scheduled", {
+        ...this.#counts(now),
+        id: item.id,
+        index: item.index,
+        scope: item.lane.name,
+        nextAttempt: attempt.attempt + 1,
+        delayMs,
+        error,
+      });
+    }
+    if (delayMs <= 0) {
+      this.#enqueue(item, now);
+      return;
+    }
+    // The retry waits outside the queue, holding nothing, then re-enters admission.
+    item.state = SLEEPING;
+    item.sleepTimer ??= new Deadline(this.#onBackoffEnd, item);
+    this.#timers.schedule(item.sleepTimer, retryAt);
+  }
+
+  #sample(attempt: Attempt, result: AttemptResult, now: number, retryAfterMs: number | undefined) {
+    this.#controller.onOutcome({
+      result,
+      latencyMs: now - attempt.startedAt,
+      outputTokens: attempt.outputTokens,
+      retryAfterMs,
+      inFlight: this.#inFlight,
+      now,
+    });
+  }
+
+  /** Pauses admission for the key. Pauses never stack: the end moves to max(current, new). */
+  #pause(durationMs: number, now: number): void {
+    const until = now + durationMs * (1 + this.options.random() * this.options.cooldownJitter);
+    if (until <= this.#cooldownUntil) return;
+    this.#cooldownUntil = until;
+    if (this.events.has("cooldown")) {
+      this.events.emit("cooldown", { ...this.#counts(now), until, durationMs: until - now });
+    }
+  }
+
+  #deadline(item: Item): void {
+    this.#cancel(item, this.#deadlineError(item), "deadline-exceeded");
+  }
+
+  #deadlineError(item: Item): DeadlineExceededError {
+    return new DeadlineExceededError(
+      `item ${String(item.id)} exceeded its deadline of ${item.deadlineMs} ms`,
+      { deadlineMs: item.deadlineMs },
+      { cause: item.lastError },
+    );
+  }
+
+  /** Stops an unsettled item wherever it is and fails it. A running attempt is aborted. */
+  #cancel(item: Item, error: unknown, reason: FailureReason): void {
+    const now = this.clock.now();
+    switch (item.state) {
+      case QUEUED:
+        this.#dequeue(item);
+        break;
+      case SLEEPING:
+        this.#timers.cancel(item.sleepTimer!);
+        break;
+      case RUNNING: {
+        const attempt = item.current!;
+        if (!attempt.decided) {
+          attempt.decided = true;
+          if (item.timeoutTimer !== undefined) this.#timers.cancel(item.timeoutTimer);
+          attempt.abort(error);
+          if (!attempt.orchestrator) this.#sample(attempt, "cancelled", now, undefined);
+        }
+        break;
+      }
+      case NEW:
+        break;
+      case DONE:
+        return;
+    }
+    this.#fail(item, error, reason, now);
+    this.#pump();
+  }
+
+  // --- settlement ---
+
+  #fail(item: Item, error: unknown, reason: FailureReason, now: number): void {
+    item.ok = false;
+    item.error = error;
+    item.reason = reason;
+    this.#finish(item, now);
+  }
+
+  #finish(item: Item, now: number): void {
+    if (item.state !== NEW) this.#unlink(item);
+    item.state = DONE;
+    item.settledAt = now;
+    this.#pending--;
+    if (item.deadlineTimer !== undefined) this.#timers.cancel(item.deadlineTimer);
+    if (item.signal !== undefined) item.signal.removeEventListener("abort", item);
+    if (item.ok) {
+      if (this.events.has("succeeded")) {
+        this.events.emit("succeeded", {
+          ...this.#counts(now),
+          id: item.id,
+          index: item.index,
+          scope: item.lane.name,
+          attempts: item.attempts,
+          latencyMs: now - item.submittedAt,
+          value: item.value,
+        });
+      }
+    } else if (this.events.has("failed")) {
+      this.events.emit("failed", {
+        ...this.#counts(now),
+        id: item.id,
+        index: item.index,
+        scope: item.lane.name,
+        attempts: item.attempts,
+        latencyMs: now - item.submittedAt,
+        error: item.error,
+        reason: item.reason!,
+      });
+    }
+    const sink = item.sink;
+    if (sink !== undefined) sink.settled(item);
+    else if (item.ok) item.resolve!(item.value);
+    else item.reject!(item.error);
+    this.#maybeIdle();
+  }
+
+  #maybeIdle(): void {
+    if (this.#idle || this.#pending !== 0 || this.#inFlight !== 0) return;
+    this.#idle = true;
+    if (this.#releaseKeepAlive !== undefined) {
+      this.#releaseKeepAlive();
+      this.#releaseKeepAlive = undefined;
+    }
+    if (this.#timers.isScheduled(this.#wake)) this.#timers.cancel(this.#wake);
+    if (this.events.has("idle")) this.events.emit("idle", this.#counts(this.clock.now()));
+    const waiters = this.#idleWaiters;
+    if (waiters.length > 0) {
+      this.#idleWaiters = [];
+      for (const resolve of waiters) resolve();
+    }
+  }
+
+  #holdProcess(): void {
+    if (this.#releaseKeepAlive === undefined && this.clock.keepAlive !== undefined) {
+      this.#releaseKeepAlive = this.clock.keepAlive();
+    }
+  }
+
+  #limitChanged(limit: number): void {
+    const previous = this.#limit;
+    const next = effectiveLimit(limit);
+    if (next === previous) return;
+    this.#limit = next;
+    if (this.events.has("limit-changed")) {
+      this.events.emit("limit-changed", { ...this.#counts(this.clock.now()), previous });
+    }
+    if (next > previous) this.#pump();
+  }
+
+  #emitQueued(item: Item, now: number): void {
+    this.events.emit("queued", {
+      at: now,
+      inFlight: this.#inFlight,
+      queued: this.#queued,
+      limit: this.#limit,
+      id: item.id,
+      index: item.index,
+      scope: item.lane.name,
+      attempt: item.attempts + 1,
+      priority: item.priority,
+    });
+  }
+
+  #counts(now: number): { at: number; inFlight: number; queued: number; limit: number } {
+    return { at: now, inFlight: this.#inFlight, queued: this.#queued, limit: this.#limit };
+  }
+}
+
+function effectiveLimit(limit: number): number {
+  return Math.max(1, Math.floor(limit));
+}
+
+function aborted(reason: unknown): AbortedError {
+  return new AbortedError(
+    reason instanceof Error ? `aborted: ${reason.message}` : "the operation was aborted",
+    { cause: reason },
+  );
+}

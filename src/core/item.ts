@@ -1,0 +1,163 @@
+// The scheduler's internal records: an `Item` is one unit of result (one `run`, one input of a
+// `map`), an `Attempt` is one try at it holding one slot. Not exported from the package.
+
+import type { Engine } from "./engine.ts";
+import type { Lane } from "./lane.ts";
+import type { Charge } from "./limits/limit.ts";
+import type { Usage } from "./limits/rate-limits.ts";
+import type { FailureReason, ItemId } from "./outcome.ts";
+import type { Level, QueueEntry } from "./priority-queue.ts";
+import type { RateLimitSnapshot } from "./rate-limit-snapshot.ts";
+import type { TaskContext } from "./task-context.ts";
+import type { Deadline } from "./timer-heap.ts";
+
+/** Receives an item once, when it settles. */
+export interface ItemSink {
+  settled(item: Item): void;
+}
+
+export const NEW = 0;
+export const QUEUED = 1;
+export const RUNNING = 2;
+export const SLEEPING = 3;
+export const DONE = 4;
+
+export class Item implements QueueEntry {
+  seq = 0;
+  // Queue links (see PriorityQueue) and the engine's list of unsettled items.
+  prev: this | undefined = undefined;
+  next: this | undefined = undefined;
+  level: Level<this> | undefined = undefined;
+  livePrev: Item | undefined = undefined;
+  liveNext: Item | undefined = undefined;
+  /** For `run`: settle the caller's promise directly (no sink object per call). */
+  resolve: ((value: unknown) => void) | undefined = undefined;
+  reject: ((error: unknown) => void) | undefined = undefined;
+  state = NEW;
+  readonly engine: Engine;
+  readonly lane: Lane<Item>;
+  readonly id: ItemId;
+  readonly index: number;
+  readonly priority: number;
+  readonly task: (...args: never[]) => unknown;
+  readonly input: unknown;
+  readonly hasInput: boolean;
+  readonly charge: Charge;
+  readonly timeoutMs: number;
+  readonly deadlineMs: number;
+  readonly signal: AbortSignal | undefined;
+  /** Receives the item when it settles; undefined for `run` (uses resolve/reject). */
+  readonly sink: ItemSink | undefined;
+
+  submittedAt = 0;
+  enqueuedAt = 0;
+  attempts = 0;
+  previousDelayMs = 0;
+  current: Attempt | undefined = undefined;
+  lastError: unknown = undefined;
+  deadlineTimer: Deadline<Item> | undefined = undefined;
+  timeoutTimer: Deadline<Item> | undefined = undefined;
+  sleepTimer: Deadline<Item> | undefined = undefined;
+
+  ok = false;
+  value: unknown = undefined;
+  error: unknown = undefined;
+  reason: FailureReason | undefined = undefined;
+  settledAt = 0;
+
+  constructor(
+    engine: Engine,
+    lane: Lane<Item>,
+    id: ItemId,
+    index: number,
+    priority: number,
+    task: (...args: never[]) => unknown,
+    input: unknown,
+    hasInput: boolean,
+    charge: Charge,
+    timeoutMs: number,
+    deadlineMs: number,
+    signal: AbortSignal | undefined,
+    sink: ItemSink | undefined,
+  ) {
+    this.engine = engine;
+    this.lane = lane;
+    this.id = id;
+    this.index = index;
+    this.priority = priority;
+    this.task = task;
+    this.input = input;
+    this.hasInput = hasInput;
+    this.charge = charge;
+    this.timeoutMs = timeoutMs;
+    this.deadlineMs = deadlineMs;
+    this.signal = signal;
+    this.sink = sink;
+  }
+
+  /** The caller's AbortSignal fired (EventTarget listener object: no closure per item). */
+  handleEvent(): void {
+    this.engine.abortItem(this, this.signal?.reason);
+  }
+}
+
+export class Attempt implements TaskContext {
+  readonly engine: Engine;
+  readonly item: Item;
+  readonly attempt: number;
+  readonly startedAt: number;
+  /** What this attempt reserved; replaced by the reconciled charge when usage is reported. */
+  charge: Charge;
+  /** Whether it still holds a slot (and its reservation). */
+  holdsSlot = true;
+  /** Whether its outcome was decided (by the task settling, a timeout, abort, deadline, close). */
+  decided = false;
+  /** Whether the task's promise has settled. */
+  ended = false;
+  /** It submitted work to its own scheduler and gave its slot back (see `Engine.enterNested`). */
+  orchestrator = false;
+  outputTokens: number | undefined = undefined;
+  #controller: AbortController | undefined = undefined;
+  #abortReason: unknown = undefined;
+  #aborted = false;
+
+  constructor(engine: Engine, item: Item, attempt: number, startedAt: number) {
+    this.engine = engine;
+    this.item = item;
+    this.attempt = attempt;
+    this.startedAt = startedAt;
+    this.charge = item.charge;
+  }
+
+  get id(): ItemId {
+    return this.item.id;
+  }
+
+  get index(): number {
+    return this.item.index;
+  }
+
+  // Created on first use: most of an instant task's cost would otherwise be this controller.
+  get signal(): AbortSignal {
+    if (this.#controller === undefined) {
+      this.#controller = new AbortController();
+      if (this.#aborted) this.#controller.abort(this.#abortReason);
+    }
+    return this.#controller.signal;
+  }
+
+  abort(reason: unknown): void {
+    if (this.#aborted) return;
+    this.#aborted = true;
+    this.#abortReason = reason;
+    this.#controller?.abort(reason);
+  }
+
+  reportUsage(usage: Usage): void {
+    this.engine.reportUsage(this, usage);
+  }
+
+  reportRateLimits(snapshot: RateLimitSnapshot): void {
+    this.engine.applySnapshot(snapshot, this);
+  }
+}
