@@ -1,0 +1,77 @@
+import { describe, expect, it } from "vitest";
+import { ConfigError } from "../errors.ts";
+import { RUN_DEFAULTS, resolveRunSettings } from "./run-settings.ts";
+
+function error(fn: () => unknown): ConfigError {
+  try {
+    fn();
+  } catch (e) {
+    if (e instanceof ConfigError) return e;
+    throw e;
+  }
+  throw new Error("expected a ConfigError");
+}
+
+describe("resolveRunSettings", () => {
+  it("applies the defaults", () => {
+    const settings = resolveRunSettings({ flags: {}, env: {} });
+    expect(settings).toMatchObject(RUN_DEFAULTS);
+    expect(settings.rpm).toBeUndefined();
+  });
+
+  it("flags beat the environment, which beats the config file", () => {
+    const settings = resolveRunSettings({
+      flags: { rpm: "100", timeout: "30s" },
+      env: { SALVO_RPM: "200", SALVO_TPM: "5000", SALVO_CONCURRENCY: "auto" },
+      file: {
+        path: "salvo.yaml",
+        values: { rpm: 300, tpm: 9000, maxAttempts: 3, deadline: "10m" },
+      },
+    });
+    expect(settings).toMatchObject({
+      rpm: 100,
+      tpm: 5000,
+      concurrency: "auto",
+      maxAttempts: 3,
+      timeoutMs: 30_000,
+      deadlineMs: 600_000,
+    });
+  });
+
+  it.each([
+    [{ flags: { rpm: "-5" }, env: {} }, 'command line: --rpm: expected a number > 0, got "-5"'],
+    [
+      { flags: { concurrency: "lots" }, env: {} },
+      'command line: --concurrency: expected a whole number >= 1, or auto, got "lots"',
+    ],
+    [
+      { flags: { timeout: "soon" }, env: {} },
+      'command line: --timeout: expected a duration such as 30s, 500ms, 2m (a bare number is seconds), got "soon"',
+    ],
+    [
+      { flags: {}, env: { SALVO_PROGRESS: "fancy" } },
+      'environment: SALVO_PROGRESS: expected one of auto, bar, plain, json, none, got "fancy"',
+    ],
+    [
+      { flags: { baseUrl: "not a url" }, env: {} },
+      'command line: --base-url: expected a URL such as https://api.openai.com/v1, got "not a url"',
+    ],
+    [
+      { flags: { apiKeyEnv: "sk-live-123" }, env: {} },
+      'command line: --api-key-env: expected an environment variable name such as OPENAI_API_KEY, got "sk-live-123"',
+    ],
+    [
+      { flags: {}, env: {}, file: { path: "salvo.yaml", values: { rmp: 10 } } },
+      "salvo.yaml: rmp: expected a known setting",
+    ],
+    [
+      { flags: {}, env: {}, file: { path: "salvo.yaml", values: { maxAttempts: 2.5 } } },
+      "salvo.yaml: maxAttempts: expected a whole number >= 1, got 2.5",
+    ],
+  ])(
+    "names the source, the field, what was expected and what was given: %#",
+    (sources, message) => {
+      expect(error(() => resolveRunSettings(sources)).message).toContain(message);
+    },
+  );
+});

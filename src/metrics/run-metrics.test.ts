@@ -1,0 +1,84 @@
+import { describe, expect, it } from "vitest";
+import { Emitter } from "../core/emitter.ts";
+import type { SchedulerEvents } from "../core/events.ts";
+import { RunMetrics } from "./run-metrics.ts";
+
+const counts = (at: number) => ({ at, inFlight: 1, queued: 0, limit: 4 });
+const ref = (id: number) => ({ id, index: id, scope: undefined });
+
+describe("RunMetrics", () => {
+  it("derives counts, latency, tokens, pauses and the bound from events alone", () => {
+    const events = new Emitter<SchedulerEvents>((error) => {
+      throw error;
+    });
+    const metrics = new RunMetrics({
+      startedAt: 0,
+      total: 3,
+      usageOf: (v) => v as { inputTokens: number; outputTokens: number },
+      statusOf: (v) => (v as { status?: number }).status,
+      limits: { concurrency: 1 },
+    });
+    metrics.attach(events);
+    const value = { inputTokens: 10, outputTokens: 5, status: 200 };
+    events.emit("started", { ...counts(0), ...ref(1), attempt: 1, waitedMs: 0 });
+    events.emit("succeeded", { ...counts(100), ...ref(1), attempts: 1, latencyMs: 100, value });
+    events.emit("started", { ...counts(100), ...ref(2), attempt: 1, waitedMs: 100 });
+    const error = Object.assign(new Error("429"), { code: "SALVO_RATE_LIMITED", status: 429 });
+    events.emit("attempt-failed", {
+      ...counts(150),
+      ...ref(2),
+      attempt: 1,
+      error,
+      result: "rate_limit",
+      latencyMs: 50,
+      willRetry: true,
+    });
+    events.emit("rate-limited", {
+      ...counts(150),
+      ...ref(2),
+      attempt: 1,
+      error,
+      retryAfterMs: 1000,
+    });
+    events.emit("cooldown", { ...counts(150), until: 1150, durationMs: 1000 });
+    events.emit("cooldown", { ...counts(160), until: 1100, durationMs: 940 }); // inside the first: not added
+    events.emit("retry-scheduled", {
+      ...counts(150),
+      ...ref(2),
+      nextAttempt: 2,
+      delayMs: 1000,
+      error,
+    });
+    events.emit("started", { ...counts(1150), ...ref(2), attempt: 2, waitedMs: 1050 });
+    events.emit("succeeded", { ...counts(1350), ...ref(2), attempts: 2, latencyMs: 1250, value });
+    events.emit("failed", {
+      ...counts(1400),
+      ...ref(3),
+      attempts: 1,
+      latencyMs: 5,
+      error: Object.assign(new Error("x"), { code: "SALVO_CLIENT_ERROR", status: 400 }),
+      reason: "not-retryable",
+    });
+
+    const summary = metrics.summary(1400);
+    expect(summary).toMatchObject({
+      succeeded: 2,
+      failed: 1,
+      attempts: 3,
+      retries: 1,
+      rateLimited: 1,
+      pausedMs: 1000,
+      tokens: { input: 20, output: 10 },
+      failedByCode: { SALVO_CLIENT_ERROR: 1 },
+      byStatus: { "200": 2, "400": 1 },
+      makespanMs: 1400,
+    });
+    expect(summary.latencyMs.count).toBe(2);
+    expect(summary.latencyMs.max).toBeCloseTo(200, 0);
+    // Two calls of 100 and 200 ms at concurrency 1: M* = 300 ms.
+    expect(summary.bound?.boundMs).toBeCloseTo(300);
+    expect(summary.ratioToBound).toBeCloseTo(1400 / 300);
+    const snapshot = metrics.snapshot(1400);
+    expect(snapshot).toMatchObject({ succeeded: 2, failed: 1, total: 3, limit: 4, paused: false });
+  });
+});

@@ -1,0 +1,306 @@
+// A run's counters and latency histograms, built only from the scheduler's events (it never
+// calls into the scheduler). Progress renderers read `snapshot()`; the end-of-run summary and
+// `--report` read `summary()`.
+import { createHistogram, type RecordableHistogram } from "node:perf_hooks";
+import type { Counts, SchedulerEvents } from "../core/events.ts";
+import type { ItemId } from "../core/outcome.ts";
+import { type Bound, physicalBound } from "./physical-bound.ts";
+import { RateWindow } from "./rate-window.ts";
+
+/** Something with the scheduler's `on(event, listener)`. */
+export type EventSource = {
+  on<K extends keyof SchedulerEvents>(
+    event: K,
+    listener: (payload: SchedulerEvents[K]) => void,
+  ): () => void;
+};
+
+export type RunMetricsOptions = {
+  /** The clock time the run started, ms (the scheduler's clock). */
+  startedAt: number;
+  /** Items expected in all, for progress and ETA; may be raised later with `setTotal`. */
+  total?: number | undefined;
+  /** Tokens of a succeeded item's value. */
+  usageOf?:
+    | ((value: unknown) => { inputTokens: number; outputTokens: number } | undefined)
+    | undefined;
+  /** The HTTP status of an outcome's value or error, for counts by status. */
+  statusOf?: ((valueOrError: unknown) => number | undefined) | undefined;
+  /** The limits set, for the physical bound M*. */
+  limits?: {
+    concurrency?: number | undefined;
+    requestsPerMinute?: number | undefined;
+    tokensPerMinute?: number | undefined;
+    burstSeconds?: number | undefined;
+  };
+  /** Tokens charged per call against TPM, if known (OpenAI: prompt + max_tokens). */
+  chargedTokensOf?: ((value: unknown) => number | undefined) | undefined;
+};
+
+/** What a progress display shows at one moment. */
+export type RunSnapshot = {
+  elapsedMs: number;
+  total: number | undefined;
+  succeeded: number;
+  failed: number;
+  /** Items that ended before this run (resumed) — counted as done. */
+  skipped: number;
+  inFlight: number;
+  queued: number;
+  limit: number;
+  retries: number;
+  rateLimited: number;
+  requestsPerMinute: number;
+  tokensPerMinute: number;
+  /** Whether admission is paused by a cooldown now. */
+  paused: boolean;
+  /** Estimated time to finish, ms, from the recent completion rate; undefined if unknown. */
+  etaMs: number | undefined;
+};
+
+export type LatencySummary = {
+  count: number;
+  p50: number;
+  p95: number;
+  p99: number;
+  max: number;
+  mean: number;
+};
+
+export type RunSummary = {
+  total: number | undefined;
+  succeeded: number;
+  failed: number;
+  skipped: number;
+  /** Failed items by error code. */
+  failedByCode: Record<string, number>;
+  /** Final outcomes by HTTP status (`none` when there was no answer). */
+  byStatus: Record<string, number>;
+  attempts: number;
+  retries: number;
+  rateLimited: number;
+  /** Time admission was paused by cooldowns (union of the pauses), ms. */
+  pausedMs: number;
+  tokens: { input: number; output: number };
+  /** Latency of the successful attempts (the call itself), ms. */
+  latencyMs: LatencySummary;
+  /** From submission to outcome (queueing and retries included), ms. */
+  itemLatencyMs: LatencySummary;
+  makespanMs: number;
+  /** Succeeded items per second over the makespan. */
+  throughputPerSecond: number;
+  /** The physical lower bound for this work under the limits set, and the run's ratio to it. */
+  bound: Bound | undefined;
+  ratioToBound: number | undefined;
+};
+
+function histogram(): RecordableHistogram {
+  // Microseconds from 1 µs to 1 hour, 3 significant digits.
+  return createHistogram({ lowest: 1, highest: 3_600_000_000, figures: 3 });
+}
+
+function summarise(h: RecordableHistogram): LatencySummary {
+  if (h.count === 0) return { count: 0, p50: 0, p95: 0, p99: 0, max: 0, mean: 0 };
+  const ms = (us: number) => Math.round(us) / 1000;
+  return {
+    count: h.count,
+    p50: ms(h.percentile(50)),
+    p95: ms(h.percentile(95)),
+    p99: ms(h.percentile(99)),
+    max: ms(h.max),
+    mean: ms(h.mean),
+  };
+}
+
+function errorCode(error: unknown): string {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  return typeof code === "string" ? code : "UNKNOWN";
+}
+
+export class RunMetrics {
+  readonly #options: RunMetricsOptions;
+  #total: number | undefined;
+  #succeeded = 0;
+  #failed = 0;
+  #skipped = 0;
+  #attempts = 0;
+  #retries = 0;
+  #rateLimited = 0;
+  #inputTokens = 0;
+  #outputTokens = 0;
+  #chargedTokens = 0;
+  #latencySumMs = 0;
+  #latencyMinMs = Number.POSITIVE_INFINITY;
+  #latencyMaxMs = 0;
+  #pausedMs = 0;
+  #pauseEnd = Number.NEGATIVE_INFINITY;
+  #last: Counts = { at: 0, inFlight: 0, queued: 0, limit: 0 };
+  readonly #startedAt: number;
+  readonly #failedByCode: Record<string, number> = {};
+  readonly #byStatus: Record<string, number> = {};
+  readonly #started = new Map<ItemId, number>();
+  readonly #latency = histogram();
+  readonly #itemLatency = histogram();
+  readonly #requests = new RateWindow();
+  readonly #tokens = new RateWindow();
+  readonly #completions = new RateWindow(30);
+
+  constructor(options: RunMetricsOptions) {
+    this.#options = options;
+    this.#total = options.total;
+    this.#startedAt = options.startedAt;
+  }
+
+  /** Subscribes to a scheduler's events; returns a function that unsubscribes. */
+  attach(source: EventSource): () => void {
+    const offs = [
+      source.on("started", (e) => {
+        this.#attempts++;
+        this.#started.set(e.id, e.at);
+        this.#requests.record(e.at);
+        this.#counts(e);
+      }),
+      source.on("attempt-failed", (e) => {
+        this.#started.delete(e.id);
+        this.#counts(e);
+      }),
+      source.on("retry-scheduled", (e) => {
+        this.#retries++;
+        this.#counts(e);
+      }),
+      source.on("rate-limited", (e) => {
+        this.#rateLimited++;
+        this.#counts(e);
+      }),
+      source.on("cooldown", (e) => {
+        const start = Math.max(e.at, this.#pauseEnd);
+        if (e.until > start) this.#pausedMs += e.until - start;
+        this.#pauseEnd = Math.max(this.#pauseEnd, e.until);
+        this.#counts(e);
+      }),
+      source.on("succeeded", (e) => this.#succeededEvent(e)),
+      source.on("failed", (e) => {
+        this.#failed++;
+        this.#started.delete(e.id);
+        const code = errorCode(e.error);
+        this.#failedByCode[code] = (this.#failedByCode[code] ?? 0) + 1;
+        this.#status(this.#options.statusOf?.(e.error));
+        this.#itemLatency.record(Math.max(1, Math.round(e.latencyMs * 1000)));
+        this.#completions.record(e.at);
+        this.#counts(e);
+      }),
+      source.on("limit-changed", (e) => this.#counts(e)),
+      source.on("queued", (e) => this.#counts(e)),
+    ];
+    return () => {
+      for (const off of offs) off();
+    };
+  }
+
+  /** Items that ended in an earlier run (resumed), counted as done without events. */
+  addSkipped(count: number): void {
+    this.#skipped += count;
+  }
+
+  setTotal(total: number): void {
+    this.#total = total;
+  }
+
+  #succeededEvent(e: SchedulerEvents["succeeded"]): void {
+    this.#succeeded++;
+    const startedAt = this.#started.get(e.id);
+    this.#started.delete(e.id);
+    if (startedAt !== undefined) {
+      const ms = e.at - startedAt;
+      this.#latency.record(Math.max(1, Math.round(ms * 1000)));
+      this.#latencySumMs += ms;
+      if (ms < this.#latencyMinMs) this.#latencyMinMs = ms;
+      if (ms > this.#latencyMaxMs) this.#latencyMaxMs = ms;
+    }
+    this.#itemLatency.record(Math.max(1, Math.round(e.latencyMs * 1000)));
+    const usage = this.#options.usageOf?.(e.value);
+    if (usage) {
+      this.#inputTokens += usage.inputTokens;
+      this.#outputTokens += usage.outputTokens;
+      this.#tokens.record(e.at, usage.inputTokens + usage.outputTokens);
+    }
+    this.#chargedTokens += this.#options.chargedTokensOf?.(e.value) ?? 0;
+    this.#status(this.#options.statusOf?.(e.value));
+    this.#completions.record(e.at);
+    this.#counts(e);
+  }
+
+  #status(status: number | undefined): void {
+    const key = status === undefined ? "none" : String(status);
+    this.#byStatus[key] = (this.#byStatus[key] ?? 0) + 1;
+  }
+
+  #counts(counts: Counts): void {
+    this.#last = counts;
+  }
+
+  snapshot(nowMs: number): RunSnapshot {
+    const elapsedMs = Math.max(0, nowMs - this.#startedAt);
+    const done = this.#succeeded + this.#failed + this.#skipped;
+    let etaMs: number | undefined;
+    const perMinute = this.#completions.perMinute(nowMs, elapsedMs);
+    if (this.#total !== undefined && perMinute > 0) {
+      etaMs = (Math.max(0, this.#total - done) / perMinute) * 60_000;
+    }
+    return {
+      elapsedMs,
+      total: this.#total,
+      succeeded: this.#succeeded,
+      failed: this.#failed,
+      skipped: this.#skipped,
+      inFlight: this.#last.inFlight,
+      queued: this.#last.queued,
+      limit: this.#last.limit,
+      retries: this.#retries,
+      rateLimited: this.#rateLimited,
+      requestsPerMinute: this.#requests.perMinute(nowMs, elapsedMs),
+      tokensPerMinute: this.#tokens.perMinute(nowMs, elapsedMs),
+      paused: nowMs < this.#pauseEnd,
+      etaMs,
+    };
+  }
+
+  /** The run's summary; `endedAt` is the clock time it ended, ms. */
+  summary(endedAt: number): RunSummary {
+    const makespanMs = Math.max(0, endedAt - this.#startedAt);
+    const limits = this.#options.limits ?? {};
+    const bound =
+      this.#succeeded > 0
+        ? physicalBound({
+            calls: this.#succeeded,
+            latencySumMs: this.#latencySumMs,
+            latencyMinMs: this.#latencyMinMs,
+            latencyMaxMs: this.#latencyMaxMs,
+            concurrency: limits.concurrency,
+            requestsPerMinute: limits.requestsPerMinute,
+            tokensPerMinute: limits.tokensPerMinute,
+            tokensCharged: this.#chargedTokens || this.#inputTokens + this.#outputTokens,
+            burstSeconds: limits.burstSeconds,
+          })
+        : undefined;
+    return {
+      total: this.#total,
+      succeeded: this.#succeeded,
+      failed: this.#failed,
+      skipped: this.#skipped,
+      failedByCode: { ...this.#failedByCode },
+      byStatus: { ...this.#byStatus },
+      attempts: this.#attempts,
+      retries: this.#retries,
+      rateLimited: this.#rateLimited,
+      pausedMs: this.#pausedMs,
+      tokens: { input: this.#inputTokens, output: this.#outputTokens },
+      latencyMs: summarise(this.#latency),
+      itemLatencyMs: summarise(this.#itemLatency),
+      makespanMs,
+      throughputPerSecond: makespanMs > 0 ? (this.#succeeded * 1000) / makespanMs : 0,
+      bound,
+      ratioToBound: bound && bound.boundMs > 0 ? makespanMs / bound.boundMs : undefined,
+    };
+  }
+}
