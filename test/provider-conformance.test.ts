@@ -110,7 +110,7 @@ const adapters: Adapter[] = [
     name: "anthropic",
     make: (sim) => new AnthropicProvider({ baseURL: sim.origin, apiKey: FAKE_KEY }),
     request: (text, maxTokens = 32) => ({
-      path: "/v1/messages",
+      path: "/messages",
       body: {
         model: "claude-sonnet-4-5",
         max_tokens: maxTokens,

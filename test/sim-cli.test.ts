@@ -1,5 +1,5 @@
 // `salvo sim` and `salvo demo` through the CLI entry point, with an in-memory io.
-import { mkdtemp, readdir, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -137,13 +137,29 @@ describe("salvo sim", () => {
 });
 
 describe("salvo demo", () => {
-  it("asks the in-process simulator through the OpenAI SDK and prints answers and stats", async () => {
+  it("runs a sample claims batch against the in-process simulator and prints the summary", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "salvo-demo-"));
+    try {
+      const io = memoryIo();
+      expect(await runCli(["demo", "--items", "30", "--dir", dir, "--progress", "none"], io)).toBe(
+        0,
+      );
+      expect(io.out).toContain(
+        "30 claim line items against a simulated provider at http://127.0.0.1:",
+      );
+      expect(io.out).toContain("30 succeeded, 0 failed");
+      expect(io.out).toMatch(/one at a time these calls would have taken about/);
+      const lines = (await readFile(join(dir, "results.jsonl"), "utf8")).trim().split("\n");
+      expect(lines).toHaveLength(30);
+      expect(JSON.parse(lines[0] ?? "{}").custom_id).toBe("claim-1000-line-1");
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("rejects a bad --items with exit 2", async () => {
     const io = memoryIo();
-    expect(await runCli(["demo"], io)).toBe(0);
-    expect(io.out).toContain("simulated provider at http://127.0.0.1:");
-    expect(io.out).toContain("> Summarise claim 1041 in one sentence.");
-    expect(io.out).toMatch(/marker matches/);
-    expect(io.out).not.toMatch(/DOES NOT MATCH/);
-    expect(io.out).toMatch(/simulator: \d+ requests/);
+    expect(await runCli(["demo", "--items", "0"], io)).toBe(2);
+    expect(io.err).toContain("--items: expected a whole number from 1 to 100000");
   });
 });

@@ -4,8 +4,10 @@ export type CliIo = {
   stdout: { write(text: string): unknown };
   stderr: { write(text: string): unknown };
   env: Record<string, string | undefined>;
-  /** Whether stdout is an interactive terminal (live progress bars, colours). */
+  /** Whether stderr, where progress goes, is an interactive terminal (live progress bars). */
   isTTY: boolean;
+  /** The terminal's width in columns, when stderr is a terminal. */
+  columns?: number | undefined;
   /** Aborted on SIGINT / SIGTERM: long-running commands stop cleanly when it fires. */
   signal: AbortSignal;
   /** Set by a command that wants a non-zero exit code without throwing. */

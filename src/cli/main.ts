@@ -4,9 +4,18 @@
 import { Command, CommanderError } from "commander";
 import { SalvoError } from "../errors.ts";
 import { demoCommand } from "./commands/demo.ts";
+import { runCommand } from "./commands/run.ts";
 import { simCommand } from "./commands/sim.ts";
 import { type CliIo, EXIT_USAGE } from "./io.ts";
 import { packageVersion } from "./version.ts";
+
+/** Errors that mean "fix the command or the input": nothing was run. */
+const USAGE_CODES = new Set([
+  "SALVO_CONFIG_INVALID",
+  "SALVO_INPUT_INVALID",
+  "SALVO_INPUT_REJECTED",
+  "SALVO_RESUME_REFUSED",
+]);
 
 export function buildProgram(io: CliIo): Command {
   const program = new Command("salvo")
@@ -20,7 +29,7 @@ export function buildProgram(io: CliIo): Command {
       writeErr: (text) => io.stderr.write(text),
     })
     .exitOverride();
-  for (const make of [demoCommand, simCommand]) program.addCommand(make(io));
+  for (const make of [runCommand, demoCommand, simCommand]) program.addCommand(make(io));
   return program;
 }
 
@@ -37,7 +46,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     }
     if (error instanceof SalvoError) {
       io.stderr.write(`salvo: ${error.message} [${error.code}]\n`);
-      return error.code === "SALVO_CONFIG_INVALID" ? EXIT_USAGE : 1;
+      return USAGE_CODES.has(error.code) ? EXIT_USAGE : 1;
     }
     throw error;
   }
@@ -57,7 +66,8 @@ export function main(): void {
     stdout: process.stdout,
     stderr: process.stderr,
     env: process.env,
-    isTTY: Boolean(process.stdout.isTTY),
+    isTTY: Boolean(process.stderr.isTTY),
+    columns: process.stderr.columns,
     exitCode: undefined,
   };
   runCli(process.argv.slice(2), io).then(

@@ -35,6 +35,11 @@ export function usageFromAnthropic(body: unknown): TokenUsage | undefined {
   };
 }
 
+/** The Anthropic SDK's base URL is the origin: paths carry the version (`/v1/messages`). */
+function apiPath(path: string): string {
+  return path.startsWith("/v1/") ? path : `/v1${path}`;
+}
+
 export class AnthropicProvider implements Provider {
   readonly name = "anthropic";
   #client: Anthropic;
@@ -55,7 +60,7 @@ export class AnthropicProvider implements Provider {
     let response: Response;
     try {
       ({ data, response } = await this.#client
-        .post<unknown>(request.path, { body: request.body, signal })
+        .post<unknown>(apiPath(request.path), { body: request.body, signal })
         .withResponse());
     } catch (error) {
       throw errorFromSdk(error, this.name, signal);

@@ -48,6 +48,11 @@ export function usageFromOpenAI(body: unknown): TokenUsage | undefined {
   };
 }
 
+/** The OpenAI SDK's base URL ends in the version (`.../v1`): paths do not repeat it. */
+function apiPath(path: string): string {
+  return path.startsWith("/v1/") ? path.slice(3) : path;
+}
+
 export class OpenAIProvider implements Provider {
   readonly name = "openai";
   #client: OpenAI;
@@ -70,7 +75,7 @@ export class OpenAIProvider implements Provider {
     let response: Response;
     try {
       ({ data, response } = await this.#client
-        .post<unknown>(request.path, { body: request.body, signal })
+        .post<unknown>(apiPath(request.path), { body: request.body, signal })
         .withResponse());
     } catch (error) {
       throw errorFromSdk(error, this.name, signal);

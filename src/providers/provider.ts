@@ -26,7 +26,10 @@ export type ProviderResult = {
 
 /** A request in the provider's own wire shape, and the endpoint it goes to. */
 export type ProviderRequest = {
-  /** The endpoint path below the base URL, e.g. `/chat/completions`, `/embeddings`, `/messages`. */
+  /**
+   * The endpoint, without the API version: `/chat/completions`, `/embeddings`, `/messages`. A
+   * leading `/v1` is accepted too; each adapter puts the version where its base URL needs it.
+   */
   path: string;
   /** The JSON body, e.g. `{model, messages, max_tokens}`. */
   body: Record<string, unknown>;

@@ -1,89 +1,115 @@
-// `salvo demo` (`npm start`): an interim offline demo until the batch runner exists. Starts the
-// simulator in-process with scenarios/demo.yaml, asks it a few questions through the official
-// OpenAI SDK (a fake key, loopback only), and prints the answers and the simulator's stats.
-
+// `salvo demo` (`npm start`): the whole of `salvo run`, offline. Starts the simulator in-process
+// (scenarios/claims-demo.yaml: rate limits, limited server slots, a few faults), writes a sample
+// batch of insurance claim line items (seed 000's workload), runs it with the live progress bar,
+// and prints the summary beside what one call at a time would have taken. No API key, no network.
+import { mkdir, writeFile } from "node:fs/promises";
+import { join, resolve } from "node:path";
 import type { Command } from "commander";
-import OpenAI from "openai";
-import { expectedMarker, loadScenario, startSimulator } from "../../sim/index.ts";
+import { loadScenario, startSimulator } from "../../sim/index.ts";
 import { cliCommand } from "../cli-command.ts";
 import type { CliIo } from "../io.ts";
-import { SCENARIO_DIR, statsSummary } from "./sim.ts";
+import { RUN_DEFAULTS, type RunSettings } from "../run-settings.ts";
+import { runJob } from "./run.ts";
+import { SCENARIO_DIR } from "./sim.ts";
 
-const QUESTIONS = [
-  "Summarise claim 1041 in one sentence.",
-  "List the speakers in transcript 7.",
-  "Rate the code quality of module billing/invoice.ts.",
-  "Extract the totals from page 3 of the PDF.",
+const PARTS = [
+  "front brake pads",
+  "rear bumper cover",
+  "windscreen",
+  "left headlamp unit",
+  "radiator",
+  "alternator",
+  "wing mirror glass",
+  "timing belt kit",
+  "exhaust back box",
+  "bonnet hinge",
 ];
+const LABOUR = ["remove and refit", "replace", "paint and blend", "diagnose", "align"];
+
+/** A claim's line item as an OpenAI Batch line: one coverage question per item. */
+function lineItem(i: number): string {
+  const claim = 1000 + Math.floor(i / 12);
+  const part = PARTS[(i * 7) % PARTS.length];
+  const labour = LABOUR[(i * 3) % LABOUR.length];
+  const content = `Claim ${claim}, line ${(i % 12) + 1}: ${labour} ${part}, ${1 + (i % 3)} unit(s), ${40 + ((i * 37) % 400)} EUR. Is this covered by a standard comprehensive motor policy? Answer COVERED, NOT_COVERED or REVIEW_NEEDED with one sentence of reason.`;
+  return JSON.stringify({
+    custom_id: `claim-${claim}-line-${(i % 12) + 1}`,
+    method: "POST",
+    url: "/v1/chat/completions",
+    body: {
+      model: "gpt-4o-mini",
+      max_tokens: 60,
+      messages: [
+        { role: "system", content: "You assess motor insurance claim line items for coverage." },
+        { role: "user", content },
+      ],
+    },
+  });
+}
 
 export function demoCommand(io: CliIo): Command {
   return cliCommand("demo", io)
     .description(
-      "run an offline demo against the built-in simulated provider (no network, no API key)",
+      "run a sample batch of insurance claim line items against the built-in simulated provider, with live progress and a summary (no network, no API key)",
     )
-    .action(async () => {
-      const sim = await startSimulator(await loadScenario(`${SCENARIO_DIR}demo.yaml`));
+    .option("--items <n>", "how many line items (default: 300)", "300")
+    .option(
+      "--dir <dir>",
+      "where the input, results and report go (default: ./salvo-demo)",
+      "salvo-demo",
+    )
+    .option("--progress <mode>", "auto, bar, plain, json or none (default: auto)", "auto")
+    .action(async (options: { items: string; dir: string; progress: string }) => {
+      const items = Number(options.items);
+      if (!Number.isInteger(items) || items < 1 || items > 100_000) {
+        const { ConfigError } = await import("../../errors.ts");
+        throw new ConfigError({
+          field: "--items",
+          expected: "a whole number from 1 to 100000",
+          got: options.items,
+          where: "command line",
+        });
+      }
+      const dir = resolve(options.dir);
+      await mkdir(dir, { recursive: true });
+      const input = join(dir, "claims.jsonl");
+      const output = join(dir, "results.jsonl");
+      await writeFile(
+        input,
+        `${Array.from({ length: items }, (_, i) => lineItem(i)).join("\n")}\n`,
+      );
+      const scenario = await loadScenario(`${SCENARIO_DIR}claims-demo.yaml`);
+      const sim = await startSimulator(scenario);
+      io.stdout.write(
+        `Salvo demo: ${items} claim line items against a simulated provider at ${sim.baseUrl}\n` +
+          "  (scenarios/claims-demo.yaml: 1,200 requests/min, 8 in service at once, ~0.3 s per answer, 3% transient faults)\n" +
+          `  input ${input}\n\n`,
+      );
+      const settings: RunSettings = {
+        ...RUN_DEFAULTS,
+        provider: "openai",
+        baseUrl: undefined,
+        apiKeyEnv: undefined,
+        model: undefined,
+        concurrency: 8,
+        rpm: 1200,
+        tpm: 200_000,
+        itpm: undefined,
+        otpm: undefined,
+        report: join(dir, "report.json"),
+        fresh: true,
+        sim: "claims-demo",
+        progress: options.progress as RunSettings["progress"],
+      };
       try {
-        io.stdout.write(`simulated provider at ${sim.baseUrl} (scenarios/demo.yaml)\n\n`);
-        const client = new OpenAI({
-          baseURL: sim.baseUrl,
-          apiKey: "sk-test-not-a-real-key",
-          maxRetries: 0,
-        });
-        // Sent at once: the scenario's 120 RPM is a bucket of 2, so some get a 429 and wait for
-        // the simulator's retry-after-ms; an injected 5xx is retried after a short pause.
-        const results = await Promise.all(QUESTIONS.map((q) => ask(client, q, io.signal)));
-        results.forEach(({ question, answer, attempts }) => {
-          io.stdout.write(`> ${question}\n`);
-          for (const failure of attempts) io.stdout.write(`  (attempt failed: ${failure})\n`);
-          if (answer === undefined) return;
-          const text = answer.choices[0]?.message.content ?? "";
-          const ok = text.startsWith(expectedMarker([{ role: "user", content: question }]));
-          io.stdout.write(
-            `  ${text}\n  (${answer.usage?.prompt_tokens} prompt + ${answer.usage?.completion_tokens} output tokens; marker ${ok ? "matches" : "DOES NOT MATCH"})\n`,
-          );
-        });
-        io.stdout.write(`\nsimulator: ${statsSummary(sim.stats({ timeline: false }))}\n`);
+        io.exitCode = await runJob({ input, output, settings, io, simulator: sim });
       } finally {
         await sim.close();
       }
-    });
-}
-
-type Asked = { question: string; answer: OpenAI.ChatCompletion | undefined; attempts: string[] };
-
-async function ask(client: OpenAI, question: string, signal: AbortSignal): Promise<Asked> {
-  const attempts: string[] = [];
-  for (let attempt = 1; attempt <= 6; attempt++) {
-    try {
-      const answer = await client.chat.completions.create(
-        { model: "sim-gpt", messages: [{ role: "user", content: question }], max_tokens: 64 },
-        { signal },
+      io.stdout.write(
+        `\nNext: look at ${output}, then run a batch of your own:\n` +
+          "  npx salvo run your-requests.jsonl --output results.jsonl --rpm 500 --tpm 200000\n" +
+          "  (OPENAI_API_KEY in the environment; --sim to try it against the simulator first)\n",
       );
-      return { question, answer, attempts };
-    } catch (error) {
-      if (!(error instanceof OpenAI.APIError) || signal.aborted) throw error;
-      attempts.push(`${error.constructor.name} ${error.status ?? ""}`.trim());
-      const hinted = Number(error.headers?.get("retry-after-ms"));
-      // Independent clients retrying at the same hint collide again on the shared bucket: the
-      // problem Salvo's scheduler exists to solve. A little jitter keeps this demo short.
-      const wait = Number.isFinite(hinted) && hinted > 0 ? hinted : 200;
-      await sleep(wait + Math.random() * 250, signal);
-    }
-  }
-  return { question, answer: undefined, attempts };
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    signal.addEventListener(
-      "abort",
-      () => {
-        clearTimeout(timer);
-        resolve();
-      },
-      { once: true },
-    );
-  });
+    });
 }

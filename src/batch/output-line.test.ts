@@ -1,0 +1,161 @@
+import { describe, expect, it } from "vitest";
+import { DeadlineExceededError, RateLimitError, SchedulerClosedError } from "../errors.ts";
+import { InputLineError } from "./batch-errors.ts";
+import type { BatchItem } from "./input-line.ts";
+import {
+  formatOutputLine,
+  invalidOutputLine,
+  itemError,
+  itemOutcomeFrom,
+  outputLine,
+} from "./output-line.ts";
+
+const item: BatchItem = {
+  index: 4,
+  line: 6,
+  customId: "req-5",
+  provider: "openai",
+  request: { path: "/chat/completions", body: { model: "m", messages: [] } },
+};
+
+describe("outputLine", () => {
+  it("a success: the OpenAI Batch shape plus attempts, latency_ms, usage and line", () => {
+    const line = outputLine(item, {
+      ok: true,
+      value: {
+        status: 200,
+        body: { choices: [] },
+        requestId: "req_abc",
+        usage: { inputTokens: 10, outputTokens: 3, cachedInputTokens: 4 },
+      },
+      attempts: 2,
+      latencyMs: 812.6,
+    });
+    expect(line).toEqual({
+      id: "batch_req_4",
+      custom_id: "req-5",
+      response: { status_code: 200, request_id: "req_abc", body: { choices: [] } },
+      error: null,
+      attempts: 2,
+      latency_ms: 813,
+      usage: { input_tokens: 10, output_tokens: 3, cached_input_tokens: 4 },
+      line: 6,
+    });
+    expect(Object.keys(line).slice(0, 4)).toEqual(["id", "custom_id", "response", "error"]);
+    const bare = outputLine(item, {
+      ok: true,
+      value: { status: 200, body: null },
+      attempts: 1,
+      latencyMs: 1,
+    });
+    expect(bare.response?.request_id).toBeNull();
+    expect(bare.usage).toBeNull();
+  });
+
+  it("a failed call: response null, a typed error with its code and last status", () => {
+    const error = new RateLimitError(undefined, { status: 429 });
+    const line = outputLine(item, {
+      ok: false,
+      error: itemError(error),
+      attempts: 5,
+      latencyMs: 3000,
+    });
+    expect(line).toMatchObject({
+      custom_id: "req-5",
+      response: null,
+      error: {
+        code: "SALVO_RATE_LIMITED",
+        message: "rate limited by the provider (429)",
+        status: 429,
+      },
+      attempts: 5,
+      usage: null,
+    });
+    expect(JSON.parse(formatOutputLine(line))).toEqual(line);
+  });
+
+  it("an invalid input line: SALVO_INPUT_INVALID with the file:line message", () => {
+    const error = new InputLineError({
+      file: "in.jsonl",
+      line: 9,
+      field: "body",
+      expected: "a JSON object",
+      got: 1,
+    });
+    expect(invalidOutputLine({ index: 7, line: 9, customId: undefined, error })).toEqual({
+      id: "batch_req_7",
+      custom_id: null,
+      response: null,
+      error: {
+        code: "SALVO_INPUT_INVALID",
+        message: "in.jsonl:9: body: expected a JSON object, got 1",
+      },
+      attempts: 0,
+      latency_ms: 0,
+      usage: null,
+      line: 9,
+    });
+  });
+});
+
+describe("itemError and itemOutcomeFrom", () => {
+  it("keeps codes, finds the status of a scheduler error's cause, and maps unknown errors", () => {
+    const deadline = new DeadlineExceededError(
+      undefined,
+      {},
+      { cause: new RateLimitError(undefined, { status: 429 }) },
+    );
+    expect(itemError(deadline)).toEqual({
+      code: "SALVO_DEADLINE_EXCEEDED",
+      message: "the deadline was exceeded",
+      status: 429,
+    });
+    expect(itemError(new SchedulerClosedError())).toEqual({
+      code: "SALVO_CLOSED",
+      message: "the scheduler is closed",
+    });
+    expect(itemError(new DOMException("stop", "AbortError")).code).toBe("SALVO_ABORTED");
+    expect(itemError(new TypeError("bug"))).toEqual({ code: "SALVO_ERROR", message: "bug" });
+    expect(itemError("weird")).toEqual({ code: "SALVO_ERROR", message: "weird" });
+  });
+
+  it("converts scheduler outcomes", () => {
+    expect(
+      itemOutcomeFrom({
+        ok: true,
+        id: 1,
+        index: 1,
+        attempts: 1,
+        latencyMs: 5,
+        value: {
+          status: 200,
+          body: { x: 1 },
+          usage: undefined,
+          rateLimits: undefined,
+          requestId: "r",
+        },
+      }),
+    ).toEqual({
+      ok: true,
+      value: { status: 200, body: { x: 1 }, requestId: "r", usage: undefined },
+      attempts: 1,
+      latencyMs: 5,
+    });
+    expect(
+      itemOutcomeFrom({
+        ok: false,
+        id: 1,
+        index: 1,
+        attempts: 3,
+        latencyMs: 9,
+        reason: "attempts-exhausted",
+        error: new RateLimitError(),
+      }),
+    ).toEqual({
+      ok: false,
+      error: { code: "SALVO_RATE_LIMITED", message: "rate limited by the provider (429)" },
+      attempts: 3,
+      latencyMs: 9,
+    });
+  });
+});

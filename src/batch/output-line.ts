@@ -1,0 +1,170 @@
+// One line of a batch output file: the OpenAI Batch output shape, plus Salvo's `attempts`,
+// `latency_ms`, `usage` and the input `line`. Built from an item and its outcome.
+
+import type { Outcome } from "../core/outcome.ts";
+import { ProviderError } from "../errors.ts";
+import type { ProviderResult, TokenUsage } from "../providers/provider.ts";
+import type { BatchItem, InvalidLine } from "./input-line.ts";
+
+/** Why an item failed, as the output records it. */
+export type ItemError = {
+  /** A stable Salvo error code, e.g. `SALVO_RATE_LIMITED`, `SALVO_CLIENT_ERROR`. */
+  code: string;
+  message: string;
+  /** The last HTTP status the provider answered, when there was one. */
+  status?: number | undefined;
+};
+
+/** What a successful call returned. */
+export type ItemValue = {
+  /** The HTTP status (200 for a custom function). */
+  status: number;
+  /** The provider's response body, unchanged. */
+  body: unknown;
+  requestId?: string | undefined;
+  usage?: TokenUsage | undefined;
+};
+
+/** How one item ended: the result `runBatch`'s `execute` resolves with. */
+export type ItemOutcome =
+  | {
+      ok: true;
+      value: ItemValue;
+      /** Attempts made (1 if the first succeeded). */
+      attempts: number;
+      /** From the first attempt's start to the answer, in milliseconds. */
+      latencyMs: number;
+    }
+  | {
+      ok: false;
+      error: ItemError;
+      attempts: number;
+      latencyMs: number;
+    };
+
+/** One output line, as written (one JSON object per line, in input order). */
+export type OutputLine = {
+  /** `batch_req_<index>`: stable across resumes. */
+  id: string;
+  /** The item's custom_id; `null` for an invalid line without a readable one. */
+  custom_id: string | null;
+  response: { status_code: number; request_id: string | null; body: unknown } | null;
+  error: ItemError | null;
+  /** Attempts made; 0 for an invalid input line. */
+  attempts: number;
+  /** Milliseconds from the first attempt's start to the outcome; 0 for an invalid line. */
+  latency_ms: number;
+  usage: { input_tokens: number; output_tokens: number; cached_input_tokens?: number } | null;
+  /** The 1-based line of the input file this answers. */
+  line: number;
+};
+
+function usageOf(usage: TokenUsage | undefined): OutputLine["usage"] {
+  if (usage === undefined) return null;
+  return {
+    input_tokens: usage.inputTokens,
+    output_tokens: usage.outputTokens,
+    ...(usage.cachedInputTokens === undefined
+      ? {}
+      : { cached_input_tokens: usage.cachedInputTokens }),
+  };
+}
+
+/** The output line of an item that was called. */
+export function outputLine(item: BatchItem, outcome: ItemOutcome): OutputLine {
+  const base = {
+    id: `batch_req_${item.index}`,
+    custom_id: item.customId,
+  };
+  if (outcome.ok) {
+    return {
+      ...base,
+      response: {
+        status_code: outcome.value.status,
+        request_id: outcome.value.requestId ?? null,
+        body: outcome.value.body,
+      },
+      error: null,
+      attempts: outcome.attempts,
+      latency_ms: Math.round(outcome.latencyMs),
+      usage: usageOf(outcome.value.usage),
+      line: item.line,
+    };
+  }
+  const { code, message, status } = outcome.error;
+  return {
+    ...base,
+    response: null,
+    error: status === undefined ? { code, message } : { code, message, status },
+    attempts: outcome.attempts,
+    latency_ms: Math.round(outcome.latencyMs),
+    usage: null,
+    line: item.line,
+  };
+}
+
+/** The output line of an invalid input line: `error.code` is `SALVO_INPUT_INVALID`. */
+export function invalidOutputLine(entry: InvalidLine): OutputLine {
+  return {
+    id: `batch_req_${entry.index}`,
+    custom_id: entry.customId ?? null,
+    response: null,
+    error: { code: entry.error.code, message: entry.error.message },
+    attempts: 0,
+    latency_ms: 0,
+    usage: null,
+    line: entry.line,
+  };
+}
+
+/** The line's text, without the newline. */
+export function formatOutputLine(line: OutputLine): string {
+  return JSON.stringify(line);
+}
+
+/**
+ * Any thrown value as an ItemError: a SalvoError keeps its `code`, and the HTTP `status` of a
+ * ProviderError (itself or as the `cause` of a scheduler error); an AbortError is
+ * `SALVO_ABORTED`; anything else is `SALVO_ERROR`.
+ */
+export function itemError(error: unknown): ItemError {
+  if (error instanceof ProviderError)
+    return error.status === undefined
+      ? { code: error.code, message: error.message }
+      : { code: error.code, message: error.message, status: error.status };
+  if (error instanceof Error) {
+    const code = (error as { code?: unknown }).code;
+    if (typeof code === "string" && code.startsWith("SALVO_")) {
+      // A scheduler error (deadline, aborted) keeps the last attempt's error as its cause.
+      const status = error.cause instanceof ProviderError ? error.cause.status : undefined;
+      return status === undefined
+        ? { code, message: error.message }
+        : { code, message: error.message, status };
+    }
+    if (error.name === "AbortError") return { code: "SALVO_ABORTED", message: error.message };
+    return { code: "SALVO_ERROR", message: error.message };
+  }
+  return { code: "SALVO_ERROR", message: String(error) };
+}
+
+/** A scheduler outcome (`Outcome<ProviderResult>` from `src/core`) as an ItemOutcome. */
+export function itemOutcomeFrom(outcome: Outcome<ProviderResult>): ItemOutcome {
+  if (outcome.ok)
+    return {
+      ok: true,
+      value: {
+        status: outcome.value.status,
+        body: outcome.value.body,
+        requestId: outcome.value.requestId,
+        usage: outcome.value.usage,
+      },
+      attempts: outcome.attempts,
+      latencyMs: outcome.latencyMs,
+    };
+  return {
+    ok: false,
+    error: itemError(outcome.error),
+    attempts: outcome.attempts,
+    latencyMs: outcome.latencyMs,
+  };
+}

@@ -1,0 +1,223 @@
+// Finds where an interrupted batch run stopped: the complete, in-order prefix of the output and
+// the journaled answers past it. Torn tails (a kill mid-write, or a power loss) are cut off.
+
+import { createReadStream } from "node:fs";
+import { rm, stat, truncate } from "node:fs/promises";
+import { ResumeRefusedError } from "./batch-errors.ts";
+import { isJournalHeader, isJournalRecord, type JournalHeader } from "./journal.ts";
+import { splitLines } from "./line-splitter.ts";
+
+export type ResumeOptions = {
+  /** The output path. */
+  output: string;
+  /** The journal path. @default `${output}.journal` */
+  journal?: string | undefined;
+  /** The header this run would write; an existing journal must match it (`created_at` aside). */
+  header: JournalHeader;
+  /** Items in the input: an output with more lines, or a record past it, is refused. */
+  total: number;
+  /** Delete the output and the journal and start over. @default false */
+  fresh?: boolean | undefined;
+  /** Stops reading; rejects with the signal's reason. @default undefined */
+  signal?: AbortSignal | undefined;
+};
+
+/** Where a run resumes. */
+export type ResumeState = {
+  /** Complete lines in the output: items `0 .. doneInOutput - 1` are done and written. */
+  doneInOutput: number;
+  /** Output lines (JSON text) of journaled items with index >= `doneInOutput`, by index. */
+  journaled: Map<number, string>;
+  /** `custom_id` of each output line, by index: the runner checks them against the input. */
+  outputIds: Array<string | null>;
+  /** The input line each output line answers, by index. */
+  outputLines: number[];
+  /** How the output's lines ended. */
+  outputCounts: { succeeded: number; failed: number; invalid: number };
+  /** Whether a usable journal exists (append to it) or a new one must be created. */
+  journalExists: boolean;
+  /** Bytes cut from the end of the output and the journal (torn or unparsable last lines). */
+  truncatedBytes: { output: number; journal: number };
+};
+
+type LineCheck = (text: string, line: number) => boolean;
+
+/**
+ * Reads `path` line by line, passing each newline-terminated line to `check`. The valid length is
+ * the end of the last line `check` accepted; what follows it may only be lines `check` rejects or
+ * an unterminated line (a torn tail). A rejected line followed by an accepted one is corruption:
+ * refused with its line number. A missing file reads as empty.
+ */
+async function readValidPrefix(
+  path: string,
+  check: LineCheck,
+  signal: AbortSignal | undefined,
+): Promise<{ exists: boolean; size: number; validLength: number; badLine: number | undefined }> {
+  let size: number;
+  try {
+    size = (await stat(path)).size;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT")
+      return { exists: false, size: 0, validLength: 0, badLine: undefined };
+    throw error;
+  }
+  let validLength = 0;
+  let rejected: number | undefined;
+  const chunks = createReadStream(path, { ...(signal ? { signal } : {}) });
+  for await (const { line, text, end, terminated } of splitLines(chunks)) {
+    if (!terminated) {
+      rejected ??= line;
+      break;
+    }
+    if (!check(text, line)) {
+      rejected ??= line;
+      continue;
+    }
+    if (rejected !== undefined)
+      throw new ResumeRefusedError(
+        path,
+        `line ${rejected} is not a valid record (the file is corrupt)`,
+      );
+    validLength = end;
+  }
+  return { exists: true, size, validLength, badLine: rejected };
+}
+
+function parse(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+/** What of a header must match to resume: the input's content and the answer-changing options. */
+function sameRun(a: JournalHeader, b: JournalHeader): boolean {
+  return (
+    a.input.sha256 === b.input.sha256 &&
+    a.input.bytes === b.input.bytes &&
+    a.options_sha256 === b.options_sha256
+  );
+}
+
+function describe(h: JournalHeader): string {
+  return `input ${h.input.path} (${h.input.bytes} bytes, sha256 ${h.input.sha256.slice(0, 12)}), options ${h.options_sha256.slice(0, 12)}`;
+}
+
+/**
+ * Prepares a resume (or, with `fresh`, a fresh start). Reads the journal first: a header from
+ * another input or other options is refused (ResumeRefusedError) before anything is changed.
+ * Then cuts torn tails off both files (so later appends start on a line boundary), checks the
+ * output's lines are in input order, and collects the journaled lines the output lacks. An output
+ * without a journal must be whole (no torn tail): it is then a finished run, or not Salvo's, and
+ * is refused rather than cut. The caller checks each output line's `custom_id` and `line` against
+ * the input (`outputIds`, `outputLines`) before calling anything.
+ */
+export async function prepareResume(options: ResumeOptions): Promise<ResumeState> {
+  const { output, header, total, signal } = options;
+  const journal = options.journal ?? `${output}.journal`;
+  const state: ResumeState = {
+    doneInOutput: 0,
+    journaled: new Map(),
+    outputIds: [],
+    outputLines: [],
+    outputCounts: { succeeded: 0, failed: 0, invalid: 0 },
+    journalExists: false,
+    truncatedBytes: { output: 0, journal: 0 },
+  };
+  if (options.fresh) {
+    await rm(output, { force: true });
+    await rm(journal, { force: true });
+    return state;
+  }
+
+  // The journal: a header, then records. Records are kept as text until the output is read.
+  const records = new Map<number, unknown>();
+  let headerSeen = false;
+  const journalRead = await readValidPrefix(
+    journal,
+    (text, line) => {
+      const value = parse(text);
+      if (line === 1) {
+        if (!isJournalHeader(value)) return false;
+        if (!sameRun(value, header))
+          throw new ResumeRefusedError(
+            journal,
+            `it was written for ${describe(value)}, but this run has ${describe(header)}`,
+          );
+        headerSeen = true;
+        return true;
+      }
+      if (!isJournalRecord(value) || value.i < 0) return false;
+      if (value.i >= total)
+        throw new ResumeRefusedError(
+          journal,
+          `line ${line} records item ${value.i}, but the input has ${total}`,
+        );
+      records.set(value.i, value.line);
+      return true;
+    },
+    signal,
+  );
+  if (journalRead.exists && !headerSeen) {
+    // Killed before the header was whole: nothing was journaled yet.
+    await rm(journal, { force: true });
+  } else if (journalRead.exists) {
+    state.journalExists = true;
+    if (journalRead.validLength < journalRead.size) {
+      await truncate(journal, journalRead.validLength);
+      state.truncatedBytes.journal = journalRead.size - journalRead.validLength;
+    }
+  }
+
+  // The output: complete lines, in input order.
+  let lastLine = 0;
+  const outputRead = await readValidPrefix(
+    output,
+    (text, line) => {
+      const value = parse(text) as Record<string, unknown> | undefined;
+      if (typeof value !== "object" || value === null || !("error" in value)) return false;
+      const inputLine = value.line;
+      const customId = value.custom_id;
+      if (typeof inputLine !== "number" || (typeof customId !== "string" && customId !== null))
+        return false;
+      if (inputLine <= lastLine)
+        throw new ResumeRefusedError(
+          output,
+          `line ${line} answers input line ${inputLine}, after input line ${lastLine}: it is not in input order`,
+        );
+      lastLine = inputLine;
+      state.outputIds.push(customId);
+      state.outputLines.push(inputLine);
+      const error = value.error as { code?: unknown } | null;
+      if (error === null) state.outputCounts.succeeded += 1;
+      else if (error.code === "SALVO_INPUT_INVALID") state.outputCounts.invalid += 1;
+      else state.outputCounts.failed += 1;
+      return true;
+    },
+    signal,
+  );
+  // A rejected last line was pushed nowhere; only accepted lines count.
+  state.doneInOutput = state.outputIds.length;
+  // Without a journal no run was in progress (a run journals before it writes, and deletes the
+  // journal only once the output is complete), so a bad tail means this is not a Salvo output:
+  // refuse rather than cut a user's file.
+  if (!state.journalExists && outputRead.badLine !== undefined)
+    throw new ResumeRefusedError(
+      output,
+      `it has no journal and its line ${outputRead.badLine} is not a complete Salvo output line, so it may not be a Salvo output`,
+    );
+  if (state.doneInOutput > total)
+    throw new ResumeRefusedError(
+      output,
+      `it has ${state.doneInOutput} lines but the input has only ${total} items`,
+    );
+  if (outputRead.validLength < outputRead.size) {
+    await truncate(output, outputRead.validLength);
+    state.truncatedBytes.output = outputRead.size - outputRead.validLength;
+  }
+
+  for (const [index, line] of records)
+    if (index >= state.doneInOutput) state.journaled.set(index, JSON.stringify(line));
+  return state;
+}
