@@ -1,5 +1,14 @@
 // Salvo's public API. Internals are not exported.
 
+export { InputLineError, InputRejectedError, ResumeRefusedError } from "./batch/batch-errors.ts";
+export { type ItemOutcome, itemOutcomeFrom, type OutputLine } from "./batch/output-line.ts";
+// Batch files: the engine behind `salvo run`.
+export {
+  type BatchEvent,
+  type BatchSummary,
+  type RunBatchOptions,
+  runBatch,
+} from "./batch/run-batch.ts";
 // Time and randomness, injectable; `FakeClock` for users' own tests.
 export { type Clock, RealClock, realClock, type TimerHandle } from "./core/clock.ts";
 // Concurrency, retries, limits: the interfaces to implement and the standard implementations.
@@ -41,3 +50,30 @@ export type {
 export { Scope } from "./core/scope.ts";
 export type { ItemTask, Task, TaskContext } from "./core/task-context.ts";
 export * from "./errors.ts";
+// Run metrics and the physical bound M*.
+export { type Bound, physicalBound } from "./metrics/physical-bound.ts";
+export { RunMetrics, type RunSnapshot, type RunSummary } from "./metrics/run-metrics.ts";
+// Providers: the interface and the adapters (the SDKs' own retries off).
+export {
+  AnthropicProvider,
+  type AnthropicProviderOptions,
+} from "./providers/anthropic-provider.ts";
+export { errorFromResponse } from "./providers/classify.ts";
+export {
+  type CustomCall,
+  CustomProvider,
+  type CustomProviderOptions,
+} from "./providers/custom-provider.ts";
+export { OpenAIProvider, type OpenAIProviderOptions } from "./providers/openai-provider.ts";
+export type {
+  CallOptions,
+  CostEstimate,
+  Provider,
+  ProviderRequest,
+  ProviderResult,
+  TokenUsage,
+} from "./providers/provider.ts";
+export { parseRateLimitHeaders } from "./providers/rate-limit-headers.ts";
+// The client: a provider behind a scheduler; and the drop-in for existing OpenAI code.
+export { Salvo, type SalvoCallOptions, type SalvoOptions } from "./salvo.ts";
+export { wrapOpenAI } from "./wrap-openai.ts";

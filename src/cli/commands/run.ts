@@ -284,8 +284,12 @@ function summaryText(batch: BatchSummary, run: RunSummary, output: string): stri
       `  resumed: ${batch.resumedFromOutput} already in the output, ${batch.resumedFromJournal} from the journal; ${batch.executed} calls made now`,
     );
   }
+  const statuses = Object.entries(run.byStatus)
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([status, n]) => `${status === "none" ? "no answer" : status} ${n}`)
+    .join(", ");
   lines.push(
-    `  attempts ${run.attempts}, retries ${run.retries}, 429s ${run.rateLimited}, paused ${formatDuration(run.pausedMs)}`,
+    `  attempts ${run.attempts}, retries ${run.retries}, 429s ${run.rateLimited}, paused ${formatDuration(run.pausedMs)}; final status: ${statuses || "none"}`,
   );
   if (run.latencyMs.count > 0) {
     lines.push(
