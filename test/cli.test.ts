@@ -1,32 +1,10 @@
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
-import type { CliIo } from "../src/cli/io.ts";
 import { runCli } from "../src/cli/main.ts";
+import { memoryIo } from "./support/memory-io.ts";
 
 const run = promisify(execFile);
-
-function memoryIo(): CliIo & { out: string; err: string } {
-  const io = {
-    out: "",
-    err: "",
-    env: {},
-    signal: new AbortController().signal,
-    isTTY: false,
-    exitCode: undefined as number | undefined,
-    stdout: {
-      write: (t: string) => {
-        io.out += t;
-      },
-    },
-    stderr: {
-      write: (t: string) => {
-        io.err += t;
-      },
-    },
-  };
-  return io;
-}
 
 describe("salvo CLI", () => {
   it("--version prints the package version", async () => {

@@ -7,7 +7,6 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import type { CliIo } from "../src/cli/io.ts";
 import { runCli } from "../src/cli/main.ts";
 import {
   expectedMarker,
@@ -15,6 +14,7 @@ import {
   type SimHandle,
   startSimulator,
 } from "../src/sim/index.ts";
+import { memoryIo } from "./support/memory-io.ts";
 
 const FAKE_KEY = "sk-test-run-e2e-not-a-real-key";
 let dir: string;
@@ -61,16 +61,7 @@ async function salvo(
   env: Record<string, string> = {},
   signal?: AbortSignal,
 ): Promise<Run> {
-  const io: CliIo & { out: string; err: string } = {
-    out: "",
-    err: "",
-    env: { OPENAI_API_KEY: FAKE_KEY, ANTHROPIC_API_KEY: FAKE_KEY, ...env },
-    isTTY: false,
-    signal: signal ?? new AbortController().signal,
-    exitCode: undefined,
-    stdout: { write: (t: string) => (io.out += t) },
-    stderr: { write: (t: string) => (io.err += t) },
-  };
+  const io = memoryIo({ OPENAI_API_KEY: FAKE_KEY, ANTHROPIC_API_KEY: FAKE_KEY, ...env }, signal);
   const code = await runCli(args, io);
   return { code, out: io.out, err: io.err };
 }

@@ -3,31 +3,9 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import type { CliIo } from "../src/cli/io.ts";
 import { runCli } from "../src/cli/main.ts";
 import { loadScenario } from "../src/sim/index.ts";
-
-function memoryIo(signal = new AbortController().signal): CliIo & { out: string; err: string } {
-  const io = {
-    out: "",
-    err: "",
-    env: {},
-    signal,
-    isTTY: false,
-    exitCode: undefined as number | undefined,
-    stdout: {
-      write: (t: string) => {
-        io.out += t;
-      },
-    },
-    stderr: {
-      write: (t: string) => {
-        io.err += t;
-      },
-    },
-  };
-  return io;
-}
+import { memoryIo } from "./support/memory-io.ts";
 
 async function waitFor(check: () => boolean, ms = 3000): Promise<void> {
   const until = Date.now() + ms;
@@ -101,7 +79,7 @@ describe("salvo sim", () => {
 
   it("serves until the signal aborts, then prints a one-line summary", async () => {
     const stop = new AbortController();
-    const io = memoryIo(stop.signal);
+    const io = memoryIo({}, stop.signal);
     const exit = runCli(["sim", "--preset", "slots-4", "--slots", "2", "--ttft-ms", "1"], io);
     await waitFor(() => io.out.includes("ANTHROPIC_BASE_URL="));
     expect(io.out).toContain("slots 2");

@@ -8,8 +8,7 @@ import type {
   ProviderResult,
   TokenUsage,
 } from "./provider.ts";
-import { parseRateLimitHeaders } from "./rate-limit-headers.ts";
-import { errorFromSdk, invalidBody } from "./sdk-errors.ts";
+import { sdkCall } from "./sdk-call.ts";
 import { type ChatLike, estimatePromptTokens } from "./token-estimate.ts";
 
 export type AnthropicProviderOptions = {
@@ -55,32 +54,17 @@ export class AnthropicProvider implements Provider {
         });
   }
 
-  async call(request: ProviderRequest, { signal }: CallOptions): Promise<ProviderResult> {
-    let data: unknown;
-    let response: Response;
-    try {
-      ({ data, response } = await this.#client
-        .post<unknown>(apiPath(request.path), { body: request.body, signal })
-        .withResponse());
-    } catch (error) {
-      throw errorFromSdk(error, this.name, signal);
-    }
-    const requestId = response.headers.get("request-id") ?? undefined;
-    if (typeof data !== "object" || data === null)
-      throw invalidBody(this.name, "JSON object", requestId);
-    if (
-      request.path.endsWith("/messages") &&
-      !Array.isArray((data as { content?: unknown }).content)
-    ) {
-      throw invalidBody(this.name, "`content`", requestId);
-    }
-    return {
-      status: response.status,
-      body: data,
-      usage: usageFromAnthropic(data),
-      rateLimits: parseRateLimitHeaders(response.headers),
-      requestId,
-    };
+  call(request: ProviderRequest, { signal }: CallOptions): Promise<ProviderResult> {
+    return sdkCall({
+      client: this.#client,
+      provider: this.name,
+      path: apiPath(request.path),
+      body: request.body,
+      signal,
+      requestIdHeader: "request-id",
+      requiredArray: request.path.endsWith("/messages") ? "content" : undefined,
+      usage: usageFromAnthropic,
+    });
   }
 
   /** ITPM counts uncached input and cache writes, not cache reads; OTPM counts the real output. */

@@ -9,8 +9,7 @@ import type {
   ProviderResult,
   TokenUsage,
 } from "./provider.ts";
-import { parseRateLimitHeaders } from "./rate-limit-headers.ts";
-import { errorFromSdk, invalidBody } from "./sdk-errors.ts";
+import { sdkCall } from "./sdk-call.ts";
 import { type ChatLike, countTokens, estimatePromptTokens } from "./token-estimate.ts";
 
 export type OpenAIProviderOptions = {
@@ -70,32 +69,17 @@ export class OpenAIProvider implements Provider {
     this.#defaultMaxTokens = options.defaultMaxTokens ?? 4096;
   }
 
-  async call(request: ProviderRequest, { signal }: CallOptions): Promise<ProviderResult> {
-    let data: unknown;
-    let response: Response;
-    try {
-      ({ data, response } = await this.#client
-        .post<unknown>(apiPath(request.path), { body: request.body, signal })
-        .withResponse());
-    } catch (error) {
-      throw errorFromSdk(error, this.name, signal);
-    }
-    const requestId = response.headers.get("x-request-id") ?? undefined;
-    if (typeof data !== "object" || data === null)
-      throw invalidBody(this.name, "JSON object", requestId);
-    if (
-      request.path.endsWith("/chat/completions") &&
-      !Array.isArray((data as { choices?: unknown }).choices)
-    ) {
-      throw invalidBody(this.name, "`choices`", requestId);
-    }
-    return {
-      status: response.status,
-      body: data,
-      usage: usageFromOpenAI(data),
-      rateLimits: parseRateLimitHeaders(response.headers),
-      requestId,
-    };
+  call(request: ProviderRequest, { signal }: CallOptions): Promise<ProviderResult> {
+    return sdkCall({
+      client: this.#client,
+      provider: this.name,
+      path: apiPath(request.path),
+      body: request.body,
+      signal,
+      requestIdHeader: "x-request-id",
+      requiredArray: request.path.endsWith("/chat/completions") ? "choices" : undefined,
+      usage: usageFromOpenAI,
+    });
   }
 
   /** OpenAI counts `max_tokens` against TPM whatever the answer's length: only the input is reconciled. */

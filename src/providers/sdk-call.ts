@@ -1,0 +1,56 @@
+// One attempt through an official SDK's generic `post`, shared by the OpenAI and Anthropic
+// adapters: the SDK parses the answer, a failure becomes a typed Salvo error, and a 2xx answer
+// without the fields every caller relies on is a malformed answer.
+
+import type { ProviderResult, TokenUsage } from "./provider.ts";
+import { parseRateLimitHeaders } from "./rate-limit-headers.ts";
+import { errorFromSdk, invalidBody } from "./sdk-errors.ts";
+
+/** The part of both SDK clients that a call needs. */
+export type SdkClient = {
+  post<T>(
+    path: string,
+    options: { body: unknown; signal: AbortSignal },
+  ): { withResponse(): Promise<{ data: T; response: Response }> };
+};
+
+export type SdkCall = {
+  client: SdkClient;
+  provider: string;
+  /** The path as the SDK's base URL needs it. */
+  path: string;
+  body: unknown;
+  signal: AbortSignal;
+  /** The response header holding the provider's request id. */
+  requestIdHeader: string;
+  /** A field the answer must have, e.g. `choices` for chat completions; undefined for none. */
+  requiredArray: string | undefined;
+  usage: (body: unknown) => TokenUsage | undefined;
+};
+
+export async function sdkCall(call: SdkCall): Promise<ProviderResult> {
+  const { provider, signal } = call;
+  let data: unknown;
+  let response: Response;
+  try {
+    ({ data, response } = await call.client
+      .post<unknown>(call.path, { body: call.body, signal })
+      .withResponse());
+  } catch (error) {
+    throw errorFromSdk(error, provider, signal);
+  }
+  const requestId = response.headers.get(call.requestIdHeader) ?? undefined;
+  if (typeof data !== "object" || data === null)
+    throw invalidBody(provider, "JSON object", requestId);
+  const field = call.requiredArray;
+  if (field !== undefined && !Array.isArray((data as Record<string, unknown>)[field])) {
+    throw invalidBody(provider, `\`${field}\``, requestId);
+  }
+  return {
+    status: response.status,
+    body: data,
+    usage: call.usage(data),
+    rateLimits: parseRateLimitHeaders(response.headers),
+    requestId,
+  };
+}
