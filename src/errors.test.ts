@@ -22,6 +22,9 @@ const table: Array<[new (...args: never[]) => errors.SalvoError, string, unknown
   [errors.DeadlineExceededError, "SALVO_DEADLINE_EXCEEDED", []],
   [errors.RequestTooLargeError, "SALVO_REQUEST_TOO_LARGE", []],
   [errors.SchedulerClosedError, "SALVO_CLOSED", []],
+  [errors.AuditWriteError, "SALVO_AUDIT_WRITE_FAILED", []],
+  [errors.AuditClosedError, "SALVO_AUDIT_CLOSED", []],
+  [errors.AuditRecordError, "SALVO_AUDIT_RECORD_INVALID", []],
 ];
 
 describe("errors", () => {

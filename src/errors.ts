@@ -289,3 +289,46 @@ export class SchedulerClosedError extends SalvoError {
     this.name = "SchedulerClosedError";
   }
 }
+
+// --- Audit errors. Raised by `src/audit`. ---
+
+/**
+ * Writing or syncing an audit file failed (EIO, ENOSPC, EBADF, ...). Fatal for that file: after a
+ * failed write or fsync the kernel may have dropped the data, so no later append is accepted and
+ * every pending append rejects with this error.
+ */
+export class AuditWriteError extends SalvoError {
+  override readonly code = "SALVO_AUDIT_WRITE_FAILED";
+  /** The audit file. */
+  readonly path: string | undefined;
+  constructor(
+    message = "writing the audit log failed",
+    details: { path?: string | undefined } = {},
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+    this.name = "AuditWriteError";
+    this.path = details.path;
+  }
+}
+
+/** An append to an audit log that has been closed. */
+export class AuditClosedError extends SalvoError {
+  override readonly code = "SALVO_AUDIT_CLOSED";
+  constructor(message = "the audit log is closed", options?: ErrorOptions) {
+    super(message, options);
+    this.name = "AuditClosedError";
+  }
+}
+
+/**
+ * A record that cannot be chained: not canonical-JSON-able (NaN, Infinity, BigInt, a lone
+ * surrogate, a cycle) or using a field name the chain reserves (`type`, `writer`, `seq`, ...).
+ */
+export class AuditRecordError extends SalvoError {
+  override readonly code = "SALVO_AUDIT_RECORD_INVALID";
+  constructor(message = "the audit record is not valid", options?: ErrorOptions) {
+    super(message, options);
+    this.name = "AuditRecordError";
+  }
+}

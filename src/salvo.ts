@@ -1,6 +1,8 @@
 // The Salvo client: one provider behind one scheduler. Every call is estimated, admitted by the
 // scheduler (slot, request and token buckets, cooldown), made once per attempt by the provider
 // with the SDK's own retries off, and reconciled with the real usage and rate-limit headers.
+import type { AuditContext } from "./audit/audit-context.ts";
+import type { CallAuditor } from "./audit/call-auditor.ts";
 import type { ItemId, Outcome } from "./core/outcome.ts";
 import { Scheduler } from "./core/scheduler.ts";
 import type { Cost, SchedulerOptions } from "./core/scheduler-options.ts";
@@ -17,6 +19,12 @@ export type SalvoOptions = SchedulerOptions & {
   provider: Provider;
   /** An existing scheduler to share (one per provider key); its own options then apply. */
   scheduler?: Scheduler | undefined;
+  /**
+   * Records every attempt (e.g. a `CallLog` from `openCallLog`). Its `capture` runs when a call
+   * is submitted, in the caller's async context; each attempt's record carries that context.
+   * @default none
+   */
+  audit?: CallAuditor | undefined;
 };
 
 /** Options of one call. */
@@ -49,10 +57,12 @@ export function costOf(estimate: CostEstimate): Cost {
 export class Salvo {
   readonly provider: Provider;
   readonly scheduler: Scheduler;
+  readonly #audit: CallAuditor | undefined;
 
   constructor(options: SalvoOptions) {
-    const { provider, scheduler, ...schedulerOptions } = options;
+    const { provider, scheduler, audit, ...schedulerOptions } = options;
     this.provider = provider;
+    this.#audit = audit;
     this.scheduler = scheduler ?? new Scheduler(schedulerOptions);
   }
 
@@ -74,10 +84,15 @@ export class Salvo {
     requests: Iterable<ProviderRequest> | AsyncIterable<ProviderRequest>,
     options: Omit<SalvoCallOptions, "id"> = {},
   ): Promise<Array<Outcome<ProviderResult>>> {
-    return this.scheduler.map(requests, (request, context) => this.#call(request, context), {
-      ...options,
-      cost: (request) => this.#cost(request),
-    });
+    const captured = this.#audit?.capture();
+    return this.scheduler.map(
+      requests,
+      (request, context) => this.#call(request, context, captured),
+      {
+        ...options,
+        cost: (request) => this.#cost(request),
+      },
+    );
   }
 
   /** Many requests, settled, yielded in input order with a bounded read-ahead window. */
@@ -85,10 +100,15 @@ export class Salvo {
     requests: Iterable<ProviderRequest> | AsyncIterable<ProviderRequest>,
     options: Omit<SalvoCallOptions, "id"> & { window?: number | undefined } = {},
   ): AsyncIterableIterator<Outcome<ProviderResult>> {
-    return this.scheduler.stream(requests, (request, context) => this.#call(request, context), {
-      ...options,
-      cost: (request) => this.#cost(request),
-    });
+    const captured = this.#audit?.capture();
+    return this.scheduler.stream(
+      requests,
+      (request, context) => this.#call(request, context, captured),
+      {
+        ...options,
+        cost: (request) => this.#cost(request),
+      },
+    );
   }
 
   /** Stops admitting, settles what waits, and resolves when every attempt has ended. */
@@ -101,16 +121,34 @@ export class Salvo {
   }
 
   #attempt(request: ProviderRequest) {
-    return (context: TaskContext) => this.#call(request, context);
+    const captured = this.#audit?.capture();
+    return (context: TaskContext) => this.#call(request, context, captured);
   }
 
-  async #call(request: ProviderRequest, context: TaskContext): Promise<ProviderResult> {
-    const result = await this.provider.call(request, { signal: context.signal });
+  async #call(
+    request: ProviderRequest,
+    context: TaskContext,
+    captured?: AuditContext | undefined,
+  ): Promise<ProviderResult> {
+    const audit = this.#audit?.attempt(captured ?? {}, request, {
+      id: context.id,
+      index: context.index,
+      attempt: context.attempt,
+      provider: this.provider.name,
+    });
+    let result: ProviderResult;
+    try {
+      result = await this.provider.call(request, { signal: context.signal });
+    } catch (error) {
+      await audit?.failed(error);
+      throw error;
+    }
     if (result.rateLimits) context.reportRateLimits(result.rateLimits);
     if (result.usage) {
       const { inputTokens, outputTokens } = this.provider.charged(request, result.usage);
       context.reportUsage({ tokens: inputTokens + outputTokens, inputTokens, outputTokens });
     }
+    await audit?.succeeded(result);
     return result;
   }
 }

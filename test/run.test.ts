@@ -397,3 +397,42 @@ describe("salvo run", () => {
     expect(s.stats().completions).toBeLessThanOrEqual(200 + 8);
   });
 });
+
+describe("salvo run --audit", () => {
+  it("writes a hash-chained call log, one record per attempt, that salvo verify accepts; no key in any file", async () => {
+    const s = await simulator({ seed: 5, faults: { p500: 0.2 } });
+    const input = join(dir, "in.jsonl");
+    await writeFile(input, openAiBatch(30));
+    const output = join(dir, "out.jsonl");
+    const log = join(dir, "calls.log");
+    const report = join(dir, "report.json");
+    const run = await salvo([
+      "run",
+      input,
+      "-o",
+      output,
+      "--base-url",
+      s.baseUrl,
+      "--audit",
+      log,
+      "--report",
+      report,
+      "--progress",
+      "none",
+    ]);
+    expect(run.code, run.err).toBe(0);
+    const records = (await readFile(log, "utf8"))
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
+    const calls = records.filter((r) => r.type === "llm_call");
+    expect(calls).toHaveLength(s.stats().arrivals);
+    expect(calls.filter((r) => r.status === "ok")).toHaveLength(30);
+    expect(calls.some((r) => r.attempt > 1)).toBe(true);
+    const verify = await salvo(["verify", log]);
+    expect(verify.code, verify.out + verify.err).toBe(0);
+    for (const file of [output, log, report]) {
+      expect(await readFile(file, "utf8")).not.toContain(FAKE_KEY);
+    }
+  });
+});

@@ -6,6 +6,7 @@ import { SalvoError } from "../errors.ts";
 import { demoCommand } from "./commands/demo.ts";
 import { runCommand } from "./commands/run.ts";
 import { simCommand } from "./commands/sim.ts";
+import { verifyCommand } from "./commands/verify.ts";
 import { type CliIo, EXIT_USAGE } from "./io.ts";
 import { packageVersion } from "./version.ts";
 
@@ -29,7 +30,8 @@ export function buildProgram(io: CliIo): Command {
       writeErr: (text) => io.stderr.write(text),
     })
     .exitOverride();
-  for (const make of [runCommand, demoCommand, simCommand]) program.addCommand(make(io));
+  for (const make of [runCommand, demoCommand, simCommand, verifyCommand])
+    program.addCommand(make(io));
   return program;
 }
 

@@ -49,6 +49,10 @@ export type RunSettings = {
   sim: string | undefined;
   /** How long Ctrl-C waits for calls in flight before abandoning them, ms. @default 30_000 */
   graceMs: number;
+  /** The call log: one hash-chained record per attempt. @default none */
+  audit: string | undefined;
+  /** What of each request and answer the call log keeps. @default hash */
+  auditContent: "full" | "hash" | "none";
 };
 
 export const RUN_DEFAULTS = {
@@ -61,6 +65,7 @@ export const RUN_DEFAULTS = {
   fresh: false,
   strict: false,
   graceMs: 30_000,
+  auditContent: "hash",
 } as const;
 
 type Parse<T> = (raw: unknown, field: string, where: string) => T;
@@ -209,6 +214,14 @@ const FIELDS: readonly Field[] = [
   { key: "strict", option: "strict", flag: "--strict", env: "SALVO_STRICT", parse: flag },
   { key: "sim", option: "sim", flag: "--sim", env: "SALVO_SIM", parse: text },
   { key: "graceMs", option: "grace", flag: "--grace", env: "SALVO_GRACE", parse: duration },
+  { key: "audit", option: "audit", flag: "--audit", env: "SALVO_AUDIT", parse: text },
+  {
+    key: "auditContent",
+    option: "auditContent",
+    flag: "--audit-content",
+    env: "SALVO_AUDIT_CONTENT",
+    parse: oneOf(["full", "hash", "none"]),
+  },
 ];
 
 /** Config file keys: the RunSettings keys, with `timeout`, `deadline` and `grace` as durations. */

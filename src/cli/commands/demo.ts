@@ -97,6 +97,7 @@ export function demoCommand(io: CliIo): Command {
         itpm: undefined,
         otpm: undefined,
         report: join(dir, "report.json"),
+        audit: undefined,
         fresh: true,
         sim: "claims-demo",
         progress: options.progress as RunSettings["progress"],

@@ -4,6 +4,7 @@
 import { writeFile } from "node:fs/promises";
 import { resolve as resolvePath } from "node:path";
 import { Option } from "commander";
+import { openCallLog } from "../../audit/call-log.ts";
 import { type BatchItem, isInvalid } from "../../batch/input-line.ts";
 import { readInput } from "../../batch/input-reader.ts";
 import { itemOutcomeFrom } from "../../batch/output-line.ts";
@@ -142,6 +143,10 @@ export async function runJob(job: RunJob): Promise<number> {
   };
   io.signal.addEventListener("abort", onInterrupt, { once: true });
 
+  const callLog = settings.audit
+    ? await openCallLog(settings.audit, { content: settings.auditContent, env: io.env })
+    : undefined;
+
   const start = (provider: ProviderName) => {
     const limits = {
       concurrency:
@@ -158,6 +163,7 @@ export async function runJob(job: RunJob): Promise<number> {
       timeoutMs: settings.timeoutMs,
       deadlineMs: settings.deadlineMs,
       retry: { maxAttempts: settings.maxAttempts },
+      audit: callLog,
     });
     metrics = new RunMetrics({
       startedAt,
@@ -242,6 +248,7 @@ export async function runJob(job: RunJob): Promise<number> {
     io.signal.removeEventListener("abort", onInterrupt);
     progress?.stop();
     await salvo?.close();
+    await callLog?.close();
     if (ownSim) await sim?.close();
   }
   const endedAt = realClock.now();
@@ -369,6 +376,14 @@ export function runCommand(io: CliIo) {
     .option(
       "--sim [scenario]",
       "run against the built-in simulator: a scenario name in scenarios/ or a file (default scenario: demo)",
+    )
+    .option(
+      "--audit <file>",
+      "call log: one hash-chained record per attempt, checked by `salvo verify` (default: none)",
+    )
+    .option(
+      "--audit-content <mode>",
+      "what the call log keeps of requests and answers: full, hash or none (default: hash)",
     )
     .option(
       "--config <file>",
