@@ -13,6 +13,10 @@ export {
 } from "./batch/run-batch.ts";
 // Time and randomness, injectable; `FakeClock` for users' own tests.
 export { type Clock, RealClock, realClock, type TimerHandle } from "./core/clock.ts";
+export {
+  AdaptiveConcurrency,
+  type AdaptiveConcurrencyOptions,
+} from "./core/concurrency/adaptive-concurrency.ts";
 // Concurrency, retries, limits: the interfaces to implement and the standard implementations.
 export type {
   AttemptResult,

@@ -4,6 +4,7 @@
 import { Command, CommanderError } from "commander";
 import { SalvoError } from "../errors.ts";
 import { demoCommand } from "./commands/demo.ts";
+import { probeCommand } from "./commands/probe.ts";
 import { runCommand } from "./commands/run.ts";
 import { simCommand } from "./commands/sim.ts";
 import { verifyCommand } from "./commands/verify.ts";
@@ -30,7 +31,7 @@ export function buildProgram(io: CliIo): Command {
       writeErr: (text) => io.stderr.write(text),
     })
     .exitOverride();
-  for (const make of [runCommand, demoCommand, simCommand, verifyCommand])
+  for (const make of [runCommand, demoCommand, probeCommand, simCommand, verifyCommand])
     program.addCommand(make(io));
   return program;
 }
