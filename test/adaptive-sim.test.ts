@@ -37,6 +37,10 @@ const chat = (i: number): ProviderRequest => ({
 });
 
 type Run = {
+  /** The most requests waiting in the server's queue at once (simulator stats). */
+  maxQueued: number;
+  /** The controller's limit at the end. */
+  finalLimit: number;
   makespanMs: number;
   p50Ms: number;
   /** p50 of the calls that ended in the second half (slow start's overshoot is over). */
@@ -68,9 +72,14 @@ async function run(
   const t0 = performance.now();
   const outcomes = await salvo.map(Array.from({ length: items }, (_, i) => chat(i)));
   const makespanMs = performance.now() - t0;
+  const stats = sim.stats({ timeline: false });
+  const maxQueued = stats.maxInServer - stats.maxInService;
+  const finalLimit = salvo.scheduler.limit;
   await sim.close();
   sim = undefined;
   return {
+    maxQueued,
+    finalLimit,
     makespanMs,
     p50Ms: median(latencies),
     steadyP50Ms: median(latencies.slice(Math.floor(latencies.length / 2))),
@@ -83,7 +92,7 @@ const show = (name: string, r: Run) =>
   `${name}: makespan ${Math.round(r.makespanMs)} ms, p50 ${Math.round(r.p50Ms)} ms (second half ${Math.round(r.steadyP50Ms)} ms), max limit ${r.maxLimit}`;
 
 describe("adaptive concurrency against the simulator", () => {
-  it("hidden slots 4 with a queue: auto keeps latency near static 4's; static 32 bloats it", async () => {
+  it("hidden slots 4 with a queue: auto keeps the server's queue short; static 32 bloats it", async () => {
     const config: SimConfigInput = {
       latency: { ttftMs: 40, msPerToken: 0, loadFactor: 0 },
       output: { tokens: 8 },
@@ -95,13 +104,13 @@ describe("adaptive concurrency against the simulator", () => {
     const auto = await run(config, new AdaptiveConcurrency(), items);
     console.info([show("static 4", s4), show("static 32", s32), show("auto", auto)].join("; "));
     expect(auto.failed + s4.failed + s32.failed).toBe(0);
-    // Once slow start's overshoot (to ~3x the slots for a round trip or two) is corrected, latency
-    // stays within 1.5x of static 4's; over the whole short run, within 1.75x.
-    expect(auto.steadyP50Ms).toBeLessThanOrEqual(s4.p50Ms * 1.5);
-    expect(auto.p50Ms).toBeLessThanOrEqual(s4.p50Ms * 1.75);
-    expect(s32.p50Ms).toBeGreaterThan(s4.p50Ms * 3);
-    // Loose on wall time (2 shared cores); the 10% figure is asserted on fake time.
-    expect(auto.makespanMs).toBeLessThanOrEqual(Math.min(s4.makespanMs, s32.makespanMs) * 1.35);
+    // Queue bloat, from the simulator's own counts (not wall time): static 32 keeps 28 requests
+    // waiting at the server; auto settles near the 4 slots after slow start's brief overshoot.
+    expect(s32.maxQueued).toBeGreaterThanOrEqual(28);
+    expect(auto.maxQueued).toBeLessThan(s32.maxQueued / 2);
+    expect(auto.finalLimit).toBeLessThanOrEqual(8);
+    // Latency and makespan ratios are measured by the bench (d) and asserted exactly on fake time
+    // in adaptive-fake-server.test.ts; wall-clock ratios on 2 shared cores are not a test.
   });
 
   it("known RPM: the limit stays under the Little's-law ceiling, no 429s, near the RPM bound", async () => {

@@ -15,6 +15,9 @@
 // - Waiting is event driven: a freed slot or a raised limit pumps the queue; a bucket or cooldown
 //   wait sets one wake-up deadline. Nothing polls.
 // - Every item settles exactly once (`#finish`), with exactly one terminal event.
+// - Listeners may call back (abort a signal, `close()`, submit work): every step that emits an
+//   event, or calls the controller or the retry policy, re-checks `item.state === DONE` before it
+//   touches the item again, and a settled item is never queued, started or settled again.
 
 import { AsyncLocalStorage } from "node:async_hooks";
 import {
@@ -32,6 +35,7 @@ import type { SchedulerEvents } from "./events.ts";
 import { Heap } from "./heap.ts";
 import { Attempt, DONE, type Item, NEW, QUEUED, RUNNING, SLEEPING } from "./item.ts";
 import { Lane, laneBefore } from "./lane.ts";
+import type { Charge } from "./limits/limit.ts";
 import { RateLimits, type Usage } from "./limits/rate-limits.ts";
 import type { FailureReason, ItemId } from "./outcome.ts";
 import type { RateLimitSnapshot } from "./rate-limit-snapshot.ts";
@@ -62,19 +66,31 @@ export class Engine {
   #tick = 0;
   #nextId = 0;
   #inFlight = 0;
+  /** Attempts holding a slot and their reservation, for reading rate-limit headers. */
+  readonly #holding = new Set<Attempt>();
   #queued = 0;
   #pending = 0;
   #cooldownUntil = Number.NEGATIVE_INFINITY;
+  /** When the current (or last) cooldown began, and its one jitter draw (see `#pause`). */
+  #cooldownStart = Number.NEGATIVE_INFINITY;
+  #cooldownFactor = 1;
+  #pumpQueued = false;
   #pumping = false;
   #closed = false;
   #idle = true;
   #idleWaiters: Array<() => void> = [];
   #releaseKeepAlive: (() => void) | undefined = undefined;
+  /** Aborted by `close()`: batches stop reading input. */
+  readonly #closing = new AbortController();
 
   // Deadline callbacks, bound once (no closure per item).
   readonly #onTimeout = (item: Item) => this.#timeout(item);
   readonly #onBackoffEnd = (item: Item) => this.#enqueue(item, this.clock.now());
   readonly #onDeadline = (item: Item) => this.#deadline(item);
+  readonly #deferredPump = () => {
+    this.#pumpQueued = false;
+    this.#pump();
+  };
 
   constructor(options: ResolvedSchedulerOptions) {
     this.options = options;
@@ -122,6 +138,10 @@ export class Engine {
   get rates(): RateLimits {
     return this.#rates;
   }
+  /** Fires once, when `close()` is called. */
+  get closeSignal(): AbortSignal {
+    return this.#closing.signal;
+  }
 
   nextId(): ItemId {
     return this.#nextId++;
@@ -138,26 +158,39 @@ export class Engine {
   }
 
   /**
-   * Called by every entry point before it submits. If the caller is a task of this scheduler
-   * (nested `run`/`map`/`stream` inside an attempt), that attempt becomes an orchestrator: it
-   * hands its slot and its reservation back, its per-attempt timeout stops (it waits for calls,
-   * it is not one), and its failure will not be retried (its calls already were). This is what
-   * makes nested maps deadlock-free: only calls hold slots, never a task waiting for calls.
-   * Returns the attempt's signal, which the nested work inherits.
+   * Called by every entry point (after validating its options) before it submits. If the caller
+   * is a task of this scheduler (nested `run`/`map`/`stream` inside an attempt), that attempt
+   * becomes an orchestrator: it hands its slot back, its per-attempt timeout stops (it waits for
+   * calls, it is not one), and its failure will not be retried (its calls already were). This is
+   * what makes nested maps deadlock-free: only calls hold slots, never a task waiting for calls.
+   * - The controller gets the attempt's outcome now (`cancelled`: it says nothing about the
+   *   provider), so every start it saw is paired with one outcome.
+   * - Its estimate is given back unless it reported usage: an orchestrator may have made no call,
+   *   but usage it reports (before or after nesting) is a call it made, and stays charged.
+   * - The freed slot is offered on a microtask, after the caller has submitted its nested work
+   *   synchronously, so that work (which ranks with its parent, see `Item.group`) goes first.
+   * Returns the attempt, whose signal and rank the nested work inherits.
    */
-  enterNested(): AbortSignal | undefined {
+  enterNested(): Attempt | undefined {
     const attempt = currentAttempt.getStore();
     if (attempt === undefined || attempt.engine !== this || attempt.ended) return undefined;
     if (attempt.holdsSlot && !attempt.decided) {
       const now = this.clock.now();
       attempt.orchestrator = true;
+      this.#sample(attempt, "cancelled", now, undefined);
       this.#releaseSlot(attempt);
-      this.#rates.refund(attempt.charge, now);
+      if (!attempt.reported) {
+        this.#rates.refund(attempt.charge, now);
+        attempt.refunded = true;
+      }
       const item = attempt.item;
       if (item.timeoutTimer !== undefined) this.#timers.cancel(item.timeoutTimer);
-      this.#pump();
+      if (!this.#pumpQueued) {
+        this.#pumpQueued = true;
+        queueMicrotask(this.#deferredPump);
+      }
     }
-    return attempt.signal;
+    return attempt;
   }
 
   /** Takes a new item: refuses it at once if it can never run, else queues or starts it. */
@@ -165,12 +198,16 @@ export class Engine {
     const now = this.clock.now();
     item.submittedAt = now;
     item.seq = this.#seq++;
+    if (item.group < 0) item.group = item.seq;
     this.#pending++;
     if (this.#idle) {
       this.#idle = false;
       this.#holdProcess();
     }
-    if (this.events.has("queued")) this.#emitQueued(item, now);
+    if (this.events.has("queued")) {
+      this.#emitQueued(item, now);
+      if (item.state === DONE) return; // a listener aborted it or closed the scheduler
+    }
     if (this.#closed) {
       this.#fail(item, new SchedulerClosedError(), "closed", now);
       return;
@@ -214,21 +251,39 @@ export class Engine {
   }
 
   reportUsage(attempt: Attempt, usage: Usage): void {
-    if (attempt.orchestrator) return;
+    const now = this.clock.now();
     if (usage.outputTokens !== undefined) attempt.outputTokens = usage.outputTokens;
-    attempt.charge = this.#rates.reconcile(
-      attempt.charge,
-      usage,
-      this.clock.now(),
-      attempt.holdsSlot,
-    );
+    if (attempt.refunded) {
+      // An orchestrator whose estimate was given back made a call after all: charge it again,
+      // then reconcile it like any call's.
+      attempt.refunded = false;
+      this.#rates.debit(attempt.charge, now);
+    }
+    attempt.reported = true;
+    attempt.charge = this.#rates.reconcile(attempt.charge, usage, now, attempt.holdsSlot);
     // A refund may let the head in sooner than the wake-up set for it.
     if (this.#queued > 0) this.#pump();
   }
 
+  /**
+   * Applies a provider's rate-limit readings. Its `remaining` already counts every request that
+   * reached it before it answered: the reporting attempt and those started before it. What it
+   * cannot have seen are the reservations of attempts started after the reporting one; only those
+   * are subtracted (a reading from outside any attempt subtracts every reservation).
+   */
   applySnapshot(snapshot: RateLimitSnapshot, attempt: Attempt | undefined): void {
-    const own = attempt?.holdsSlot ? attempt.charge : undefined;
-    this.#rates.applySnapshot(snapshot, own, this.clock.now());
+    let unseen: Charge | undefined;
+    if (attempt !== undefined) {
+      unseen = { requests: 0, tokens: 0, inputTokens: 0, outputTokens: 0 };
+      for (const other of this.#holding) {
+        if (other === attempt || other.startedAt < attempt.startedAt) continue;
+        unseen.requests += other.charge.requests;
+        unseen.tokens += other.charge.tokens;
+        unseen.inputTokens += other.charge.inputTokens;
+        unseen.outputTokens += other.charge.outputTokens;
+      }
+    }
+    this.#rates.applySnapshot(snapshot, unseen, this.clock.now());
   }
 
   /** Refuses new work, settles waiting work with `SchedulerClosedError`, aborts running attempts. */
@@ -239,6 +294,7 @@ export class Engine {
       for (const item of this.#liveItems()) this.#cancel(item, error, "closed");
       this.#timers.cancel(this.#wake);
       this.#unsubscribe();
+      this.#closing.abort(error);
     }
     return this.onIdle();
   }
@@ -277,7 +333,11 @@ export class Engine {
   // --- admission ---
 
   #enqueue(item: Item, now: number, first = false): void {
-    if (!first && this.events.has("queued")) this.#emitQueued(item, now);
+    if (item.state === DONE) return;
+    if (!first && this.events.has("queued")) {
+      this.#emitQueued(item, now);
+      if (item.state === DONE) return; // a listener aborted it or closed the scheduler
+    }
     item.state = QUEUED;
     item.enqueuedAt = now;
     const lane = item.lane;
@@ -348,6 +408,7 @@ export class Engine {
   // --- attempts ---
 
   #start(item: Item, now: number): void {
+    if (item.state === DONE) return;
     item.state = RUNNING;
     const number = ++item.attempts;
     const lane = item.lane;
@@ -355,6 +416,7 @@ export class Engine {
     if (++lane.inFlight >= lane.cap) this.#refreshLane(lane);
     this.#rates.take(item.charge, now);
     const attempt = new Attempt(this, item, number, now);
+    this.#holding.add(attempt);
     item.current = attempt;
     this.#retry.onAttempt(number, now);
     this.#controller.onStart({ inFlight: this.#inFlight, now });
@@ -374,6 +436,11 @@ export class Engine {
         attempt: number,
         waitedMs: now - item.enqueuedAt,
       });
+      if (attempt.decided) {
+        // A listener cancelled it (abort, close): the task does not run; the slot comes back.
+        this.#ended(attempt, false, undefined, undefined);
+        return;
+      }
     }
     // The whole attempt, its continuations included, runs in its own context; by the time
     // anything after the task runs there (events, pumping), the attempt has `ended`.
@@ -410,9 +477,11 @@ export class Engine {
         this.#attemptFailed(attempt, error, now);
       } else {
         if (!attempt.orchestrator) this.#sample(attempt, "success", now, undefined);
-        item.ok = true;
-        item.value = value;
-        this.#finish(item, now);
+        if (item.state !== DONE) {
+          item.ok = true;
+          item.value = value;
+          this.#finish(item, now);
+        }
       }
     }
     if (attempt.holdsSlot) this.#releaseSlot(attempt);
@@ -422,6 +491,7 @@ export class Engine {
 
   #releaseSlot(attempt: Attempt): void {
     attempt.holdsSlot = false;
+    this.#holding.delete(attempt);
     this.#rates.release(attempt.charge);
     this.#inFlight--;
     const lane = attempt.item.lane;
@@ -441,7 +511,11 @@ export class Engine {
     this.#attemptFailed(attempt, error, this.clock.now());
   }
 
-  /** An attempt failed (or timed out): cooldown, controller, then retry or give up. */
+  /**
+   * An attempt failed (or timed out): cooldown, controller, then retry or give up. Every event,
+   * controller and policy call may settle the item (a listener aborting it or closing the
+   * scheduler): after each one, a settled item is left alone.
+   */
   #attemptFailed(attempt: Attempt, error: unknown, now: number): void {
     const item = attempt.item;
     item.lastError = error;
@@ -463,12 +537,13 @@ export class Engine {
             retryAfterMs,
           });
         }
-        this.#pause(retryAfterMs ?? this.options.cooldownMs, now);
+        this.#pause(retryAfterMs ?? this.options.cooldownMs, now, attempt.startedAt);
       } else if (result === "overload" && retryAfterMs !== undefined) {
-        this.#pause(retryAfterMs, now);
+        this.#pause(retryAfterMs, now, attempt.startedAt);
       }
     }
     if (!attempt.orchestrator) this.#sample(attempt, result, now, retryAfterMs);
+    if (item.state === DONE) return;
     const decision = attempt.orchestrator
       ? ({ retry: false, reason: "not-retryable" } as const)
       : this.#retry.decide({
@@ -495,6 +570,7 @@ export class Engine {
         willRetry: decision.retry && !pastDeadline,
       });
     }
+    if (item.state === DONE) return;
     if (!decision.retry) {
       this.#fail(item, error, decision.reason, now);
       return;
@@ -516,6 +592,7 @@ export class Engine {
         delayMs,
         error,
       });
+      if (item.state === DONE) return;
     }
     if (delayMs <= 0) {
       this.#enqueue(item, now);
@@ -538,9 +615,23 @@ export class Engine {
     });
   }
 
-  /** Pauses admission for the key. Pauses never stack: the end moves to max(current, new). */
-  #pause(durationMs: number, now: number): void {
-    const until = now + durationMs * (1 + this.options.random() * this.options.cooldownJitter);
+  /**
+   * Pauses admission for the key: once per burst of rate-limit answers, never once per answer.
+   * A failure from an attempt that started before the current pause began (`startedAt <=
+   * #cooldownStart`) belongs to that pause's burst: it was sent before the pause could stop it.
+   * It only lengthens the pause to its own wait counted from when the pause began (the max of the
+   * burst's waits, never their sum), with the jitter drawn once when the pause began. A failure
+   * from an attempt started later (after the pause ended) begins a new pause.
+   */
+  #pause(durationMs: number, now: number, startedAt: number): void {
+    let from = now;
+    if (startedAt <= this.#cooldownStart) {
+      from = this.#cooldownStart;
+    } else {
+      this.#cooldownStart = now;
+      this.#cooldownFactor = 1 + this.options.random() * this.options.cooldownJitter;
+    }
+    const until = from + durationMs * this.#cooldownFactor;
     if (until <= this.#cooldownUntil) return;
     this.#cooldownUntil = until;
     if (this.events.has("cooldown")) {
@@ -592,6 +683,7 @@ export class Engine {
   // --- settlement ---
 
   #fail(item: Item, error: unknown, reason: FailureReason, now: number): void {
+    if (item.state === DONE) return;
     item.ok = false;
     item.error = error;
     item.reason = reason;
@@ -599,6 +691,7 @@ export class Engine {
   }
 
   #finish(item: Item, now: number): void {
+    if (item.state === DONE) return;
     if (item.state !== NEW) this.#unlink(item);
     item.state = DONE;
     item.settledAt = now;

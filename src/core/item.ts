@@ -22,12 +22,41 @@ export const RUNNING = 2;
 export const SLEEPING = 3;
 export const DONE = 4;
 
+/** What an item is made of; the options are already validated. */
+export type ItemInit = {
+  engine: Engine;
+  lane: Lane<Item>;
+  id: ItemId;
+  /** Input position for `map`/`stream`, else 0. */
+  index: number;
+  priority: number;
+  task: (...args: never[]) => unknown;
+  input: unknown;
+  /** Whether `task` takes `input` (a `map`/`stream` item). */
+  hasInput: boolean;
+  charge: Charge;
+  timeoutMs: number;
+  deadlineMs: number;
+  signal: AbortSignal | undefined;
+  /** Receives the item when it settles; undefined for `run` (uses resolve/reject). */
+  sink: ItemSink | undefined;
+  /** The attempt that submitted it (nested work), if any: the item ranks with its parent. */
+  parent: Attempt | undefined;
+};
+
 export class Item implements QueueEntry {
   seq = 0;
+  /**
+   * Its rank within a priority: its own `seq`, or for nested work its parent's `group`, so the
+   * work of an item submitted earlier runs before items submitted after it (depth-first), and a
+   * batch of claims does not hold every claim's nested work in memory at once. Set on submit.
+   */
+  group = -1;
   // Queue links (see PriorityQueue) and the engine's list of unsettled items.
   prev: this | undefined = undefined;
   next: this | undefined = undefined;
   level: Level<this> | undefined = undefined;
+  heapIndex = -1;
   livePrev: Item | undefined = undefined;
   liveNext: Item | undefined = undefined;
   /** For `run`: settle the caller's promise directly (no sink object per call). */
@@ -65,34 +94,21 @@ export class Item implements QueueEntry {
   reason: FailureReason | undefined = undefined;
   settledAt = 0;
 
-  constructor(
-    engine: Engine,
-    lane: Lane<Item>,
-    id: ItemId,
-    index: number,
-    priority: number,
-    task: (...args: never[]) => unknown,
-    input: unknown,
-    hasInput: boolean,
-    charge: Charge,
-    timeoutMs: number,
-    deadlineMs: number,
-    signal: AbortSignal | undefined,
-    sink: ItemSink | undefined,
-  ) {
-    this.engine = engine;
-    this.lane = lane;
-    this.id = id;
-    this.index = index;
-    this.priority = priority;
-    this.task = task;
-    this.input = input;
-    this.hasInput = hasInput;
-    this.charge = charge;
-    this.timeoutMs = timeoutMs;
-    this.deadlineMs = deadlineMs;
-    this.signal = signal;
-    this.sink = sink;
+  constructor(init: ItemInit) {
+    this.engine = init.engine;
+    this.lane = init.lane;
+    this.id = init.id;
+    this.index = init.index;
+    this.priority = init.priority;
+    this.task = init.task;
+    this.input = init.input;
+    this.hasInput = init.hasInput;
+    this.charge = init.charge;
+    this.timeoutMs = init.timeoutMs;
+    this.deadlineMs = init.deadlineMs;
+    this.signal = init.signal;
+    this.sink = init.sink;
+    if (init.parent !== undefined) this.group = init.parent.item.group;
   }
 
   /** The caller's AbortSignal fired (EventTarget listener object: no closure per item). */
@@ -116,6 +132,10 @@ export class Attempt implements TaskContext {
   ended = false;
   /** It submitted work to its own scheduler and gave its slot back (see `Engine.enterNested`). */
   orchestrator = false;
+  /** It reported usage: it made a call, whose charge stays even if it becomes an orchestrator. */
+  reported = false;
+  /** Its estimate was given back when it became an orchestrator (it had reported no usage). */
+  refunded = false;
   outputTokens: number | undefined = undefined;
   #controller: AbortController | undefined = undefined;
   #abortReason: unknown = undefined;

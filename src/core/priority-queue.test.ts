@@ -7,15 +7,41 @@ class Entry implements QueueEntry {
   prev: this | undefined = undefined;
   next: this | undefined = undefined;
   level: Level<this> | undefined = undefined;
+  heapIndex = -1;
   readonly priority: number;
   readonly seq: number;
-  constructor(priority: number, seq: number) {
+  readonly group: number;
+  constructor(priority: number, seq: number, group = seq) {
     this.priority = priority;
     this.seq = seq;
+    this.group = group;
   }
 }
 
-const byOrder = (a: Entry, b: Entry) => b.priority - a.priority || a.seq - b.seq;
+/** An entry that counts every read of its rank: the queue's work, independent of timing. */
+let rankReads = 0;
+class CountedEntry implements QueueEntry {
+  prev: this | undefined = undefined;
+  next: this | undefined = undefined;
+  level: Level<this> | undefined = undefined;
+  heapIndex = -1;
+  readonly priority = 0;
+  readonly #seq: number;
+  constructor(seq: number) {
+    this.#seq = seq;
+  }
+  get seq(): number {
+    rankReads++;
+    return this.#seq;
+  }
+  get group(): number {
+    rankReads++;
+    return this.#seq;
+  }
+}
+
+const byOrder = (a: Entry, b: Entry) =>
+  b.priority - a.priority || a.group - b.group || a.seq - b.seq;
 
 describe("PriorityQueue", () => {
   it("is higher priority first, FIFO within a priority", () => {
@@ -40,6 +66,37 @@ describe("PriorityQueue", () => {
     expect(q.shift()).toBe(retry);
   });
 
+  it("re-entering retries cost O(log n) each, not a walk past every waiting retry", () => {
+    const q = new PriorityQueue<CountedEntry>();
+    const retries = 10_000;
+    for (let i = 0; i < 1_000; i++) q.push(new CountedEntry(retries + i));
+    // A 429 burst's retries come back in their original order, each behind the ones before it.
+    const order = Array.from({ length: retries }, (_, i) => i);
+    const shuffled = [...order.slice(0, retries / 2), ...order.slice(retries / 2).reverse()];
+    rankReads = 0;
+    for (const seq of shuffled) q.push(new CountedEntry(seq));
+    // O(log n) per insert: about 2 reads per comparison, ~14 comparisons at most.
+    expect(rankReads).toBeLessThan(retries * 60);
+    const out: number[] = [];
+    for (let e = q.shift(); e !== undefined; e = q.shift()) out.push(e.seq);
+    expect(out).toEqual(Array.from({ length: retries + 1_000 }, (_, i) => i));
+  });
+
+  it("nested work (a lower group) goes ahead of later fresh entries, FIFO among itself", () => {
+    const q = new PriorityQueue<Entry>();
+    const outer = [new Entry(0, 0), new Entry(0, 1), new Entry(0, 2)];
+    for (const e of outer) q.push(e);
+    expect(q.shift()).toBe(outer[0]);
+    const children = [new Entry(0, 3, 0), new Entry(0, 4, 0)];
+    for (const e of children) q.push(e);
+    expect([q.shift(), q.shift(), q.shift(), q.shift()]).toEqual([
+      children[0],
+      children[1],
+      outer[1],
+      outer[2],
+    ]);
+  });
+
   it("matches a sorted reference under random pushes, removes and shifts", () => {
     fc.assert(
       fc.property(
@@ -51,6 +108,12 @@ describe("PriorityQueue", () => {
             }),
             fc.record({ op: fc.constant("remove" as const), pick: fc.nat() }),
             fc.record({ op: fc.constant("shift" as const) }),
+            // A retry re-entering with its old rank, or nested work ranked with an older entry.
+            fc.record({
+              op: fc.constant("reenter" as const),
+              pick: fc.nat(),
+              priority: fc.integer({ min: -2, max: 2 }),
+            }),
           ),
           { maxLength: 200 },
         ),
@@ -59,7 +122,13 @@ describe("PriorityQueue", () => {
           let reference: Entry[] = [];
           let seq = 0;
           for (const op of ops) {
-            if (op.op === "push") {
+            if (op.op === "reenter") {
+              const group = seq === 0 ? 0 : op.pick % seq;
+              const e = new Entry(op.priority, op.pick % 2 === 0 ? group : seq++, group);
+              if (e.seq === group && reference.some((r) => r.seq === group)) continue;
+              q.push(e);
+              reference.push(e);
+            } else if (op.op === "push") {
               const e = new Entry(op.priority, seq++);
               q.push(e);
               reference.push(e);

@@ -1,32 +1,54 @@
-// A priority queue for waiting items: one FIFO linked list per distinct priority, and a heap over
-// the priorities that have entries. Push, peek and remove are O(1) for an existing priority and
-// O(log P) when a priority level appears or empties (P = distinct priorities waiting), never
-// O(n): no sorted-array splice, no Array.shift. A removed entry leaves at once.
+// A priority queue for waiting items. Per distinct priority, a level holds a FIFO linked list for
+// entries that arrive in order (fresh items: the common case, O(1)) and a heap for entries that
+// arrive out of order (retries, which keep their rank, and nested work, which ranks with its
+// parent: O(log n)); a heap over the levels orders the priorities. Every operation is O(1) or
+// O(log n), never a walk: no sorted-array splice, no Array.shift. A removed entry leaves at once.
 //
-// Order: higher priority first; within a priority, ascending `seq`. Fresh entries have the
-// highest seq so far and append at the tail. A re-entering entry (a retry keeps its seq) walks in
-// from the head; everything it passes is another re-entered retry, since every fresh entry of
-// lower seq in the same queue and priority has already left (FIFO), so the walk stays short.
+// Order: higher priority first; within a priority, ascending `group`, then ascending `seq`.
 
 import { Heap, type HeapNode } from "./heap.ts";
 
-export interface QueueEntry {
+export interface QueueEntry extends HeapNode {
   readonly priority: number;
-  /** Submission order; kept by retries. */
+  /** Rank within a priority (see `Item.group`); kept by retries. */
+  readonly group: number;
+  /** Submission order, the tie-break within a group; kept by retries. */
   readonly seq: number;
-  // Intrusive links, owned by the queue.
+  // Intrusive links, owned by the queue (`heapIndex` >= 0: in its level's heap, not its list).
   prev: this | undefined;
   next: this | undefined;
   level: Level<this> | undefined;
 }
 
+function entryBefore(a: QueueEntry, b: QueueEntry): boolean {
+  return a.group < b.group || (a.group === b.group && a.seq < b.seq);
+}
+
 export class Level<E extends QueueEntry> implements HeapNode {
   heapIndex = -1;
   readonly priority: number;
+  /** Entries in order, each after the previous one. */
   head: E | undefined = undefined;
   tail: E | undefined = undefined;
+  /**
+   * Entries that came in ahead of the list's tail; created on first use. Typed by the interface
+   * (it only compares ranks), which keeps `Level<Item>` a `Level<QueueEntry>`; it holds only `E`s.
+   */
+  early: Heap<QueueEntry> | undefined = undefined;
   constructor(priority: number) {
     this.priority = priority;
+  }
+
+  first(): E | undefined {
+    const head = this.head;
+    const early = this.early?.peek() as E | undefined;
+    if (early === undefined) return head;
+    if (head === undefined) return early;
+    return entryBefore(early, head) ? early : head;
+  }
+
+  get empty(): boolean {
+    return this.head === undefined && (this.early === undefined || this.early.size === 0);
   }
 }
 
@@ -43,7 +65,7 @@ export class PriorityQueue<E extends QueueEntry> {
 
   /** The first entry, or undefined. */
   peek(): E | undefined {
-    return this.#order.peek()?.head;
+    return this.#order.peek()?.first();
   }
 
   push(entry: E): void {
@@ -59,25 +81,17 @@ export class PriorityQueue<E extends QueueEntry> {
     }
     entry.level = level;
     const tail = level.tail;
-    if (tail === undefined || tail.seq < entry.seq) {
+    if (tail === undefined || entryBefore(tail, entry)) {
       entry.prev = tail;
       entry.next = undefined;
       if (tail === undefined) level.head = entry;
       else tail.next = entry;
       level.tail = entry;
     } else {
-      let after: E | undefined;
-      let before = level.head;
-      while (before !== undefined && before.seq < entry.seq) {
-        after = before;
-        before = before.next;
-      }
-      entry.prev = after;
-      entry.next = before;
-      if (after === undefined) level.head = entry;
-      else after.next = entry;
-      if (before === undefined) level.tail = entry;
-      else before.prev = entry;
+      entry.prev = undefined;
+      entry.next = undefined;
+      level.early ??= new Heap<QueueEntry>(entryBefore);
+      level.early.push(entry);
     }
     this.#size++;
   }
@@ -86,16 +100,20 @@ export class PriorityQueue<E extends QueueEntry> {
   remove(entry: E): boolean {
     const level = entry.level;
     if (level === undefined) return false;
-    const { prev, next } = entry;
-    if (prev === undefined) level.head = next;
-    else prev.next = next;
-    if (next === undefined) level.tail = prev;
-    else next.prev = prev;
-    entry.prev = undefined;
-    entry.next = undefined;
+    if (entry.heapIndex >= 0) {
+      level.early!.remove(entry);
+    } else {
+      const { prev, next } = entry;
+      if (prev === undefined) level.head = next;
+      else prev.next = next;
+      if (next === undefined) level.tail = prev;
+      else next.prev = prev;
+      entry.prev = undefined;
+      entry.next = undefined;
+    }
     entry.level = undefined;
     this.#size--;
-    if (level.head === undefined) {
+    if (level.empty) {
       this.#levels.delete(level.priority);
       this.#order.remove(level);
     }

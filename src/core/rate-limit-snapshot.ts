@@ -10,6 +10,11 @@ export type LimitReading = {
   remaining?: number | undefined;
   /** Milliseconds from the response until the limit is fully replenished. */
   resetMs?: number | undefined;
+  /**
+   * The provider counts this limit in fixed windows (Azure OpenAI): `remaining` does not grow
+   * until `resetMs` has passed. Otherwise the limit refills continuously (OpenAI, Anthropic).
+   */
+  fixedWindow?: boolean | undefined;
 };
 
 export type RateLimitSnapshot = {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import {
   AbortedError,
+  ClientError,
   DeadlineExceededError,
   QuotaExceededError,
   RateLimitError,
@@ -669,6 +670,8 @@ describe("Scheduler: lifecycle", () => {
     const terminal = [...of("succeeded"), ...of("failed")];
     expect(terminal).toHaveLength(20);
     expect(new Set(terminal.map((t) => t.id)).size).toBe(20);
+    expect(of("idle")).toHaveLength(1);
+    expect(scheduler.pending + scheduler.inFlight + scheduler.queued).toBe(0);
     expect(clock.pendingTimers).toBe(0);
   });
 });
@@ -697,5 +700,447 @@ describe("Scheduler: nesting detection", () => {
     await clock.advance(500);
     expect(longSignal?.aborted).toBe(true);
     await clock.runAll();
+  });
+});
+
+describe("Scheduler: listeners that call back", () => {
+  it("an abort from an attempt-failed listener settles the item once", async () => {
+    const clock = new FakeClock();
+    const s = new Scheduler({
+      clock,
+      random: seededRandom(1),
+      retry: { baseDelayMs: 100, budget: false },
+    });
+    const ac = new AbortController();
+    s.on("attempt-failed", () => ac.abort());
+    let calls = 0;
+    let terminal = 0;
+    s.on("failed", () => terminal++);
+    s.on("succeeded", () => terminal++);
+    const result = capture(
+      s.run(
+        async () => {
+          calls++;
+          throw new ServerError(undefined, { status: 500 });
+        },
+        { signal: ac.signal },
+      ),
+    );
+    await clock.runAll();
+    expect([calls, terminal, s.pending]).toEqual([1, 1, 0]);
+    expect(result.error).toBeInstanceOf(AbortedError);
+    await s.onIdle();
+  });
+
+  it("close() from an attempt-failed listener settles once, resolves, and reaches other items", async () => {
+    const clock = new FakeClock();
+    const s = new Scheduler({ clock, random: seededRandom(1), concurrency: 2 });
+    s.on("attempt-failed", (e) => {
+      if (e.result === "quota") void s.close();
+    });
+    const terminal = new Map<unknown, number>();
+    s.on("failed", (e) => terminal.set(e.id, (terminal.get(e.id) ?? 0) + 1));
+    s.on("succeeded", (e) => terminal.set(e.id, (terminal.get(e.id) ?? 0) + 1));
+    const other = capture(s.run((ctx) => clock.sleep(1_000, ctx.signal), { id: "other" }));
+    const quota = capture(
+      s.run(
+        async () => {
+          throw new QuotaExceededError();
+        },
+        { id: "quota" },
+      ),
+    );
+    const waiting = capture(s.run(async () => 1, { id: "waiting" }));
+    await clock.flush();
+    const closed = capture(s.close());
+    await clock.runAll();
+    expect(quota.done && other.done && waiting.done).toBe(true);
+    expect(other.error).toBeInstanceOf(SchedulerClosedError);
+    expect([...terminal.values()]).toEqual([1, 1, 1]);
+    expect(s.pending).toBe(0);
+    expect(closed.done).toBe(true);
+  });
+
+  it("an abort from a queued listener on a retry re-entering admission settles once", async () => {
+    const clock = new FakeClock();
+    const s = new Scheduler({
+      clock,
+      random: seededRandom(1),
+      retry: { baseDelayMs: 100, budget: false },
+    });
+    const ac = new AbortController();
+    s.on("queued", (e) => {
+      if (e.attempt === 2) ac.abort();
+    });
+    let calls = 0;
+    let terminal = 0;
+    s.on("failed", () => terminal++);
+    s.on("succeeded", () => terminal++);
+    void s
+      .run(
+        async () => {
+          calls++;
+          throw new ServerError(undefined, { status: 500 });
+        },
+        { signal: ac.signal },
+      )
+      .catch(() => {});
+    await clock.runAll();
+    expect([calls, terminal, s.pending, s.queued]).toEqual([1, 1, 0, 0]);
+  });
+
+  it("an abort from a started listener keeps the task from running", async () => {
+    const { clock, scheduler } = setup();
+    const ac = new AbortController();
+    scheduler.on("started", () => ac.abort());
+    let ran = false;
+    const result = capture(
+      scheduler.run(
+        async () => {
+          ran = true;
+        },
+        { signal: ac.signal },
+      ),
+    );
+    await clock.runAll();
+    expect(ran).toBe(false);
+    expect(result.error).toBeInstanceOf(AbortedError);
+    expect([scheduler.pending, scheduler.inFlight]).toEqual([0, 0]);
+  });
+});
+
+describe("Scheduler: orchestrators", () => {
+  it("an orchestrator's own call stays charged", async () => {
+    const s = new Scheduler({ clock: new FakeClock(), tokensPerMinute: 60_000 });
+    await s.run(
+      async (ctx) => {
+        ctx.reportUsage({ tokens: 900 });
+        await s.run(async () => 1, { cost: { tokens: 0 } });
+      },
+      { cost: { tokens: 500 } },
+    );
+    expect(s.bucket("tokens")!.level).toBeCloseTo(100);
+  });
+
+  it("usage an orchestrator reports after nesting is charged too", async () => {
+    const s = new Scheduler({ clock: new FakeClock(), tokensPerMinute: 60_000 });
+    await s.run(
+      async (ctx) => {
+        await s.run(async () => 1, { cost: { tokens: 0 } });
+        ctx.reportUsage({ tokens: 300 });
+      },
+      { cost: { tokens: 500 } },
+    );
+    expect(s.bucket("tokens")!.level).toBeCloseTo(700);
+  });
+
+  it("the controller sees one outcome per start, orchestrators included", async () => {
+    const clock = new FakeClock();
+    let starts = 0;
+    let outcomes = 0;
+    const s = new Scheduler({
+      clock,
+      concurrency: {
+        limit: 2,
+        onStart: () => starts++,
+        onOutcome: () => outcomes++,
+        subscribe: () => () => {},
+      },
+    });
+    const result = s.map([1, 2, 3], async (n) => {
+      await clock.sleep(5);
+      return s.map([n, n], async (m) => {
+        await clock.sleep(10);
+        return m;
+      });
+    });
+    await clock.runAll();
+    await result;
+    expect(starts).toBe(9);
+    expect(outcomes).toBe(starts);
+  });
+
+  it("nested work runs depth-first: the first claim finishes before the last claim starts", async () => {
+    const { clock, scheduler } = setup({ concurrency: 2 });
+    const log: string[] = [];
+    const claims = [0, 1, 2, 3, 4, 5];
+    const result = scheduler.map(claims, async (claim) => {
+      log.push(`claim ${claim} call`);
+      await clock.sleep(10);
+      return scheduler.map([0, 1, 2], async (line) => {
+        await clock.sleep(10);
+        log.push(`claim ${claim} line ${line} done`);
+      });
+    });
+    await clock.runAll();
+    await result;
+    const lastClaimStart = log.indexOf("claim 5 call");
+    for (const line of [0, 1, 2]) {
+      expect(log.indexOf(`claim 0 line ${line} done`)).toBeLessThan(lastClaimStart);
+    }
+  });
+
+  it("an invalid option throws without turning the caller into an orchestrator", async () => {
+    const { clock, scheduler } = setup({ concurrency: 1 });
+    let inFlightAfter = -1;
+    const outer = scheduler.run(async () => {
+      await expect(
+        (async () => scheduler.run(async () => 1, { timeoutMs: -1 }))(),
+      ).rejects.toThrow();
+      await expect(scheduler.map([1], async () => 1, { priority: Number.NaN })).rejects.toThrow();
+      inFlightAfter = scheduler.inFlight;
+    });
+    await clock.runAll();
+    await outer;
+    expect(inFlightAfter).toBe(1);
+  });
+
+  it("a scope's priority is validated", () => {
+    const { scheduler } = setup();
+    expect(() => scheduler.scope({ priority: Number.NaN })).toThrow(/priority/);
+  });
+});
+
+describe("Scheduler: reading input", () => {
+  async function* stalled() {
+    yield 1;
+    await new Promise(() => {});
+  }
+
+  it("map settles after an abort while the async input is stalled", async () => {
+    const { clock, scheduler } = setup();
+    const ac = new AbortController();
+    const result = capture(scheduler.map(stalled(), async (i) => i, { signal: ac.signal }));
+    await clock.flush();
+    ac.abort();
+    await clock.runAll();
+    expect(result.done).toBe(true);
+    expect((result.value ?? []).map((o) => o.ok)).toEqual([true]);
+  });
+
+  it("stream ends after an abort while the async input is stalled", async () => {
+    const { clock, scheduler } = setup();
+    const ac = new AbortController();
+    const seen: boolean[] = [];
+    const consumer = capture(
+      (async () => {
+        for await (const o of scheduler.stream(stalled(), async (i) => i, { signal: ac.signal })) {
+          seen.push(o.ok);
+        }
+      })(),
+    );
+    await clock.flush();
+    ac.abort();
+    await clock.runAll();
+    expect(consumer.done).toBe(true);
+    expect(seen).toEqual([true]);
+  });
+
+  it("close() stops map and stream reading their input", async () => {
+    const { clock, scheduler } = setup({ concurrency: 1 });
+    let read = 0;
+    function* endless() {
+      for (let i = 0; ; i++) {
+        read++;
+        if (i === 3) void scheduler.close();
+        yield i;
+      }
+    }
+    const mapped = capture(scheduler.map(endless(), async (i) => i));
+    await clock.runAll();
+    expect(mapped.done).toBe(true);
+    expect(read).toBe(4);
+    expect(mapped.value).toHaveLength(4);
+    const { clock: clock2, scheduler: s2 } = setup({ concurrency: 1 });
+    let read2 = 0;
+    async function* endlessAsync() {
+      for (let i = 0; ; i++) {
+        read2++;
+        if (i === 3) void s2.close();
+        yield i;
+      }
+    }
+    const outcomes: unknown[] = [];
+    const consumer = capture(
+      (async () => {
+        for await (const o of s2.stream(endlessAsync(), async (i) => i)) outcomes.push(o);
+      })(),
+    );
+    await clock2.runAll();
+    expect(consumer.done).toBe(true);
+    expect(read2).toBe(4);
+    // The read that was pending when close() came is abandoned: inputs 0-2 get an outcome each.
+    expect(outcomes).toHaveLength(3);
+  });
+
+  it("an abort stops a sync input being read", async () => {
+    const { clock, scheduler } = setup();
+    const ac = new AbortController();
+    let read = 0;
+    function* endless() {
+      for (let i = 0; ; i++) {
+        read++;
+        if (i === 2) ac.abort();
+        yield i;
+      }
+    }
+    const mapped = capture(scheduler.map(endless(), async (i) => i, { signal: ac.signal }));
+    await clock.runAll();
+    expect(mapped.done).toBe(true);
+    expect(read).toBe(3);
+  });
+
+  it("failing maps leave no listener on a long-lived signal", async () => {
+    const { EventEmitter } = await import("node:events");
+    const { scheduler } = setup();
+    const ac = new AbortController();
+    function* broken() {
+      yield 1;
+      throw new Error("bad input");
+    }
+    for (let k = 0; k < 3; k++) {
+      await expect(scheduler.map(broken(), async (i) => i, { signal: ac.signal })).rejects.toThrow(
+        "bad input",
+      );
+    }
+    await scheduler.map([1, 2], async (i) => i, { signal: ac.signal });
+    expect(EventEmitter.getEventListeners(ac.signal, "abort")).toHaveLength(0);
+  });
+});
+
+describe("Scheduler: cooldown bursts", () => {
+  it("a burst of 429s from calls already in flight pauses the key once", async () => {
+    const { clock, scheduler, of } = setup({ concurrency: 5, cooldownJitter: 0 });
+    const result = scheduler.map([0, 1, 2, 3, 4], async (i, ctx) => {
+      await clock.sleep(100 + i * 100);
+      if (ctx.attempt === 1) throw new RateLimitError(undefined, { retryAfterMs: 1_000 });
+      return 1;
+    });
+    await clock.runAll();
+    await result;
+    expect(of("cooldown").map((c) => c.until)).toEqual([1_100]);
+  });
+
+  it("a longer Retry-After in the same burst extends the pause to the max, not the sum", async () => {
+    const { clock, scheduler, of } = setup({ concurrency: 2, cooldownJitter: 0 });
+    const result = scheduler.map([1_000, 5_000], async (retryAfterMs, ctx) => {
+      await clock.sleep(retryAfterMs === 1_000 ? 100 : 200);
+      if (ctx.attempt === 1) throw new RateLimitError(undefined, { retryAfterMs });
+      return 1;
+    });
+    await clock.runAll();
+    await result;
+    // The burst began at 100: its pause is the longest answer from then, 5 s; not 1 s + 5 s.
+    expect(of("cooldown").map((c) => c.until)).toEqual([1_100, 5_100]);
+  });
+
+  it("a 429 from a call started after the cooldown ended starts a new one", async () => {
+    const { clock, scheduler, of } = setup({ concurrency: 1, cooldownJitter: 0 });
+    const result = scheduler.settle(async (ctx) => {
+      await clock.sleep(100);
+      if (ctx.attempt <= 2) throw new RateLimitError(undefined, { retryAfterMs: 1_000 });
+      return 1;
+    });
+    await clock.runAll();
+    await result;
+    expect(of("cooldown").map((c) => c.until)).toEqual([1_100, 2_200]);
+  });
+});
+
+describe("Scheduler: review gaps", () => {
+  it("an item queued before a learned lower limit is refused as too large", async () => {
+    const { clock, scheduler } = setup({ concurrency: 1, tokensPerMinute: 10_000 });
+    const first = scheduler.run(async (ctx) => {
+      await clock.sleep(10);
+      ctx.reportRateLimits({ tokens: { limit: 1_000 } });
+    });
+    const big = capture(scheduler.run(async () => 1, { cost: { tokens: 5_000 } }));
+    const small = scheduler.run(async () => 2, { cost: { tokens: 10 } });
+    await clock.runAll();
+    await first;
+    expect(big.error).toBeInstanceOf(RequestTooLargeError);
+    expect(await small).toBe(2);
+  });
+
+  it("x-should-retry and 408/409 decide retries through the scheduler", async () => {
+    const { clock, scheduler } = setup({ retry: { baseDelayMs: 10, budget: false } });
+    const attemptsFor = (error: () => Error) =>
+      scheduler.settle(async (ctx) => {
+        if (ctx.attempt === 1) throw error();
+        return ctx.attempt;
+      });
+    const results = Promise.all([
+      attemptsFor(() => new ServerError(undefined, { status: 500, shouldRetry: false })),
+      attemptsFor(() => new ClientError(undefined, { status: 400, shouldRetry: true })),
+      attemptsFor(() => new ClientError(undefined, { status: 408 })),
+      attemptsFor(() => new ClientError(undefined, { status: 409 })),
+      attemptsFor(() => new ClientError(undefined, { status: 400 })),
+    ]);
+    await clock.runAll();
+    expect((await results).map((o) => [o.ok, o.attempts])).toEqual([
+      [false, 1],
+      [true, 2],
+      [true, 2],
+      [true, 2],
+      [false, 1],
+    ]);
+  });
+
+  it("close() while items sleep before a retry settles them and leaves no timer", async () => {
+    const { clock, scheduler, of } = setup({ retry: { baseDelayMs: 1_000, budget: false } });
+    let calls = 0;
+    const result = scheduler.map([1, 2], async () => {
+      calls++;
+      throw new ServerError(undefined, { status: 500 });
+    });
+    await clock.advance(10);
+    expect(scheduler.pending).toBe(2);
+    await scheduler.close();
+    const outcomes = await result;
+    expect(outcomes.map((o) => !o.ok && o.reason)).toEqual(["closed", "closed"]);
+    expect(calls).toBe(2);
+    expect(of("failed")).toHaveLength(2);
+    expect(clock.pendingTimers).toBe(0);
+  });
+
+  it("a fixed-window reset holds the bucket at remaining until the reset", async () => {
+    const { clock, scheduler, of } = setup({ requestsPerMinute: 600 });
+    await scheduler.run(async (ctx) => {
+      ctx.reportRateLimits({
+        requests: { limit: 600, remaining: 0, resetMs: 40_000, fixedWindow: true },
+      });
+    });
+    const next = scheduler.run(async () => 1);
+    await clock.runAll();
+    await next;
+    expect(of("started").map((s) => s.at)).toEqual([0, 40_100]);
+  });
+
+  it("a continuous provider's short reset does not hold the bucket", async () => {
+    const { clock, scheduler, of } = setup({ requestsPerMinute: 600 });
+    await scheduler.run(async (ctx) => {
+      ctx.reportRateLimits({ requests: { limit: 600, remaining: 0, resetMs: 1_000 } });
+    });
+    const next = scheduler.run(async () => 1);
+    await clock.runAll();
+    await next;
+    expect(of("started").map((s) => s.at)).toEqual([0, 100]);
+  });
+
+  it("header sync subtracts only reservations the provider cannot have seen", async () => {
+    const { clock, scheduler } = setup({ requestsPerMinute: 600 }); // 10 per second, burst 10
+    const early = scheduler.run(async () => clock.sleep(50)); // starts at 0: the provider saw it
+    await clock.advance(5);
+    const reporter = scheduler.run(async (ctx) => {
+      await clock.sleep(10);
+      ctx.reportRateLimits({ requests: { remaining: 6 } }); // at t = 15
+    });
+    await clock.advance(2);
+    const late = scheduler.run(async () => clock.sleep(50)); // starts at 7: after the reporter
+    await clock.advance(8);
+    // 6 remaining, minus the one call the provider cannot have counted (late), not minus early.
+    expect(scheduler.bucket("requests")?.level).toBeCloseTo(5, 1);
+    await clock.runAll();
+    await Promise.all([early, reporter, late]);
   });
 });

@@ -7,8 +7,10 @@
 // its own scheduler (a nested `run`/`map`/`stream`, found through AsyncLocalStorage) becomes an
 // orchestrator: it gives its slot back at once, stops its attempt timeout, passes its signal
 // down to the nested items, and is not retried (its calls are). So an outer `map` over claims
-// whose task maps over line items cannot deadlock, and only the innermost calls count against the
-// limits. Use `scope()` for a job with its own lower cap and a fair share.
+// whose task maps over line items cannot deadlock, and only calls count against the limits (an
+// orchestrator's estimate is given back unless it reported usage of a call of its own). Nested
+// work ranks with its parent, so it runs depth-first: one claim's line items go before the next
+// claims start. Use `scope()` for a job with its own lower cap and a fair share.
 
 import type { ConcurrencyController } from "./concurrency/concurrency-controller.ts";
 import type { Listener } from "./emitter.ts";
@@ -26,7 +28,7 @@ import {
   type SettleOptions,
   type StreamOptions,
 } from "./scheduler-options.ts";
-import { checkCap, Scope } from "./scope.ts";
+import { checkCap, checkPriority, Scope } from "./scope.ts";
 import type { ItemTask, Task } from "./task-context.ts";
 
 /** A bucket's state, for reports and tests. */
@@ -79,7 +81,8 @@ export class Scheduler {
   scope(options: ScopeOptions = {}): Scope {
     const cap = checkCap(options.concurrency ?? Number.POSITIVE_INFINITY);
     const lane = this.#engine.newLane(options.name, cap);
-    return new Scope(this.#engine, lane, options.priority ?? 0);
+    const priority = options.priority === undefined ? 0 : checkPriority(options.priority);
+    return new Scope(this.#engine, lane, priority);
   }
 
   /** Subscribes to an event; returns a function that unsubscribes. */

@@ -5,10 +5,10 @@
 
 import { AbortedError, ConfigError } from "../errors.ts";
 import type { Engine } from "./engine.ts";
-import { Item, type ItemSink } from "./item.ts";
+import { type Attempt, Item, type ItemSink } from "./item.ts";
 import type { Lane } from "./lane.ts";
 import type { Charge } from "./limits/limit.ts";
-import type { Outcome } from "./outcome.ts";
+import type { ItemId, Outcome } from "./outcome.ts";
 import type {
   Cost,
   MapOptions,
@@ -21,16 +21,44 @@ import type { ItemTask, Task } from "./task-context.ts";
 
 type Fallback<T> = ((error: unknown, input: unknown, index: number) => T) | undefined;
 
+/**
+ * What every item of one entry-point call shares: validated options, the signal (the caller's,
+ * combined with the parent attempt's when nesting) and the parent attempt.
+ */
+type Common = {
+  priority: number;
+  timeoutMs: number;
+  deadlineMs: number;
+  signal: AbortSignal | undefined;
+  parent: Attempt | undefined;
+};
+
+type CommonOptions = {
+  priority?: number | undefined;
+  timeoutMs?: number | undefined;
+  deadlineMs?: number | undefined;
+  signal?: AbortSignal | undefined;
+};
+
 export class Scope {
   readonly #engine: Engine;
   readonly #lane: Lane<Item>;
   readonly #priority: number;
+  /** `Common` for a top-level call with no options of its own (no allocation per call). */
+  readonly #defaults: Common;
 
   /** Made by `Scheduler` (its root scope) and `Scheduler.scope()`; not constructed directly. */
   constructor(engine: Engine, lane: Lane<Item>, priority: number) {
     this.#engine = engine;
     this.#lane = lane;
     this.#priority = priority;
+    this.#defaults = Object.freeze({
+      priority,
+      timeoutMs: engine.options.timeoutMs,
+      deadlineMs: engine.options.deadlineMs,
+      signal: undefined,
+      parent: undefined,
+    });
   }
 
   get name(): string | undefined {
@@ -62,74 +90,107 @@ export class Scope {
    * `SchedulerClosedError`). Use `settle` to get an `Outcome` (attempts, reason) instead.
    */
   run<T>(task: Task<T>, options?: RunOptions): Promise<T> {
-    const signal = this.#signal(options?.signal);
     return new Promise<T>((resolve, reject) => {
-      const item = this.#item(
+      const charge = options?.cost === undefined ? DEFAULT_CHARGE : toCharge(options.cost);
+      const common = this.#common(options);
+      const item = this.#item(common, {
         task,
-        undefined,
-        false,
-        0,
-        options?.id,
-        options?.priority,
-        options?.cost,
-        options?.timeoutMs,
-        options?.deadlineMs,
-        signal,
-        undefined,
-      );
+        input: undefined,
+        hasInput: false,
+        index: 0,
+        id: options?.id,
+        charge,
+        sink: undefined,
+      });
       item.resolve = resolve as (value: unknown) => void;
       item.reject = reject;
       this.#engine.submit(item, true);
     });
   }
 
-  /** Runs one call and resolves with its outcome; never rejects. */
+  /** Runs one call and resolves with its outcome; never rejects (but for invalid options). */
   settle<T>(task: Task<T>, options?: SettleOptions<T>): Promise<Outcome<T>> {
-    const signal = this.#signal(options?.signal);
     return new Promise<Outcome<T>>((resolve) => {
+      const charge = options?.cost === undefined ? DEFAULT_CHARGE : toCharge(options.cost);
+      const common = this.#common(options);
       const fallback = options?.fallback;
       const sink = new SettleSink(
         resolve as (outcome: Outcome<unknown>) => void,
         fallback === undefined ? undefined : (error: unknown) => fallback(error),
       );
-      this.#submit(task, undefined, false, 0, options, signal, sink, true);
+      const item = this.#item(common, {
+        task,
+        input: undefined,
+        hasInput: false,
+        index: 0,
+        id: options?.id,
+        charge,
+        sink,
+      });
+      this.#engine.submit(item, true);
     });
   }
 
   /**
    * Runs `task` once per input (each input is one call, with retries) and resolves with every
-   * outcome in input order; never rejects for an item's failure. On abort, unfinished items
-   * settle with `AbortedError` and an async input is no longer read. Rejects only if reading the
-   * input throws (unfinished items are then aborted).
+   * outcome in input order; never rejects for an item's failure. On abort or `close()`, input
+   * is no longer read (not even a sync iterable; a pending read of an async one is abandoned and
+   * its iterator's `return()` called without waiting): the items read get exactly one outcome
+   * each (unfinished ones `AbortedError` or `SchedulerClosedError`), inputs not read get none.
+   * Rejects only if reading the input throws (unfinished items are then aborted).
    */
   async map<I, T>(
     inputs: Iterable<I> | AsyncIterable<I>,
     task: ItemTask<I, T>,
     options: MapOptions<I, T> = {},
   ): Promise<Array<Outcome<T>>> {
-    const signal = this.#signal(options.signal);
+    const common = this.#common(options);
     const batch = new MapBatch<T>(this.#engine, options.fallback as Fallback<T>);
-    signal?.addEventListener("abort", batch, { once: true });
+    batch.listen(common.signal);
     try {
-      let index = 0;
-      if (isSyncIterable(inputs)) {
-        for (const input of inputs) this.#submitInput(task, input, index++, options, signal, batch);
-      } else {
-        for await (const input of inputs) {
-          if (signal?.aborted) break;
-          this.#submitInput(task, input, index++, options, signal, batch);
+      try {
+        let index = 0;
+        if (isSyncIterable(inputs)) {
+          const iterator = inputs[Symbol.iterator]();
+          let done = false;
+          try {
+            while (!batch.stopped) {
+              const next = iterator.next();
+              if (next.done) {
+                done = true;
+                break;
+              }
+              this.#submitInput(task, next.value, index++, options, common, batch);
+            }
+          } finally {
+            if (!done) closeIterator(iterator);
+          }
+        } else {
+          const iterator = inputs[Symbol.asyncIterator]();
+          let done = false;
+          try {
+            for (;;) {
+              const next = await batch.read(iterator);
+              if (next === undefined) break;
+              if (next.done) {
+                done = true;
+                break;
+              }
+              this.#submitInput(task, next.value, index++, options, common, batch);
+            }
+          } finally {
+            if (!done) closeIterator(iterator);
+          }
         }
+      } catch (error) {
+        batch.abortAll(error);
+        throw error;
+      } finally {
+        batch.inputDone();
       }
-    } catch (error) {
-      batch.abortAll(error);
-      throw error;
-    } finally {
-      batch.inputDone();
-    }
-    try {
       return await batch.promise;
     } finally {
-      signal?.removeEventListener("abort", batch);
+      batch.unlisten(common.signal);
     }
   }
 
@@ -137,29 +198,29 @@ export class Scope {
    * Like `map`, as an async iterable of outcomes in input order, for inputs of any size in flat
    * memory: it reads at most `window` inputs ahead of the oldest outcome not yet yielded (a slow
    * item blocks reading, not running). Breaking out of the loop aborts the unfinished items. On
-   * abort, the inputs already read are yielded (as `AbortedError` outcomes if unfinished) and the
-   * iteration ends.
+   * abort or `close()`, input is no longer read (as for `map`): the inputs already read are
+   * yielded (as `AbortedError`/`SchedulerClosedError` outcomes if unfinished) and the iteration
+   * ends.
    */
   stream<I, T>(
     inputs: Iterable<I> | AsyncIterable<I>,
     task: ItemTask<I, T>,
     options: StreamOptions<I, T> = {},
   ): AsyncIterableIterator<Outcome<T>> {
-    // Entered now, in the caller's async context, not when iteration starts.
-    const signal = this.#signal(options.signal);
     const window =
       options.window === undefined
         ? this.#engine.options.window
         : positiveInteger("window", options.window);
-    return this.#stream(inputs, task, options, signal, window);
+    // Entered now, in the caller's async context, not when iteration starts.
+    const common = this.#common(options);
+    return this.#stream(inputs, task, options, { common, window });
   }
 
   async *#stream<I, T>(
     inputs: Iterable<I> | AsyncIterable<I>,
     task: ItemTask<I, T>,
     options: StreamOptions<I, T>,
-    signal: AbortSignal | undefined,
-    window: number,
+    { common, window }: { common: Common; window: number },
   ): AsyncIterableIterator<Outcome<T>> {
     const ring = new StreamRing<T>(this.#engine, window, options.fallback as Fallback<T>);
     const sync = isSyncIterable(inputs);
@@ -168,34 +229,63 @@ export class Scope {
       : (inputs as AsyncIterable<I>)[Symbol.asyncIterator]();
     let inputDone = false;
     let read = 0;
-    signal?.addEventListener("abort", ring, { once: true });
+    ring.listen(common.signal);
     try {
       for (;;) {
-        while (!inputDone && read - ring.yielded < window && !signal?.aborted) {
+        while (!inputDone && read - ring.yielded < window && !ring.stopped) {
           const next = sync
             ? (iterator as Iterator<I>).next()
-            : await (iterator as AsyncIterator<I>).next();
+            : await ring.read(iterator as AsyncIterator<I>);
+          if (next === undefined) break;
           if (next.done) {
             inputDone = true;
             break;
           }
-          this.#submitInput(task, next.value, read++, options, signal, ring);
+          this.#submitInput(task, next.value, read++, options, common, ring);
         }
         if (ring.yielded === read) break;
         yield await ring.next();
       }
     } finally {
-      signal?.removeEventListener("abort", ring);
+      ring.unlisten(common.signal);
       ring.abortAll(undefined);
-      if (!inputDone) await iterator.return?.();
+      if (!inputDone) {
+        // A read abandoned at a stop may never finish: then `return()` is not waited for.
+        if (ring.abandonedRead) closeIterator(iterator);
+        else await iterator.return?.();
+      }
     }
   }
 
-  #signal(own: AbortSignal | undefined): AbortSignal | undefined {
-    const inherited = this.#engine.enterNested();
-    if (own === undefined) return inherited;
-    if (inherited === undefined) return own;
-    return AbortSignal.any([own, inherited]);
+  /**
+   * Validates an entry point's shared options, then (only then) enters nesting: a call with
+   * invalid options must not turn its caller into an orchestrator.
+   */
+  #common(options: CommonOptions | undefined): Common {
+    let priority = this.#priority;
+    let timeoutMs = this.#defaults.timeoutMs;
+    let deadlineMs = this.#defaults.deadlineMs;
+    let own: AbortSignal | undefined;
+    if (options !== undefined) {
+      if (options.priority !== undefined) priority = checkPriority(options.priority);
+      if (options.timeoutMs !== undefined)
+        timeoutMs = positive("timeoutMs", options.timeoutMs, true);
+      if (options.deadlineMs !== undefined) {
+        deadlineMs = positive("deadlineMs", options.deadlineMs, true);
+      }
+      own = options.signal;
+    }
+    const parent = this.#engine.enterNested();
+    if (parent === undefined && own === undefined && options?.priority === undefined) {
+      if (timeoutMs === this.#defaults.timeoutMs && deadlineMs === this.#defaults.deadlineMs) {
+        return this.#defaults;
+      }
+    }
+    let signal = own;
+    if (parent !== undefined) {
+      signal = own === undefined ? parent.signal : AbortSignal.any([own, parent.signal]);
+    }
+    return { priority, timeoutMs, deadlineMs, signal, parent };
   }
 
   #submitInput<I, T>(
@@ -203,83 +293,53 @@ export class Scope {
     input: I,
     index: number,
     options: MapOptions<I, T>,
-    signal: AbortSignal | undefined,
+    common: Common,
     batch: Batch,
   ): void {
-    const item = this.#item(
+    const cost = options.cost?.(input, index);
+    const item = this.#item(common, {
       task,
       input,
-      true,
+      hasInput: true,
       index,
-      options.id?.(input, index),
-      options.priority,
-      options.cost?.(input, index),
-      options.timeoutMs,
-      options.deadlineMs,
-      signal,
-      batch,
-    );
+      id: options.id?.(input, index),
+      charge: cost === undefined ? DEFAULT_CHARGE : toCharge(cost),
+      sink: batch,
+    });
     batch.add(item);
     // The batch listens to the signal once for all its items.
     this.#engine.submit(item, false);
   }
 
-  #submit(
-    task: Task<unknown>,
-    input: unknown,
-    hasInput: boolean,
-    index: number,
-    options: RunOptions | undefined,
-    signal: AbortSignal | undefined,
-    sink: ItemSink,
-    listen: boolean,
-  ): void {
-    const item = this.#item(
-      task,
-      input,
-      hasInput,
-      index,
-      options?.id,
-      options?.priority,
-      options?.cost,
-      options?.timeoutMs,
-      options?.deadlineMs,
-      signal,
-      sink,
-    );
-    this.#engine.submit(item, listen);
-  }
-
   #item(
-    task: (...args: never[]) => unknown,
-    input: unknown,
-    hasInput: boolean,
-    index: number,
-    id: string | number | undefined,
-    priority: number | undefined,
-    cost: Cost | undefined,
-    timeoutMs: number | undefined,
-    deadlineMs: number | undefined,
-    signal: AbortSignal | undefined,
-    sink: ItemSink | undefined,
+    common: Common,
+    own: {
+      task: (...args: never[]) => unknown;
+      input: unknown;
+      hasInput: boolean;
+      index: number;
+      id: ItemId | undefined;
+      charge: Charge;
+      sink: ItemSink | undefined;
+    },
   ): Item {
     const engine = this.#engine;
-    const defaults = engine.options;
-    return new Item(
+    return new Item({
       engine,
-      this.#lane,
-      id ?? engine.nextId(),
-      index,
-      priority === undefined ? this.#priority : checkPriority(priority),
-      task,
-      input,
-      hasInput,
-      cost === undefined ? DEFAULT_CHARGE : toCharge(cost),
-      timeoutMs === undefined ? defaults.timeoutMs : positive("timeoutMs", timeoutMs, true),
-      deadlineMs === undefined ? defaults.deadlineMs : positive("deadlineMs", deadlineMs, true),
-      signal,
-      sink,
-    );
+      lane: this.#lane,
+      id: own.id ?? engine.nextId(),
+      index: own.index,
+      priority: common.priority,
+      task: own.task,
+      input: own.input,
+      hasInput: own.hasInput,
+      charge: own.charge,
+      timeoutMs: common.timeoutMs,
+      deadlineMs: common.deadlineMs,
+      signal: common.signal,
+      sink: own.sink,
+      parent: common.parent,
+    });
   }
 }
 
@@ -301,7 +361,7 @@ function toCharge(cost: Cost): Charge {
   };
 }
 
-function checkPriority(priority: number): number {
+export function checkPriority(priority: number): number {
   if (typeof priority !== "number" || Number.isNaN(priority)) {
     throw new ConfigError({ field: "priority", expected: "a number", got: priority });
   }
@@ -311,6 +371,16 @@ function checkPriority(priority: number): number {
 export function checkCap(cap: number): number {
   if (cap === Number.POSITIVE_INFINITY) return cap;
   return positiveInteger("concurrency", cap);
+}
+
+/** Ends an iteration early without waiting: an async `return()` may never settle. */
+function closeIterator(iterator: Iterator<unknown> | AsyncIterator<unknown>): void {
+  try {
+    const result = iterator.return?.();
+    if (result instanceof Promise) result.catch(() => {});
+  } catch {
+    // The input's own cleanup failed; the batch's outcomes are already decided.
+  }
 }
 
 function isSyncIterable<I>(inputs: Iterable<I> | AsyncIterable<I>): inputs is Iterable<I> {
@@ -361,10 +431,18 @@ class SettleSink implements ItemSink {
   }
 }
 
-/** The items of one `map`/`stream` call: one abort listener for all, unfinished items tracked. */
+/**
+ * The items of one `map`/`stream` call: one abort listener for all, unfinished items tracked, and
+ * the reading of its input, which stops (`stopped`) when the signal fires or the scheduler closes.
+ */
 abstract class Batch implements ItemSink {
   readonly #engine: Engine;
   readonly #live = new Set<Item>();
+  /** Reading stops: the signal fired or the scheduler closed. */
+  stopped = false;
+  /** A read was pending when reading stopped (its iterator may never answer). */
+  abandonedRead = false;
+  #wake: ((result: undefined) => void) | undefined = undefined;
   constructor(engine: Engine) {
     this.#engine = engine;
   }
@@ -376,9 +454,51 @@ abstract class Batch implements ItemSink {
     this.onSettled(item);
   }
   protected abstract onSettled(item: Item): void;
-  /** The signal fired (EventTarget listener object). */
+  listen(signal: AbortSignal | undefined): void {
+    if (signal?.aborted || this.#engine.closed) this.stopped = true;
+    signal?.addEventListener("abort", this, { once: true });
+    this.#engine.closeSignal.addEventListener("abort", this, { once: true });
+  }
+  unlisten(signal: AbortSignal | undefined): void {
+    signal?.removeEventListener("abort", this);
+    this.#engine.closeSignal.removeEventListener("abort", this);
+  }
+  /** The signal fired or the scheduler closed (EventTarget listener object). */
   handleEvent(event: Event): void {
-    this.abortAll((event.target as AbortSignal).reason);
+    this.#stop();
+    // On close the scheduler settles every item itself.
+    if (event.target !== this.#engine.closeSignal) {
+      this.abortAll((event.target as AbortSignal).reason);
+    }
+  }
+  /**
+   * The next input, or undefined once reading has stopped, even if the iterator never answers
+   * (an async input that stalls must not keep a stopped batch waiting).
+   */
+  read<I>(iterator: AsyncIterator<I>): Promise<IteratorResult<I> | undefined> {
+    if (this.stopped) return Promise.resolve(undefined);
+    return new Promise((resolve, reject) => {
+      this.#wake = resolve;
+      iterator.next().then(
+        (result) => {
+          this.#wake = undefined;
+          resolve(result);
+        },
+        (error: unknown) => {
+          this.#wake = undefined;
+          reject(error);
+        },
+      );
+    });
+  }
+  #stop(): void {
+    this.stopped = true;
+    const wake = this.#wake;
+    if (wake !== undefined) {
+      this.#wake = undefined;
+      this.abandonedRead = true;
+      wake(undefined);
+    }
   }
   /** Settles every unfinished item with `AbortedError`. */
   abortAll(reason: unknown): void {

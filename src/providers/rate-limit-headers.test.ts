@@ -46,7 +46,7 @@ describe("parseRateLimitHeaders", () => {
       "x-ratelimit-reset-tokens": "-1",
     };
     expect(parseRateLimitHeaders(headers)).toEqual({
-      requests: { limit: undefined, remaining: 10, resetMs: 2000 },
+      requests: { limit: undefined, remaining: 10, resetMs: 2000, fixedWindow: true },
       tokens: { limit: undefined, remaining: 1000, resetMs: undefined },
     });
   });

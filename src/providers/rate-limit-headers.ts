@@ -43,13 +43,20 @@ function reading(
   return { limit, remaining, resetMs };
 }
 
+/** Azure OpenAI gives resets as bare seconds and counts in fixed windows; OpenAI as Go durations. */
+const BARE_SECONDS = /^\s*\d+(?:\.\d+)?\s*$/;
+
 function openAiReading(headers: HeaderSource, dimension: string): LimitReading | undefined {
   const reset = headerValue(headers, `x-ratelimit-reset-${dimension}`);
-  return reading(
+  const result = reading(
     count(headerValue(headers, `x-ratelimit-limit-${dimension}`)),
     count(headerValue(headers, `x-ratelimit-remaining-${dimension}`)),
     reset === undefined ? undefined : parseDurationMs(reset),
   );
+  if (result && reset !== undefined && BARE_SECONDS.test(reset) && result.resetMs !== undefined) {
+    result.fixedWindow = true;
+  }
+  return result;
 }
 
 function anthropicReading(

@@ -8,7 +8,8 @@ import type { FailureClass } from "../../errors.ts";
 /**
  * How an attempt ended, as a controller sees it: `success`, a provider `FailureClass`,
  * `task_error` (a non-provider exception from the task) or `cancelled` (aborted by the caller,
- * a deadline or close, which says nothing about the provider's health).
+ * a deadline or close, or a task that nested work and gave its slot back: neither says anything
+ * about the provider's health).
  */
 export type AttemptResult = "success" | FailureClass | "task_error" | "cancelled";
 

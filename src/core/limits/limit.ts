@@ -38,6 +38,8 @@ export interface Limit {
   give(amount: number, now: number): void;
   /** Lowers the level to `level` if it is higher. */
   lowerTo(level: number, now: number): void;
+  /** Refills nothing before `until` (a provider's fixed window); refilling resumes from then. */
+  hold(until: number, now: number): void;
   /** Changes the per-minute limit (and so the rate and capacity); keeps the level within capacity. */
   setLimit(limitPerMinute: number, now: number): void;
 }

@@ -54,7 +54,7 @@ describe("RateLimits", () => {
     expect(limits.bucket("tokens")!.level(0)).toBe(-200);
   });
 
-  it("lowers levels from a snapshot, minus what other attempts in flight reserved", () => {
+  it("lowers levels from a snapshot, minus what the provider cannot have seen yet", () => {
     const limits = new RateLimits({
       limits: { requests: 600 },
       burstSeconds: 1,
@@ -65,10 +65,47 @@ describe("RateLimits", () => {
     limits.take(mine, 0);
     limits.take(charge({}), 0);
     limits.take(charge({}), 0); // level 7, three reserved
-    limits.applySnapshot({ requests: { remaining: 5 } }, mine, 0);
-    expect(limits.bucket("requests")!.level(0)).toBe(3); // 5 - 2 others
-    limits.applySnapshot({ requests: { remaining: 100 } }, mine, 0);
+    // Two other attempts started after the reporting one: the provider has not counted them.
+    limits.applySnapshot({ requests: { remaining: 5 } }, charge({ requests: 2 }), 0);
+    expect(limits.bucket("requests")!.level(0)).toBe(3); // 5 - 2 unseen
+    limits.applySnapshot({ requests: { remaining: 100 } }, charge({ requests: 2 }), 0);
     expect(limits.bucket("requests")!.level(0)).toBe(3); // never raised
+    // A reading from outside any attempt: every reservation counts as unseen.
+    limits.applySnapshot({ requests: { remaining: 4 } }, undefined, 0);
+    expect(limits.bucket("requests")!.level(0)).toBe(1); // 4 - 3 reserved
+    void mine;
+  });
+
+  it("a fixed window (Azure) holds the level until the reset", () => {
+    const limits = new RateLimits({
+      limits: { requests: 600 },
+      burstSeconds: 1,
+      learnLimits: true,
+      now: 0,
+    });
+    // Azure: 0 left, the window resets in 40 s (a continuous refill of 600 would take 60 s).
+    limits.applySnapshot(
+      { requests: { limit: 600, remaining: 0, resetMs: 40_000, fixedWindow: true } },
+      undefined,
+      0,
+    );
+    expect(limits.waitMs(charge({}), 0)).toBe(40_100);
+    expect(limits.bucket("requests")!.level(39_999)).toBe(0);
+    expect(limits.waitMs(charge({}), 40_100)).toBe(0);
+  });
+
+  it("a continuous provider's reset changes nothing, however short (the simulator's 1 s bucket)", () => {
+    const limits = new RateLimits({
+      limits: { requests: 600 },
+      burstSeconds: 1,
+      learnLimits: true,
+      now: 0,
+    });
+    // OpenAI: 0 left, full again in 60 s at 10 per second: the next request fits in 100 ms.
+    limits.applySnapshot({ requests: { limit: 600, remaining: 0, resetMs: 60_000 } }, undefined, 0);
+    expect(limits.waitMs(charge({}), 0)).toBe(100);
+    limits.applySnapshot({ requests: { limit: 600, remaining: 0, resetMs: 1_000 } }, undefined, 0);
+    expect(limits.waitMs(charge({}), 0)).toBe(100);
   });
 
   it("learns a limit it did not have, and lowers one set too high", () => {

@@ -93,6 +93,11 @@ export class RateLimits {
     r.outputTokens -= charge.outputTokens;
   }
 
+  /** Takes `charge` from every bucket without reserving it (an attempt no longer in flight). */
+  debit(charge: Charge, now: number): void {
+    for (const bucket of this.#buckets) bucket.take(charge[bucket.dimension], now);
+  }
+
   /** Gives a whole charge back (the attempt made no call). */
   refund(charge: Charge, now: number): void {
     for (const bucket of this.#buckets) bucket.give(charge[bucket.dimension], now);
@@ -136,12 +141,15 @@ export class RateLimits {
    * Applies what a provider said about its limits. For each dimension:
    * - `limit`: creates the bucket if the dimension was not limited (when learning), or lowers a
    *   configured limit that is higher than the provider's (never raises one).
-   * - `remaining`: level <- min(level, remaining - reserved by other attempts in flight).
-   *   The provider counted the reporting attempt (`own`) but may not have seen the others yet;
-   *   subtracting all of them is the sound side: it can only under-admit briefly, never overrun.
-   *   `resetMs` is not used: the buckets refill continuously at the limit's rate.
+   * - `remaining`: level <- min(level, remaining - unseen), where `unseen` is what attempts in
+   *   flight reserved that the provider cannot have counted yet (the caller knows which; without
+   *   it, every reservation counts: the sound side, which can only under-admit briefly).
+   * - `resetMs` of a fixed window (`fixedWindow`, Azure's integer seconds): nothing comes back
+   *   before the window ends, so the bucket does not refill until then (`hold`), and a
+   *   "remaining: 0, reset: 40 s" does not turn into a 429 loop. A continuous provider's reset
+   *   (OpenAI, Anthropic) is the time to refill, which the bucket's own refill already models.
    */
-  applySnapshot(snapshot: RateLimitSnapshot, own: Charge | undefined, now: number): void {
+  applySnapshot(snapshot: RateLimitSnapshot, unseen: Charge | undefined, now: number): void {
     for (const dimension of RATE_DIMENSIONS) {
       const reading = snapshot[dimension];
       if (reading === undefined) continue;
@@ -156,8 +164,17 @@ export class RateLimits {
       }
       const remaining = reading.remaining;
       if (bucket !== undefined && remaining !== undefined && Number.isFinite(remaining)) {
-        const others = this.#reserved[dimension] - (own ? own[dimension] : 0);
+        const others = unseen ? unseen[dimension] : this.#reserved[dimension];
         bucket.lowerTo(remaining - Math.max(0, others), now);
+        const resetMs = reading.resetMs;
+        if (
+          reading.fixedWindow === true &&
+          resetMs !== undefined &&
+          Number.isFinite(resetMs) &&
+          resetMs > 0
+        ) {
+          bucket.hold(now + resetMs, now);
+        }
       }
     }
   }

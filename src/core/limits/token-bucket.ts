@@ -29,6 +29,7 @@ export class TokenBucket implements Limit {
   #capacity = 0;
   #perMs = 0;
   #level = 0;
+  /** The time the level is refilled up to; later than now while held (see `hold`). */
   #updatedAt: number;
 
   constructor(options: TokenBucketOptions) {
@@ -58,7 +59,8 @@ export class TokenBucket implements Limit {
     this.#refill(now);
     const need = cost < this.#capacity ? cost : this.#capacity;
     if (this.#level + EPSILON >= need) return 0;
-    return Math.max(1, Math.ceil((need - this.#level) / this.#perMs));
+    const held = this.#updatedAt > now ? this.#updatedAt - now : 0;
+    return Math.max(1, Math.ceil(held + (need - this.#level) / this.#perMs));
   }
 
   take(cost: number, now: number): void {
@@ -74,6 +76,11 @@ export class TokenBucket implements Limit {
   lowerTo(level: number, now: number): void {
     this.#refill(now);
     if (level < this.#level) this.#level = level;
+  }
+
+  hold(until: number, now: number): void {
+    this.#refill(now);
+    if (until > this.#updatedAt) this.#updatedAt = until;
   }
 
   setLimit(limitPerMinute: number, now: number): void {

@@ -85,3 +85,22 @@ describe("RetryBudget", () => {
     expect(budget.tryRetry(10_500)).toBe(false);
   });
 });
+
+describe("DefaultRetryPolicy: the retry budget", () => {
+  it("an empty budget stops server-error retries but not 429 retries (the cooldown paces those)", () => {
+    const policy = new DefaultRetryPolicy(
+      { maxAttempts: 5, budget: { ratio: 0, windowMs: 10_000, minRetries: 0 } },
+      seededRandom(1),
+    );
+    policy.onAttempt(1, 0);
+    expect(policy.decide(ctx(new ServerError(undefined, { status: 500 }), 1))).toEqual({
+      retry: false,
+      reason: "retry-budget-exhausted",
+    });
+    const rateLimited = policy.decide(
+      ctx(new RateLimitError(undefined, { retryAfterMs: 2_000 }), 1),
+    );
+    expect(rateLimited).toMatchObject({ retry: true });
+    expect((rateLimited as { delayMs: number }).delayMs).toBeGreaterThanOrEqual(2_000);
+  });
+});

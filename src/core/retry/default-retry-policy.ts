@@ -18,7 +18,10 @@ export type RetryOptions = {
   maxDelayMs?: number;
   /** @default "full" */
   jitter?: Jitter;
-  /** The retry budget; `false` turns it off. @default { ratio: 0.2, windowMs: 10_000, minRetries: 10 } */
+  /**
+   * The retry budget for failures other than 429s (whose retries the shared cooldown paces);
+   * `false` turns it off. @default { ratio: 0.2, windowMs: 10_000, minRetries: 10 }
+   */
   budget?: RetryBudgetOptions | false;
   /**
    * Overrides the classification: return true to retry, false not to, undefined for the default
@@ -56,7 +59,10 @@ export class DefaultRetryPolicy implements RetryPolicy {
     const retryable = this.#retryOn?.(error, attempt) ?? classifyFailure(error).retryable;
     if (!retryable) return { retry: false, reason: "not-retryable" };
     if (attempt >= this.#maxAttempts) return { retry: false, reason: "attempts-exhausted" };
-    if (this.#budget !== undefined && !this.#budget.tryRetry(context.now)) {
+    // A 429's retry is paced by the shared cooldown and the buckets: it cannot hammer the
+    // provider, so it does not spend the budget, which guards against amplifying failures.
+    const rateLimited = error instanceof ProviderError && error.failureClass === "rate_limit";
+    if (!rateLimited && this.#budget !== undefined && !this.#budget.tryRetry(context.now)) {
       return { retry: false, reason: "retry-budget-exhausted" };
     }
     let delayMs = backoffDelay(this.#backoff, attempt, context.previousDelayMs, this.#random);
