@@ -3,6 +3,7 @@
 // library, and resolves to an exit code.
 import { Command, CommanderError } from "commander";
 import { SalvoError } from "../errors.ts";
+import { benchCommand } from "./commands/bench.ts";
 import { demoCommand } from "./commands/demo.ts";
 import { probeCommand } from "./commands/probe.ts";
 import { runCommand } from "./commands/run.ts";
@@ -31,7 +32,14 @@ export function buildProgram(io: CliIo): Command {
       writeErr: (text) => io.stderr.write(text),
     })
     .exitOverride();
-  for (const make of [runCommand, demoCommand, probeCommand, simCommand, verifyCommand])
+  for (const make of [
+    runCommand,
+    demoCommand,
+    probeCommand,
+    simCommand,
+    verifyCommand,
+    benchCommand,
+  ])
     program.addCommand(make(io));
   return program;
 }

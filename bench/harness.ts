@@ -1,0 +1,474 @@
+// The benchmark harness: every scenario against every contender, on a fresh simulator per run
+// (buckets start equal), each contender in its own child process, repetitions interleaved so drift
+// hits all alike, medians reported against M* and against Salvo. Used by `npm run bench`
+// (bench/run.ts) and `salvo bench`.
+
+import { type ChildProcess, fork } from "node:child_process";
+import { cpus } from "node:os";
+import { fileURLToPath } from "node:url";
+import { ConfigError } from "../src/errors.ts";
+import { startSimulator } from "../src/sim/index.ts";
+import type { ChildFailure, ChildJob, ChildReport } from "./child.ts";
+import { CONTENDERS, type ContenderContext, salvoAutoAvailable } from "./contenders.ts";
+import { type ModelBound, modelBound } from "./model-bound.ts";
+import { type BenchScenario, loadBenchScenario, type Targets } from "./scenario.ts";
+
+const CHILD = fileURLToPath(new URL("./child.ts", import.meta.url));
+
+export type BenchOptions = {
+  /** Scenario files (bench scenario format). */
+  files: string[];
+  /** The quick mode: each scenario's `bench.quick` overrides, fewer repetitions. */
+  quick: boolean;
+  /** Repetitions per contender and scenario. @default quick ? 1 : 3 */
+  repetitions?: number | undefined;
+  /** Contenders to run, by name. @default every available one */
+  contenders?: string[] | undefined;
+  /** Sequential runs whose modelled time exceeds this are skipped, ms. @default quick ? 12_000 : 60_000 */
+  sequentialBudgetMs?: number | undefined;
+  /** A progress line. */
+  onProgress?: ((line: string) => void) | undefined;
+  /** Stops between runs when aborted. */
+  signal?: AbortSignal | undefined;
+};
+
+/** One contender's run, as the child and the simulator saw it. */
+export type RunRecord = {
+  contender: string;
+  repetition: number;
+  /** The child's report, or why it failed. */
+  report: ChildReport | ChildFailure;
+  sim: {
+    arrivals: number;
+    completions: number;
+    byStatus: Record<string, number>;
+    rateLimited: number;
+    queueFull: number;
+    faults: number;
+    maxInService: number;
+  };
+};
+
+/** Medians over a contender's repetitions. */
+export type ResultRow = {
+  contender: string;
+  description: string;
+  repetitions: number;
+  /** Why it was not run, when it was not. */
+  skipped?: string;
+  makespanMs: number;
+  makespansMs: number[];
+  ratioToBound: number | undefined;
+  ratioToSalvo: number | undefined;
+  throughputPerSecond: number;
+  items: number;
+  succeeded: number;
+  failed: number;
+  wrong: number;
+  lost: number;
+  duplicates: number;
+  /** Items not accounted for: items - succeeded - failed - wrong (the lost ones). */
+  unaccounted: number;
+  /** 429 responses the simulator sent. */
+  http429: number;
+  /** Requests the simulator received beyond one per item (retries, as the server sees them). */
+  retries: number;
+  /** Salvo's own retry count from its events. */
+  clientRetries: number | undefined;
+  errors: Record<string, number>;
+  latencyMs: { p50: number; p95: number; p99: number };
+  cpuMs: number;
+  peakRssMb: number;
+  runRssGrowthMb: number;
+};
+
+export type ScenarioResult = {
+  id: string;
+  title: string;
+  path: string;
+  calls: number;
+  stages: number[];
+  concurrency: number;
+  knownLimits: boolean;
+  timeScale: number;
+  bound: ModelBound;
+  rows: ResultRow[];
+  targets: Targets;
+  verdicts: Verdict[];
+  runs: RunRecord[];
+};
+
+export type Verdict = { target: string; met: boolean; detail: string };
+
+export type BenchResults = {
+  date: string;
+  machine: { cpu: string; cores: number; node: string; platform: string };
+  mode: "quick" | "full";
+  repetitions: number;
+  wallMs: number;
+  scenarios: ScenarioResult[];
+};
+
+function median(values: number[]): number {
+  if (values.length === 0) return Number.NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+function message<T>(child: ChildProcess, type: string): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const onMessage = (m: { type: string } & Record<string, unknown>) => {
+      if (m.type !== type) return;
+      cleanup();
+      resolve(m as T);
+    };
+    const onExit = (code: number | null) => {
+      cleanup();
+      reject(new Error(`the contender process exited (code ${code}) before "${type}"`));
+    };
+    const cleanup = () => {
+      child.off("message", onMessage);
+      child.off("exit", onExit);
+    };
+    child.on("message", onMessage);
+    child.on("exit", onExit);
+  });
+}
+
+async function runOnce(
+  scenario: BenchScenario,
+  bound: ModelBound,
+  contender: string,
+  stages: number[],
+  repetition: number,
+): Promise<RunRecord> {
+  const w = scenario.workload;
+  const calls = stages.reduce((a, b) => a + b, 0);
+  const sim = await startSimulator({
+    ...scenario.sim,
+    host: "127.0.0.1",
+    port: 0,
+    timelineLimit: 0,
+  });
+  const pool = sim.config.pools.openai;
+  const known = w.knownLimits;
+  const context: ChildJob["context"] = {
+    baseURL: sim.baseUrl,
+    concurrency: contender === "sequential" ? 1 : w.concurrency,
+    timeoutMs: w.timeoutMs,
+    limits: {
+      requestsPerMinute: known ? pool.rpm : undefined,
+      tokensPerMinute: known ? pool.tpm : undefined,
+      inputTokensPerMinute: known ? pool.itpm : undefined,
+      outputTokensPerMinute: known ? pool.otpm : undefined,
+      burstSeconds: pool.burstSeconds,
+      ratePerSecond: known ? bound.ratePerSecond : undefined,
+    },
+    stream: w.stream,
+  } satisfies Omit<ContenderContext, "fetch" | "onRetry">;
+  // Generous: 10x the bound plus a minute; a contender that needs longer has lost items.
+  const deadlineMs = Math.max(bound.boundMs, bound.serialMs / w.concurrency) * 10 + 60_000;
+  const job: ChildJob = {
+    contender,
+    scenarioId: scenario.id,
+    baseURL: sim.baseUrl,
+    stages,
+    promptTokens: w.promptTokens,
+    maxTokens: w.maxTokens,
+    context,
+    deadlineMs: contender === "sequential" ? deadlineMs + bound.serialMs * 2 : deadlineMs,
+  };
+  const child = fork(CHILD, [], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  let report: ChildReport | ChildFailure;
+  try {
+    const ready = message(child, "ready");
+    child.send({ type: "job", job });
+    await ready;
+    sim.reset();
+    const done = message<{ report: ChildReport | ChildFailure }>(child, "report");
+    child.send({ type: "go" });
+    report = (await done).report;
+  } catch (error) {
+    report = { ok: false, error: error instanceof Error ? error.message : String(error) };
+  } finally {
+    if (child.exitCode === null) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          child.kill("SIGKILL");
+          resolve();
+        }, 5_000);
+        child.once("exit", () => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+  }
+  const stats = sim.stats({ timeline: false });
+  await sim.close();
+  if (report.ok && report.items !== calls) throw new Error("item count mismatch");
+  return {
+    contender,
+    repetition,
+    report,
+    sim: {
+      arrivals: stats.arrivals,
+      completions: stats.completions,
+      byStatus: stats.byStatus,
+      rateLimited: stats.refusals.rateLimited,
+      queueFull: stats.refusals.queueFull,
+      faults: Object.values(stats.byFault).reduce((a, b) => a + b, 0),
+      maxInService: stats.maxInService,
+    },
+  };
+}
+
+function aggregate(contender: string, runs: RunRecord[], bound: ModelBound): ResultRow {
+  const ok = runs.filter((r) => r.report.ok) as Array<RunRecord & { report: ChildReport }>;
+  const m = (f: (r: RunRecord & { report: ChildReport }) => number) => median(ok.map(f));
+  const first = ok[0]?.report;
+  const errors: Record<string, number> = {};
+  for (const r of ok)
+    for (const [k, v] of Object.entries(r.report.errors)) errors[k] = (errors[k] ?? 0) + v;
+  const makespanMs = m((r) => r.report.makespanMs);
+  const items = first?.items ?? 0;
+  const succeeded = m((r) => r.report.succeeded);
+  return {
+    contender,
+    description: first?.description ?? (runs[0]?.report as ChildFailure | undefined)?.error ?? "",
+    repetitions: ok.length,
+    makespanMs,
+    makespansMs: ok.map((r) => r.report.makespanMs),
+    ratioToBound: bound.boundMs > 0 ? makespanMs / bound.boundMs : undefined,
+    ratioToSalvo: undefined,
+    throughputPerSecond: makespanMs > 0 ? (succeeded * 1000) / makespanMs : 0,
+    items,
+    succeeded,
+    failed: m((r) => r.report.failed),
+    wrong: m((r) => r.report.wrong),
+    lost: m((r) => r.report.lost),
+    duplicates: m((r) => r.report.duplicates),
+    unaccounted: Math.max(
+      ...ok.map((r) => r.report.items - r.report.succeeded - r.report.failed - r.report.wrong),
+      0,
+    ),
+    http429: m((r) => r.sim.byStatus["429"] ?? 0),
+    retries: m((r) => r.sim.arrivals - r.report.items),
+    clientRetries:
+      first?.clientRetries === undefined ? undefined : m((r) => r.report.clientRetries!),
+    errors,
+    latencyMs: {
+      p50: m((r) => r.report.itemLatencyMs.p50),
+      p95: m((r) => r.report.itemLatencyMs.p95),
+      p99: m((r) => r.report.itemLatencyMs.p99),
+    },
+    cpuMs: m((r) => r.report.cpuMs),
+    peakRssMb: m((r) => r.report.peakRssMb),
+    runRssGrowthMb: m((r) => r.report.runRssGrowthMb),
+  };
+}
+
+function skippedRow(contender: string, reason: string): ResultRow {
+  return {
+    contender,
+    description: "",
+    repetitions: 0,
+    skipped: reason,
+    makespanMs: Number.NaN,
+    makespansMs: [],
+    ratioToBound: undefined,
+    ratioToSalvo: undefined,
+    throughputPerSecond: Number.NaN,
+    items: 0,
+    succeeded: 0,
+    failed: 0,
+    wrong: 0,
+    lost: 0,
+    duplicates: 0,
+    unaccounted: 0,
+    http429: 0,
+    retries: 0,
+    clientRetries: undefined,
+    errors: {},
+    latencyMs: { p50: Number.NaN, p95: Number.NaN, p99: Number.NaN },
+    cpuMs: Number.NaN,
+    peakRssMb: Number.NaN,
+    runRssGrowthMb: Number.NaN,
+  };
+}
+
+/** Checks Salvo's row of a scenario against the scenario's targets. */
+export function verdicts(targets: Targets, rows: ResultRow[]): Verdict[] {
+  const salvo = rows.find((r) => r.contender === "salvo" && !r.skipped);
+  if (!salvo) return [];
+  const out: Verdict[] = [];
+  if (targets.maxRatioToBound !== undefined && salvo.ratioToBound !== undefined) {
+    out.push({
+      target: `within ${Math.round((targets.maxRatioToBound - 1) * 100)}% of M*`,
+      met: salvo.ratioToBound <= targets.maxRatioToBound,
+      detail: `${salvo.ratioToBound.toFixed(3)}x M*`,
+    });
+  }
+  if (targets.aheadOfPeers) {
+    const peers = rows.filter((r) => !r.skipped && !r.contender.startsWith("salvo"));
+    const behind = peers.filter(
+      (p) => p.makespanMs <= salvo.makespanMs && p.succeeded >= salvo.succeeded,
+    );
+    out.push({
+      target: "ahead of every peer",
+      met: behind.length === 0,
+      detail:
+        behind.length === 0
+          ? `next best: ${nextBest(peers, salvo)}`
+          : `not ahead of ${behind.map((p) => `${p.contender} (${(p.makespanMs / 1000).toFixed(2)} s vs ${(salvo.makespanMs / 1000).toFixed(2)} s)`).join(", ")}`,
+    });
+  }
+  if (targets.noLoss) {
+    const bad = salvo.lost + salvo.duplicates + salvo.wrong + salvo.unaccounted;
+    out.push({
+      target: "no item lost or unaccounted",
+      met: bad === 0,
+      detail: `${salvo.succeeded} ok + ${salvo.failed} failed of ${salvo.items}; lost ${salvo.lost}, wrong ${salvo.wrong}, duplicated ${salvo.duplicates}`,
+    });
+  }
+  if (targets.minThroughput !== undefined) {
+    out.push({
+      target: `over ${targets.minThroughput} requests/s`,
+      met: salvo.throughputPerSecond >= targets.minThroughput,
+      detail: `${Math.round(salvo.throughputPerSecond)} requests/s`,
+    });
+  }
+  return out;
+}
+
+function nextBest(peers: ResultRow[], salvo: ResultRow): string {
+  const complete = peers.filter((p) => p.succeeded >= salvo.succeeded);
+  if (complete.length === 0) return "no peer finished every item";
+  const best = complete.reduce((a, b) => (b.makespanMs < a.makespanMs ? b : a));
+  return `${best.contender} at ${(best.makespanMs / salvo.makespanMs).toFixed(2)}x Salvo's makespan`;
+}
+
+/** The contenders to run by default: every one, `salvo-auto` only once it exists. */
+export function defaultContenders(): string[] {
+  const auto = salvoAutoAvailable();
+  return CONTENDERS.map((c) => c.name).filter(
+    (n) => (n !== "salvo-auto" || auto) && n !== "salvo-no-headers",
+  );
+}
+
+export async function runBench(options: BenchOptions): Promise<BenchResults> {
+  const started = performance.now();
+  const progress = options.onProgress ?? (() => {});
+  const reps = options.repetitions ?? (options.quick ? 1 : 3);
+  const budget = options.sequentialBudgetMs ?? (options.quick ? 12_000 : 60_000);
+  const names = options.contenders ?? defaultContenders();
+  for (const name of names) {
+    if (!CONTENDERS.some((c) => c.name === name)) {
+      throw new ConfigError({
+        field: "contenders",
+        expected: `one of ${CONTENDERS.map((c) => c.name).join(", ")}`,
+        got: name,
+      });
+    }
+  }
+  const scenarios: BenchScenario[] = [];
+  for (const file of options.files) scenarios.push(await loadBenchScenario(file, options.quick));
+  const results: ScenarioResult[] = [];
+  for (const scenario of scenarios) {
+    const w = scenario.workload;
+    const bound = modelBound(scenario);
+    const calls = w.stages.reduce((a, b) => a + b, 0);
+    progress(
+      `\n${scenario.id}: ${w.title} — ${calls} calls${w.stages.length > 1 ? ` in stages ${w.stages.join(" + ")}` : ""}, concurrency ${w.concurrency}; M* ${(bound.boundMs / 1000).toFixed(2)} s (${bound.binding})`,
+    );
+    const skipped = new Map<string, string>();
+    for (const name of names) {
+      if (w.skip.includes(name)) skipped.set(name, "skipped by the scenario");
+      else if (name === "sequential" && bound.serialMs > budget)
+        skipped.set(
+          name,
+          `skipped: one at a time would take about ${(bound.serialMs / 1000).toFixed(0)} s`,
+        );
+    }
+    const active = names.filter((n) => !skipped.has(n));
+    const runs: RunRecord[] = [];
+    for (let rep = 1; rep <= reps; rep++) {
+      for (const name of active) {
+        if (options.signal?.aborted) throw options.signal.reason;
+        const record = await runOnce(scenario, bound, name, w.stages, rep);
+        runs.push(record);
+        progress(`  ${line(name, rep, reps, record, bound)}`);
+      }
+    }
+    if (w.memoryCheck && active.includes("salvo")) {
+      const small = w.stages.map((s) => Math.max(1, Math.round(s / 5)));
+      const record = await runOnce(scenario, bound, "salvo", small, 1);
+      const label = `salvo (N/5)`;
+      runs.push({ ...record, contender: label });
+      progress(`  ${line(label, 1, 1, record, undefined)}`);
+    }
+    const rows: ResultRow[] = [];
+    for (const name of [...names, "salvo (N/5)"]) {
+      const own = runs.filter((r) => r.contender === name);
+      if (skipped.has(name)) rows.push(skippedRow(name, skipped.get(name)!));
+      else if (own.length > 0) rows.push(aggregate(name, own, bound));
+    }
+    const salvo = rows.find((r) => r.contender === "salvo" && !r.skipped);
+    for (const row of rows) {
+      if (salvo && !row.skipped && row.contender !== "salvo (N/5)")
+        row.ratioToSalvo = row.makespanMs / salvo.makespanMs;
+    }
+    results.push({
+      id: scenario.id,
+      title: w.title,
+      path: scenario.path,
+      calls,
+      stages: w.stages,
+      concurrency: w.concurrency,
+      knownLimits: w.knownLimits,
+      timeScale: w.timeScale,
+      bound,
+      rows,
+      targets: w.targets,
+      verdicts: verdicts(w.targets, rows),
+      runs,
+    });
+  }
+  const cpu = cpus();
+  return {
+    date: new Date().toISOString(),
+    machine: {
+      cpu: cpu[0]?.model.trim() ?? "unknown",
+      cores: cpu.length,
+      node: process.version,
+      platform: `${process.platform} ${process.arch}`,
+    },
+    mode: options.quick ? "quick" : "full",
+    repetitions: reps,
+    wallMs: performance.now() - started,
+    scenarios: results,
+  };
+}
+
+function line(
+  name: string,
+  rep: number,
+  reps: number,
+  record: RunRecord,
+  bound: ModelBound | undefined,
+): string {
+  const r = record.report;
+  const head = `${name.padEnd(12)} ${reps > 1 ? `rep ${rep}/${reps} ` : ""}`;
+  if (!r.ok) return `${head}FAILED: ${r.error.split("\n")[0]}`;
+  const ratio =
+    bound && bound.boundMs > 0 ? ` (${(r.makespanMs / bound.boundMs).toFixed(2)}x M*)` : "";
+  const bad = r.lost + r.wrong + r.duplicates;
+  return (
+    `${head}${(r.makespanMs / 1000).toFixed(2)} s${ratio}, ${Math.round((r.succeeded * 1000) / r.makespanMs)}/s; ` +
+    `ok ${r.succeeded}/${r.items}, failed ${r.failed}${bad ? `, LOST/WRONG ${bad}` : ""}; ` +
+    `429s ${record.sim.byStatus["429"] ?? 0}, server arrivals ${record.sim.arrivals}; ` +
+    `CPU ${(r.cpuMs / 1000).toFixed(2)} s, peak RSS ${Math.round(r.peakRssMb)} MB` +
+    (r.timedOut ? " (gave up at the deadline)" : "")
+  );
+}

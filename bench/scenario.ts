@@ -1,0 +1,226 @@
+// Benchmark scenarios: a simulator scenario (the format of `salvo sim --scenario`) plus an optional
+// top-level `bench:` section that describes the work (how many calls, prompt and answer sizes,
+// stages, the concurrency every contender gets). The `bench:` section is cut out before the rest
+// is validated as a simulator config, with its lines blanked so errors keep their line numbers.
+
+import { readFile } from "node:fs/promises";
+import { basename } from "node:path";
+import { isMap, isScalar, LineCounter, parseDocument } from "yaml";
+import { z } from "zod";
+import { ConfigError } from "../src/errors.ts";
+import { parseScenario, type SimConfigInput } from "../src/sim/index.ts";
+
+/** The work a scenario runs, as written in its `bench:` section (every field optional). */
+export type WorkloadInput = {
+  /** A one-line title for tables. @default the file name */
+  title?: string;
+  /** Calls in one flat map. Ignored when `stages` is set. @default 200 */
+  calls?: number;
+  /** Sizes of stages run one after another (stage s+1 starts when all of stage s ended). */
+  stages?: number[];
+  /** The concurrency every contender gets (sequential: 1). @default 16 */
+  concurrency?: number;
+  /** `max_tokens` of every request; OpenAI-style TPM reserves it up front. @default 64 */
+  maxTokens?: number;
+  /** Approximate prompt length, tokens. @default 40 */
+  promptTokens?: number;
+  /** Per-attempt timeout given to every contender, ms. @default 60_000 */
+  timeoutMs?: number;
+  /**
+   * Whether the contenders are told the server's rate limits (Salvo's limits, p-queue's
+   * intervalCap, Bottleneck's reservoir). `false` models a limit nobody documented. @default true
+   */
+  knownLimits?: boolean;
+  /** Contenders not run on this scenario (e.g. `sequential` at 100,000 calls). @default [] */
+  skip?: string[];
+  /** Salvo reads the results as a stream (bounded memory) instead of one `map`. @default false */
+  stream?: boolean;
+  /** Also run Salvo at 1/5 of the calls, to show memory does not grow with N. @default false */
+  memoryCheck?: boolean;
+  /** Multiplies every time of the scenario (latencies, timeouts) and divides every rate. @default 1 */
+  timeScale?: number;
+  /** What Salvo is expected to achieve here; checked and reported after the run. @default none */
+  targets?: Targets;
+  /** Overrides for `--quick` mode. */
+  quick?: {
+    calls?: number;
+    stages?: number[];
+    concurrency?: number;
+    timeScale?: number;
+    /** Contenders not run in quick mode (added to `skip`). */
+    skip?: string[];
+  };
+};
+
+/** Salvo's targets on a scenario. */
+export type Targets = {
+  /** Salvo's median makespan at most this multiple of M*, e.g. 1.1. */
+  maxRatioToBound?: number;
+  /** Salvo faster than every peer that finished all items (a peer with failures is behind). */
+  aheadOfPeers?: boolean;
+  /** No item lost, duplicated or answered with another item's answer. */
+  noLoss?: boolean;
+  /** Salvo's end-to-end throughput at least this many requests per second. */
+  minThroughput?: number;
+};
+
+/** A workload with every default applied and the mode (quick or full) resolved. */
+export type Workload = {
+  title: string;
+  stages: number[];
+  concurrency: number;
+  maxTokens: number;
+  promptTokens: number;
+  timeoutMs: number;
+  knownLimits: boolean;
+  skip: string[];
+  stream: boolean;
+  memoryCheck: boolean;
+  timeScale: number;
+  targets: Targets;
+};
+
+export type BenchScenario = {
+  /** The file name without extension, e.g. `b-rpm-bound`. */
+  id: string;
+  path: string;
+  /** The simulator config, time-scaled. */
+  sim: SimConfigInput;
+  workload: Workload;
+};
+
+const count = z.number().int().min(1);
+const workloadSchema = z.strictObject({
+  title: z.string().min(1).optional(),
+  calls: count.optional(),
+  stages: z.array(count).min(1).optional(),
+  concurrency: count.optional(),
+  maxTokens: count.optional(),
+  promptTokens: count.optional(),
+  timeoutMs: z.number().positive().optional(),
+  knownLimits: z.boolean().optional(),
+  skip: z.array(z.string()).optional(),
+  stream: z.boolean().optional(),
+  memoryCheck: z.boolean().optional(),
+  timeScale: z.number().positive().optional(),
+  targets: z
+    .strictObject({
+      maxRatioToBound: z.number().positive().optional(),
+      aheadOfPeers: z.boolean().optional(),
+      noLoss: z.boolean().optional(),
+      minThroughput: z.number().positive().optional(),
+    })
+    .optional(),
+  quick: z
+    .strictObject({
+      calls: count.optional(),
+      stages: z.array(count).min(1).optional(),
+      concurrency: count.optional(),
+      timeScale: z.number().positive().optional(),
+      skip: z.array(z.string()).optional(),
+    })
+    .optional(),
+}) satisfies z.ZodType<WorkloadInput>;
+
+/** Reads a bench scenario file; `quick` picks the `bench.quick` overrides. */
+export async function loadBenchScenario(path: string, quick: boolean): Promise<BenchScenario> {
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (error) {
+    throw new ConfigError(
+      { field: "scenario", expected: "a readable YAML or JSON file", got: path, where: path },
+      { cause: error },
+    );
+  }
+  return parseBenchScenario(text, path, quick);
+}
+
+/** Parses bench scenario text; `where` names it in errors. */
+export function parseBenchScenario(text: string, where: string, quick: boolean): BenchScenario {
+  const { simText, bench, benchLine } = splitBench(text);
+  const sim = parseScenario(simText, where);
+  const parsed = workloadSchema.safeParse(bench ?? {});
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new ConfigError({
+      field: ["bench", ...issue.path.map(String)].join("."),
+      expected: issue.message,
+      got: issue.path.reduce<unknown>(
+        (v, k) => (v as Record<PropertyKey, unknown> | undefined)?.[k],
+        bench,
+      ),
+      where: benchLine ? `${where}:${benchLine}` : where,
+    });
+  }
+  const id = basename(where).replace(/\.(ya?ml|json)$/i, "");
+  const workload = resolveWorkload(parsed.data, id, quick);
+  return { id, path: where, sim: scaleSim(sim, workload.timeScale), workload };
+}
+
+// Cuts the top-level `bench` pair out of the text (its lines become blank, so line numbers of the
+// rest stay right) and returns its value.
+function splitBench(text: string): { simText: string; bench: unknown; benchLine?: number } {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false });
+  if (doc.errors.length > 0 || !isMap(doc.contents)) return { simText: text, bench: undefined };
+  const pair = doc.contents.items.find((p) => isScalar(p.key) && p.key.value === "bench");
+  if (!pair || !isScalar(pair.key) || !pair.key.range) return { simText: text, bench: undefined };
+  const start = pair.key.range[0];
+  const value = pair.value as { range?: [number, number, number] } | null;
+  const end = value?.range ? value.range[2] : pair.key.range[2];
+  const blanked = text.slice(start, end).replace(/[^\n]/g, " ");
+  const benchValue = (doc.toJS() as Record<string, unknown>).bench;
+  return {
+    simText: text.slice(0, start) + blanked + text.slice(end),
+    bench: benchValue,
+    benchLine: lines.linePos(start).line,
+  };
+}
+
+function resolveWorkload(input: WorkloadInput, id: string, quick: boolean): Workload {
+  const q = quick ? (input.quick ?? {}) : {};
+  const stages = q.stages ??
+    (q.calls !== undefined ? [q.calls] : undefined) ??
+    input.stages ?? [input.calls ?? 200];
+  const timeScale = q.timeScale ?? input.timeScale ?? 1;
+  return {
+    title: input.title ?? id,
+    stages,
+    concurrency: q.concurrency ?? input.concurrency ?? 16,
+    maxTokens: input.maxTokens ?? 64,
+    promptTokens: input.promptTokens ?? 40,
+    timeoutMs: (input.timeoutMs ?? 60_000) * timeScale,
+    knownLimits: input.knownLimits ?? true,
+    skip: [...(input.skip ?? []), ...(q.skip ?? [])],
+    stream: input.stream ?? false,
+    memoryCheck: input.memoryCheck ?? false,
+    timeScale,
+    targets: input.targets ?? {},
+  };
+}
+
+/**
+ * The same scenario played `scale` times slower (scale < 1: faster): times x scale, rates / scale,
+ * burst windows x scale (so a bucket holds the same number of requests and tokens).
+ */
+export function scaleSim(sim: SimConfigInput, scale: number): SimConfigInput {
+  if (scale === 1) return sim;
+  const out: SimConfigInput = structuredClone(sim);
+  if (out.latency) {
+    if (out.latency.ttftMs !== undefined) out.latency.ttftMs *= scale;
+    if (out.latency.msPerToken !== undefined) out.latency.msPerToken *= scale;
+  }
+  if (out.faults?.slowMs !== undefined) out.faults.slowMs *= scale;
+  const limits = [out.limits, out.paths?.openai?.limits, out.paths?.anthropic?.limits];
+  for (const l of limits) {
+    if (!l) continue;
+    for (const key of ["rpm", "tpm", "itpm", "otpm"] as const) {
+      const v = l[key];
+      if (v !== undefined) l[key] = v / scale;
+    }
+    // The same burst in requests and tokens: a faster rate fills the bucket in less time.
+    l.burstSeconds = (l.burstSeconds ?? 1) * scale;
+  }
+  return out;
+}
