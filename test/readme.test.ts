@@ -47,7 +47,7 @@ describe("README", () => {
 
   it("every option it mentions for a command exists in that command's --help", async () => {
     const help: Record<string, string> = {};
-    for (const command of ["run", "sim", "demo"]) {
+    for (const command of ["run", "sim", "demo", "probe", "verify", "bench"]) {
       const io = memoryIo();
       await runCli([command, "--help"], io);
       help[command] = io.out;

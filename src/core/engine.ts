@@ -29,7 +29,11 @@ import {
   TimeoutError,
 } from "../errors.ts";
 import type { Clock } from "./clock.ts";
-import type { AttemptResult, ConcurrencyController } from "./concurrency/concurrency-controller.ts";
+import type {
+  AttemptResult,
+  ConcurrencyController,
+  RateLimitsInForce,
+} from "./concurrency/concurrency-controller.ts";
 import { Emitter } from "./emitter.ts";
 import type { SchedulerEvents } from "./events.ts";
 import { Heap } from "./heap.ts";
@@ -113,6 +117,7 @@ export class Engine {
       learnLimits: options.learnLimits,
       now: this.clock.now(),
     });
+    this.#controller.setRateLimits?.(this.#limitsInForce());
     this.root = this.newLane(undefined, Number.POSITIVE_INFINITY);
   }
 
@@ -284,6 +289,16 @@ export class Engine {
       }
     }
     this.#rates.applySnapshot(snapshot, unseen, this.clock.now());
+    this.#controller.setRateLimits?.(this.#limitsInForce());
+  }
+
+  #limitsInForce(): RateLimitsInForce {
+    return {
+      requestsPerMinute: this.#rates.bucket("requests")?.limitPerMinute,
+      tokensPerMinute: this.#rates.bucket("tokens")?.limitPerMinute,
+      inputTokensPerMinute: this.#rates.bucket("inputTokens")?.limitPerMinute,
+      outputTokensPerMinute: this.#rates.bucket("outputTokens")?.limitPerMinute,
+    };
   }
 
   /** Refuses new work, settles waiting work with `SchedulerClosedError`, aborts running attempts. */
@@ -610,6 +625,8 @@ export class Engine {
       latencyMs: now - attempt.startedAt,
       outputTokens: attempt.outputTokens,
       retryAfterMs,
+      tokens: attempt.charge.tokens,
+      inputTokens: attempt.charge.inputTokens,
       inFlight: this.#inFlight,
       now,
     });

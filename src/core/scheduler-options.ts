@@ -3,6 +3,7 @@
 
 import { ConfigError } from "../errors.ts";
 import { type Clock, realClock } from "./clock.ts";
+import { AdaptiveConcurrency } from "./concurrency/adaptive-concurrency.ts";
 import type { ConcurrencyController } from "./concurrency/concurrency-controller.ts";
 import { StaticConcurrency } from "./concurrency/static-concurrency.ts";
 import type { RateDimension } from "./limits/limit.ts";
@@ -13,10 +14,11 @@ import type { RetryPolicy } from "./retry/retry-policy.ts";
 
 export type SchedulerOptions = {
   /**
-   * Attempts holding a slot at once: a number (a `StaticConcurrency`) or a controller.
-   * @default 16
+   * Attempts holding a slot at once: `"auto"` (an `AdaptiveConcurrency` that finds the provider's
+   * capacity), a number (a `StaticConcurrency`), or any controller.
+   * @default "auto"
    */
-  concurrency?: number | ConcurrencyController | undefined;
+  concurrency?: number | "auto" | ConcurrencyController | undefined;
   /** Requests per minute. @default undefined (unlimited until a snapshot reports a limit) */
   requestsPerMinute?: number | undefined;
   /** Input + output tokens per minute (OpenAI TPM). @default undefined */
@@ -141,7 +143,7 @@ export type ResolvedSchedulerOptions = {
 
 export function resolveSchedulerOptions(options: SchedulerOptions = {}): ResolvedSchedulerOptions {
   const random = options.random ?? Math.random;
-  const concurrency = options.concurrency ?? 16;
+  const concurrency = options.concurrency ?? "auto";
   const limits: Partial<Record<RateDimension, number>> = {};
   const perMinute: Array<[RateDimension, string, number | undefined]> = [
     ["requests", "requestsPerMinute", options.requestsPerMinute],
@@ -155,7 +157,12 @@ export function resolveSchedulerOptions(options: SchedulerOptions = {}): Resolve
   }
   const retry = options.retry;
   return {
-    controller: typeof concurrency === "number" ? new StaticConcurrency(concurrency) : concurrency,
+    controller:
+      concurrency === "auto"
+        ? new AdaptiveConcurrency()
+        : typeof concurrency === "number"
+          ? new StaticConcurrency(concurrency)
+          : concurrency,
     limits,
     burstSeconds: range("burstSeconds", options.burstSeconds ?? 1, 0, 60),
     learnLimits: options.learnLimits ?? true,

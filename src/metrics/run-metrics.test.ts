@@ -78,7 +78,30 @@ describe("RunMetrics", () => {
     // Two calls of 100 and 200 ms at concurrency 1: M* = 300 ms.
     expect(summary.bound?.boundMs).toBeCloseTo(300);
     expect(summary.ratioToBound).toBeCloseTo(1400 / 300);
+    expect(summary.limit).toEqual({ initial: 4, final: 4, min: 4, max: 4 });
     const snapshot = metrics.snapshot(1400);
     expect(snapshot).toMatchObject({ succeeded: 2, failed: 1, total: 3, limit: 4, paused: false });
+  });
+
+  it("keeps a bounded timeline of the concurrency limit", () => {
+    const events = new Emitter<SchedulerEvents>(() => {});
+    const metrics = new RunMetrics({ startedAt: 0 });
+    metrics.attach(events);
+    const changed = (at: number, limit: number, previous: number) =>
+      events.emit("limit-changed", { at, inFlight: 0, queued: 0, limit, previous });
+    changed(0, 4, 4);
+    changed(500, 8, 4);
+    changed(550, 6, 8); // within 100 ms of the last point: replaces it
+    changed(2000, 3, 6);
+    expect(metrics.summary(2500).limitTimeline).toEqual([
+      [0, 4],
+      [500, 6],
+      [2000, 3],
+    ]);
+    for (let i = 0; i < 3000; i++) changed(3000 + i * 200, 3 + (i % 5), 3);
+    const summary = metrics.summary(700_000);
+    expect(summary.limitTimeline.length).toBeLessThanOrEqual(1000);
+    expect(summary.limitTimeline[0]).toEqual([0, 4]);
+    expect(summary.limit).toMatchObject({ initial: 4, min: 3, max: 8 });
   });
 });

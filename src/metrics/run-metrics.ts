@@ -89,6 +89,10 @@ export type RunSummary = {
   makespanMs: number;
   /** Succeeded items per second over the makespan. */
   throughputPerSecond: number;
+  /** The concurrency limit over the run (it moves under `--concurrency auto`). */
+  limit: { initial: number; final: number; min: number; max: number };
+  /** When the limit changed: [clock ms since the start, new limit], at most ~1,000 points. */
+  limitTimeline: Array<[number, number]>;
   /** The physical lower bound for this work under the limits set, and the run's ratio to it. */
   bound: Bound | undefined;
   ratioToBound: number | undefined;
@@ -144,6 +148,9 @@ export class RunMetrics {
   readonly #requests = new RateWindow();
   readonly #tokens = new RateWindow();
   readonly #completions = new RateWindow(30);
+  readonly #limitTimeline: Array<[number, number]> = [];
+  #limitMin = Number.POSITIVE_INFINITY;
+  #limitMax = 0;
 
   constructor(options: RunMetricsOptions) {
     this.#options = options;
@@ -189,7 +196,10 @@ export class RunMetrics {
         this.#completions.record(e.at);
         this.#counts(e);
       }),
-      source.on("limit-changed", (e) => this.#counts(e)),
+      source.on("limit-changed", (e) => {
+        this.#limitPoint(e.at, e.limit);
+        this.#counts(e);
+      }),
       source.on("queued", (e) => this.#counts(e)),
     ];
     return () => {
@@ -235,7 +245,29 @@ export class RunMetrics {
     this.#byStatus[key] = (this.#byStatus[key] ?? 0) + 1;
   }
 
+  /**
+   * Keeps the limit's timeline bounded: a change within 100 ms of the last kept point replaces
+   * it, and past 1,000 points every other point is dropped.
+   */
+  #limitPoint(at: number, limit: number): void {
+    if (limit < this.#limitMin) this.#limitMin = limit;
+    if (limit > this.#limitMax) this.#limitMax = limit;
+    const t = at - this.#startedAt;
+    const last = this.#limitTimeline[this.#limitTimeline.length - 1];
+    if (last !== undefined && t - last[0] < 100 && this.#limitTimeline.length > 1) {
+      last[1] = limit;
+      return;
+    }
+    this.#limitTimeline.push([t, limit]);
+    if (this.#limitTimeline.length > 1000) {
+      const kept = this.#limitTimeline.filter((_, i) => i % 2 === 0);
+      this.#limitTimeline.length = 0;
+      this.#limitTimeline.push(...kept);
+    }
+  }
+
   #counts(counts: Counts): void {
+    if (this.#limitTimeline.length === 0) this.#limitPoint(counts.at, counts.limit);
     this.#last = counts;
   }
 
@@ -299,6 +331,13 @@ export class RunMetrics {
       itemLatencyMs: summarise(this.#itemLatency),
       makespanMs,
       throughputPerSecond: makespanMs > 0 ? (this.#succeeded * 1000) / makespanMs : 0,
+      limit: {
+        initial: this.#limitTimeline[0]?.[1] ?? this.#last.limit,
+        final: this.#last.limit,
+        min: Number.isFinite(this.#limitMin) ? this.#limitMin : this.#last.limit,
+        max: this.#limitMax || this.#last.limit,
+      },
+      limitTimeline: this.#limitTimeline.map(([t, l]) => [t, l] as [number, number]),
       bound,
       ratioToBound: bound && bound.boundMs > 0 ? makespanMs / bound.boundMs : undefined,
     };

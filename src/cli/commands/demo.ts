@@ -91,7 +91,6 @@ export function demoCommand(io: CliIo): Command {
         baseUrl: undefined,
         apiKeyEnv: undefined,
         model: undefined,
-        concurrency: 8,
         rpm: 1200,
         tpm: 200_000,
         itpm: undefined,

@@ -149,8 +149,7 @@ export async function runJob(job: RunJob): Promise<number> {
 
   const start = (provider: ProviderName) => {
     const limits = {
-      concurrency:
-        settings.concurrency === "auto" ? RUN_DEFAULTS.concurrency : settings.concurrency,
+      concurrency: settings.concurrency,
       requestsPerMinute: settings.rpm,
       tokensPerMinute: settings.tpm,
       inputTokensPerMinute: settings.itpm,
@@ -170,7 +169,7 @@ export async function runJob(job: RunJob): Promise<number> {
       usageOf: (value) => (value as ProviderResult).usage,
       statusOf,
       limits: {
-        concurrency: limits.concurrency,
+        concurrency: typeof limits.concurrency === "number" ? limits.concurrency : undefined,
         requestsPerMinute: settings.rpm,
         tokensPerMinute: settings.tpm,
         burstSeconds: settings.burstSeconds,
@@ -254,7 +253,10 @@ export async function runJob(job: RunJob): Promise<number> {
   const endedAt = realClock.now();
   const run = metrics?.summary(endedAt);
   if (run) {
-    io.stdout.write(summaryText(batch, run, output));
+    const limitsSet =
+      typeof settings.concurrency === "number" ||
+      [settings.rpm, settings.tpm, settings.itpm, settings.otpm].some((l) => l !== undefined);
+    io.stdout.write(summaryText(batch, run, output, limitsSet));
     job.onDone?.(batch, run);
     if (settings.report) {
       const report = { input, output, settings: reportSettings(settings), batch, run };
@@ -278,7 +280,12 @@ function reportSettings(settings: RunSettings): Record<string, unknown> {
   };
 }
 
-function summaryText(batch: BatchSummary, run: RunSummary, output: string): string {
+function summaryText(
+  batch: BatchSummary,
+  run: RunSummary,
+  output: string,
+  limitsSet: boolean,
+): string {
   const lines: string[] = [];
   const failedCodes = Object.entries(run.failedByCode)
     .map(([code, n]) => `${code} ${n}`)
@@ -307,11 +314,24 @@ function summaryText(batch: BatchSummary, run: RunSummary, output: string): stri
       `  throughput ${run.throughputPerSecond.toFixed(1)} calls/s; one at a time these calls would have taken about ${formatDuration(sequentialMs)}`,
     );
   }
+  const { limit } = run;
+  lines.push(
+    limit.min === limit.max
+      ? `  concurrency ${limit.final}`
+      : `  concurrency adapted between ${limit.min} and ${limit.max}, ending at ${limit.final} (the report has its timeline)`,
+  );
   if (run.bound && run.ratioToBound !== undefined) {
-    lines.push(
-      `  lower bound M* ${formatDuration(run.bound.boundMs)} (bound by ${run.bound.binding}); this run took ${run.ratioToBound.toFixed(2)}x M*`,
-    );
+    if (!limitsSet) {
+      lines.push(
+        "  no concurrency or rate limit was set, so M* is only the longest call; set --rpm/--tpm (or a number for --concurrency) to compare with the physical bound",
+      );
+    } else {
+      lines.push(
+        `  lower bound M* ${formatDuration(run.bound.boundMs)} (bound by ${run.bound.binding}); this run took ${run.ratioToBound.toFixed(2)}x M*`,
+      );
+    }
   }
+
   lines.push(`  output: ${output}`);
   return `${lines.join("\n")}\n`;
 }
@@ -340,7 +360,7 @@ export function runCommand(io: CliIo) {
     )
     .option(
       "--concurrency <n|auto>",
-      `calls in flight at once (default: ${RUN_DEFAULTS.concurrency}; auto is static ${RUN_DEFAULTS.concurrency} until adaptive concurrency lands)`,
+      "calls in flight at once, or auto: adaptive, it finds the provider's capacity from 429s, overloads and latency (default: auto)",
     )
     .option("--rpm <n>", "requests per minute (default: none; learned from rate-limit headers)")
     .option(

@@ -1,7 +1,7 @@
 // How many attempts may hold a slot at once. A controller sees every start and every outcome and
-// owns the limit; the scheduler only reads `limit` and listens for changes. The static controller
-// is `StaticConcurrency`; an adaptive one (AIMD with a latency brake) implements the same
-// interface in a later issue.
+// owns the limit; the scheduler only reads `limit` and listens for changes. `StaticConcurrency`
+// keeps a fixed limit; `AdaptiveConcurrency` (AIMD with a latency brake and a Little's-law
+// ceiling) finds the provider's capacity.
 
 import type { FailureClass } from "../../errors.ts";
 
@@ -28,6 +28,10 @@ export type AttemptSample = {
   outputTokens: number | undefined;
   /** The provider's retry hint, ms, when it gave one. */
   retryAfterMs: number | undefined;
+  /** Input + output tokens the attempt was charged against the limits (after reconcile). */
+  tokens?: number | undefined;
+  /** Input tokens the attempt was charged. */
+  inputTokens?: number | undefined;
   /** Attempts holding a slot when the outcome was known (this one included). */
   inFlight: number;
   /** Clock time, ms. */
@@ -43,4 +47,14 @@ export interface ConcurrencyController {
   onOutcome(sample: AttemptSample): void;
   /** Calls `listener` whenever `limit` changes; returns a function that unsubscribes. */
   subscribe(listener: (limit: number) => void): () => void;
+  /** The rate limits in force, whenever they are set or learned from a provider's headers. */
+  setRateLimits?(limits: RateLimitsInForce): void;
 }
+
+/** Per-minute limits by dimension; undefined where a dimension is not limited. */
+export type RateLimitsInForce = {
+  requestsPerMinute?: number | undefined;
+  tokensPerMinute?: number | undefined;
+  inputTokensPerMinute?: number | undefined;
+  outputTokensPerMinute?: number | undefined;
+};
