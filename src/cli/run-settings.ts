@@ -19,7 +19,7 @@ export type RunSettings = {
   apiKeyEnv: string | undefined;
   /** The model for lines that name none. */
   model: string | undefined;
-  /** Calls in flight at once, or `auto` (adaptive: finds the provider's capacity). @default auto */
+  /** Calls in flight at once, or `auto` (adaptive: finds the provider's capacity). @default 16 */
   concurrency: number | "auto";
   /** Requests per minute. @default none */
   rpm: number | undefined;
@@ -56,7 +56,7 @@ export type RunSettings = {
 };
 
 export const RUN_DEFAULTS = {
-  concurrency: "auto",
+  concurrency: 16,
   burstSeconds: 1,
   maxAttempts: 5,
   timeoutMs: 120_000,

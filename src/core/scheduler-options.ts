@@ -14,9 +14,10 @@ import type { RetryPolicy } from "./retry/retry-policy.ts";
 
 export type SchedulerOptions = {
   /**
-   * Attempts holding a slot at once: `"auto"` (an `AdaptiveConcurrency` that finds the provider's
-   * capacity), a number (a `StaticConcurrency`), or any controller.
-   * @default "auto"
+   * Attempts holding a slot at once: a number (a `StaticConcurrency`), `"auto"` (an
+   * `AdaptiveConcurrency` that finds the provider's capacity; not yet the default: on workloads
+   * with varied answer lengths its latency brake still holds it too low), or any controller.
+   * @default 16
    */
   concurrency?: number | "auto" | ConcurrencyController | undefined;
   /** Requests per minute. @default undefined (unlimited until a snapshot reports a limit) */
@@ -143,7 +144,7 @@ export type ResolvedSchedulerOptions = {
 
 export function resolveSchedulerOptions(options: SchedulerOptions = {}): ResolvedSchedulerOptions {
   const random = options.random ?? Math.random;
-  const concurrency = options.concurrency ?? "auto";
+  const concurrency = options.concurrency ?? 16;
   const limits: Partial<Record<RateDimension, number>> = {};
   const perMinute: Array<[RateDimension, string, number | undefined]> = [
     ["requests", "requestsPerMinute", options.requestsPerMinute],

@@ -360,7 +360,7 @@ export function runCommand(io: CliIo) {
     )
     .option(
       "--concurrency <n|auto>",
-      "calls in flight at once, or auto: adaptive, it finds the provider's capacity from 429s, overloads and latency (default: auto)",
+      `calls in flight at once (default: ${RUN_DEFAULTS.concurrency}), or auto: adaptive, from 429s, overloads and per-token latency (experimental: it can settle too low when answer lengths vary)`,
     )
     .option("--rpm <n>", "requests per minute (default: none; learned from rate-limit headers)")
     .option(
