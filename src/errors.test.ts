@@ -18,6 +18,24 @@ const table: Array<[new (...args: never[]) => errors.SalvoError, string, unknown
   [errors.NetworkError, "SALVO_NETWORK_ERROR", []],
   [errors.InvalidResponseError, "SALVO_INVALID_RESPONSE", []],
   [errors.TimeoutError, "SALVO_TIMEOUT", []],
+  [
+    errors.InputLineError,
+    "SALVO_INPUT_INVALID",
+    [{ file: "in.jsonl", line: 3, field: "body.messages", expected: "a non-empty array", got: [] }],
+  ],
+  [
+    errors.InputRejectedError,
+    "SALVO_INPUT_REJECTED",
+    [
+      {
+        file: "in.jsonl",
+        errors: [],
+        errorCount: 0,
+        duplicates: [{ customId: "a", firstLine: 1, line: 2 }],
+      },
+    ],
+  ],
+  [errors.ResumeRefusedError, "SALVO_RESUME_REFUSED", ["out.jsonl", "it answers another input"]],
   [errors.AbortedError, "SALVO_ABORTED", []],
   [errors.DeadlineExceededError, "SALVO_DEADLINE_EXCEEDED", []],
   [errors.RequestTooLargeError, "SALVO_REQUEST_TOO_LARGE", []],

@@ -2,7 +2,6 @@
 
 // Audit: per-call context, the hash-chained call and decision logs, verification.
 export * from "./audit/index.ts";
-export { InputLineError, InputRejectedError, ResumeRefusedError } from "./batch/batch-errors.ts";
 export { type ItemOutcome, itemOutcomeFrom, type OutputLine } from "./batch/output-line.ts";
 // Batch files: the engine behind `salvo run`.
 export {

@@ -1,8 +1,8 @@
 // One line of a batch input file -> one request (or the reason it is not one). The three line
 // shapes Salvo accepts, and their validation, live here; the reader only streams and numbers.
 
+import { InputLineError } from "../errors.ts";
 import type { ProviderRequest } from "../providers/provider.ts";
-import { InputLineError } from "./batch-errors.ts";
 
 /**
  * The shape of a batch input file, detected from its first valid line:

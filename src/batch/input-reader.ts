@@ -4,7 +4,7 @@
 
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
-import type { DuplicateId, InputLineError } from "./batch-errors.ts";
+import type { DuplicateId, InputLineError } from "../errors.ts";
 import { type InputEntry, type InputShape, isInvalid, parseInputLine } from "./input-line.ts";
 import { splitLines } from "./line-splitter.ts";
 

@@ -1,6 +1,10 @@
 import { describe, expect, it } from "vitest";
-import { DeadlineExceededError, RateLimitError, SchedulerClosedError } from "../errors.ts";
-import { InputLineError } from "./batch-errors.ts";
+import {
+  DeadlineExceededError,
+  InputLineError,
+  RateLimitError,
+  SchedulerClosedError,
+} from "../errors.ts";
 import type { BatchItem } from "./input-line.ts";
 import {
   formatOutputLine,

@@ -3,7 +3,7 @@
 
 import { createReadStream } from "node:fs";
 import { rm, stat, truncate } from "node:fs/promises";
-import { ResumeRefusedError } from "./batch-errors.ts";
+import { ResumeRefusedError } from "../errors.ts";
 import { isJournalHeader, isJournalRecord, type JournalHeader } from "./journal.ts";
 import { splitLines } from "./line-splitter.ts";
 

@@ -10,8 +10,7 @@
 
 import { createHash } from "node:crypto";
 import { rm } from "node:fs/promises";
-import { ConfigError } from "../errors.ts";
-import { InputRejectedError, ResumeRefusedError } from "./batch-errors.ts";
+import { ConfigError, InputRejectedError, ResumeRefusedError } from "../errors.ts";
 import { type BatchItem, isInvalid } from "./input-line.ts";
 import { type InputScan, readInput, scanInput } from "./input-reader.ts";
 import { Journal, type JournalHeader } from "./journal.ts";
