@@ -3,7 +3,12 @@
 // the child builds its client and answers `ready`; the parent resets the simulator and answers
 // `go`; the child runs every stage and answers with a `ChildReport`, then exits.
 
-import { createHistogram, performance, type RecordableHistogram } from "node:perf_hooks";
+import { performance } from "node:perf_hooks";
+import {
+  type LatencySummary,
+  latencyHistogram,
+  summariseLatency,
+} from "../src/metrics/latency-histogram.ts";
 import { type ContenderContext, contenderByName } from "./contenders.ts";
 import { type BenchItem, itemIndexOf, stageContext, stageItems } from "./workload.ts";
 
@@ -19,7 +24,7 @@ export type ChildJob = {
   deadlineMs: number;
 };
 
-export type LatencyStats = { count: number; p50: number; p95: number; p99: number; max: number };
+export type LatencyStats = LatencySummary;
 
 export type ChildReport = {
   ok: true;
@@ -57,22 +62,6 @@ export type ChildReport = {
 
 export type ChildFailure = { ok: false; error: string };
 
-function histogram(): RecordableHistogram {
-  return createHistogram({ lowest: 1, highest: 3_600_000_000, figures: 3 });
-}
-
-function stats(h: RecordableHistogram): LatencyStats {
-  if (h.count === 0) return { count: 0, p50: 0, p95: 0, p99: 0, max: 0 };
-  const ms = (us: number) => Math.round(us) / 1000;
-  return {
-    count: h.count,
-    p50: ms(h.percentile(50)),
-    p95: ms(h.percentile(95)),
-    p99: ms(h.percentile(99)),
-    max: ms(h.max),
-  };
-}
-
 function errorName(error: unknown): string {
   const e = error as { code?: unknown; status?: unknown; name?: unknown } | undefined;
   if (typeof e?.code === "string") return e.code;
@@ -106,7 +95,7 @@ async function run(job: ChildJob, waitForGo: () => Promise<void>): Promise<Child
   const total = job.stages.reduce((a, b) => a + b, 0);
   const firstStart = new Float64Array(total).fill(-1);
   const lastEnd = new Float64Array(total);
-  const attemptLatency = histogram();
+  const attemptLatency = latencyHistogram();
   let attempts = 0;
   let networkErrors = 0;
   let clientRetries = 0;
@@ -222,7 +211,7 @@ async function run(job: ChildJob, waitForGo: () => Promise<void>): Promise<Child
   if (rssEnd > rssPeak) rssPeak = rssEnd;
   if (!timedOut) await runner.close?.();
 
-  const itemLatency = histogram();
+  const itemLatency = latencyHistogram();
   let lost = 0;
   for (let i = 0; i < total; i++) {
     if (settledCount[i] === 0) lost++;
@@ -244,8 +233,8 @@ async function run(job: ChildJob, waitForGo: () => Promise<void>): Promise<Child
     attempts,
     networkErrors,
     clientRetries: job.contender.startsWith("salvo") ? clientRetries : undefined,
-    itemLatencyMs: stats(itemLatency),
-    attemptLatencyMs: stats(attemptLatency),
+    itemLatencyMs: summariseLatency(itemLatency),
+    attemptLatencyMs: summariseLatency(attemptLatency),
     cpuMs: (cpu.user + cpu.system) / 1000,
     peakRssMb: process.resourceUsage().maxRSS / 1024,
     runRssGrowthMb: (rssPeak - rss0) / (1024 * 1024),

@@ -1,9 +1,14 @@
 // A run's counters and latency histograms, built only from the scheduler's events (it never
 // calls into the scheduler). Progress renderers read `snapshot()`; the end-of-run summary and
 // `--report` read `summary()`.
-import { createHistogram, type RecordableHistogram } from "node:perf_hooks";
 import type { Counts, SchedulerEvents } from "../core/events.ts";
 import type { ItemId } from "../core/outcome.ts";
+import {
+  type LatencySummary,
+  latencyHistogram,
+  recordMs,
+  summariseLatency,
+} from "./latency-histogram.ts";
 import { type Bound, physicalBound } from "./physical-bound.ts";
 import { RateWindow } from "./rate-window.ts";
 
@@ -58,14 +63,7 @@ export type RunSnapshot = {
   etaMs: number | undefined;
 };
 
-export type LatencySummary = {
-  count: number;
-  p50: number;
-  p95: number;
-  p99: number;
-  max: number;
-  mean: number;
-};
+export type { LatencySummary };
 
 export type RunSummary = {
   total: number | undefined;
@@ -98,24 +96,6 @@ export type RunSummary = {
   ratioToBound: number | undefined;
 };
 
-function histogram(): RecordableHistogram {
-  // Microseconds from 1 µs to 1 hour, 3 significant digits.
-  return createHistogram({ lowest: 1, highest: 3_600_000_000, figures: 3 });
-}
-
-function summarise(h: RecordableHistogram): LatencySummary {
-  if (h.count === 0) return { count: 0, p50: 0, p95: 0, p99: 0, max: 0, mean: 0 };
-  const ms = (us: number) => Math.round(us) / 1000;
-  return {
-    count: h.count,
-    p50: ms(h.percentile(50)),
-    p95: ms(h.percentile(95)),
-    p99: ms(h.percentile(99)),
-    max: ms(h.max),
-    mean: ms(h.mean),
-  };
-}
-
 function errorCode(error: unknown): string {
   const code = (error as { code?: unknown } | undefined)?.code;
   return typeof code === "string" ? code : "UNKNOWN";
@@ -143,8 +123,8 @@ export class RunMetrics {
   readonly #failedByCode: Record<string, number> = {};
   readonly #byStatus: Record<string, number> = {};
   readonly #started = new Map<ItemId, number>();
-  readonly #latency = histogram();
-  readonly #itemLatency = histogram();
+  readonly #latency = latencyHistogram();
+  readonly #itemLatency = latencyHistogram();
   readonly #requests = new RateWindow();
   readonly #tokens = new RateWindow();
   readonly #completions = new RateWindow(30);
@@ -192,7 +172,7 @@ export class RunMetrics {
         const code = errorCode(e.error);
         this.#failedByCode[code] = (this.#failedByCode[code] ?? 0) + 1;
         this.#status(this.#options.statusOf?.(e.error));
-        this.#itemLatency.record(Math.max(1, Math.round(e.latencyMs * 1000)));
+        recordMs(this.#itemLatency, e.latencyMs);
         this.#completions.record(e.at);
         this.#counts(e);
       }),
@@ -222,12 +202,12 @@ export class RunMetrics {
     this.#started.delete(e.id);
     if (startedAt !== undefined) {
       const ms = e.at - startedAt;
-      this.#latency.record(Math.max(1, Math.round(ms * 1000)));
+      recordMs(this.#latency, ms);
       this.#latencySumMs += ms;
       if (ms < this.#latencyMinMs) this.#latencyMinMs = ms;
       if (ms > this.#latencyMaxMs) this.#latencyMaxMs = ms;
     }
-    this.#itemLatency.record(Math.max(1, Math.round(e.latencyMs * 1000)));
+    recordMs(this.#itemLatency, e.latencyMs);
     const usage = this.#options.usageOf?.(e.value);
     if (usage) {
       this.#inputTokens += usage.inputTokens;
@@ -327,8 +307,8 @@ export class RunMetrics {
       rateLimited: this.#rateLimited,
       pausedMs: this.#pausedMs,
       tokens: { input: this.#inputTokens, output: this.#outputTokens },
-      latencyMs: summarise(this.#latency),
-      itemLatencyMs: summarise(this.#itemLatency),
+      latencyMs: summariseLatency(this.#latency),
+      itemLatencyMs: summariseLatency(this.#itemLatency),
       makespanMs,
       throughputPerSecond: makespanMs > 0 ? (this.#succeeded * 1000) / makespanMs : 0,
       limit: {
