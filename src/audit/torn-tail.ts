@@ -20,8 +20,41 @@ export type TornTail = {
 
 const CHUNK = 64 * 1024;
 
-/** The torn tail of the file open as `fd` (read-only use), or undefined if it ends with `\n`. */
+const pause = new Int32Array(new SharedArrayBuffer(4));
+
+/**
+ * The torn tail of the file open as `fd` (read-only use), or undefined if it ends with `\n`.
+ *
+ * Another process may be appending right now: `stat` can see the file grow in the middle of its
+ * `write()`, which looks like a torn line for an instant. A writer that died leaves a tail that
+ * never changes; so a tail counts as torn only when the same one (offset, length, hash) is seen
+ * on three looks 5 ms apart. If the file keeps changing (busy writers), nothing is called torn:
+ * healing then could split a live writer's line, and a tail that others append after is no
+ * longer a tail.
+ */
 export function findTornTail(fd: number): TornTail | undefined {
+  let seen = scanTail(fd);
+  let same = 1;
+  for (let looks = 0; seen !== undefined && same < 3; looks++) {
+    if (looks >= 20) return undefined;
+    Atomics.wait(pause, 0, 0, 5);
+    const again = scanTail(fd);
+    if (
+      again !== undefined &&
+      again.offset === seen.offset &&
+      again.length === seen.length &&
+      again.sha256 === seen.sha256
+    ) {
+      same++;
+    } else {
+      seen = again;
+      same = 1;
+    }
+  }
+  return seen;
+}
+
+function scanTail(fd: number): TornTail | undefined {
   const size = fstatSync(fd).size;
   if (size === 0) return undefined;
   const buffer = Buffer.allocUnsafe(CHUNK);
