@@ -271,10 +271,12 @@ export class Engine {
   }
 
   /**
-   * Applies a provider's rate-limit readings. Its `remaining` already counts every request that
-   * reached it before it answered: the reporting attempt and those started before it. What it
-   * cannot have seen are the reservations of attempts started after the reporting one; only those
-   * are subtracted (a reading from outside any attempt subtracts every reservation).
+   * Applies a provider's rate-limit readings. A provider checks its limits when a request
+   * arrives: its `remaining` counts the reporting attempt and those started before it, and
+   * describes its bucket at about the reporting attempt's start. What it cannot have seen are the
+   * reservations of attempts started after the reporting one; only those are subtracted, and the
+   * refill since that start is added (a reading from outside any attempt subtracts every
+   * reservation and adds nothing).
    */
   applySnapshot(snapshot: RateLimitSnapshot, attempt: Attempt | undefined): void {
     let unseen: Charge | undefined;
@@ -288,7 +290,8 @@ export class Engine {
         unseen.outputTokens += other.charge.outputTokens;
       }
     }
-    this.#rates.applySnapshot(snapshot, unseen, this.clock.now());
+    const now = this.clock.now();
+    this.#rates.applySnapshot(snapshot, unseen, now, attempt?.startedAt ?? now);
     this.#controller.setRateLimits?.(this.#limitsInForce());
   }
 

@@ -71,6 +71,11 @@ type Exchange = {
   promptTokens: number;
   maxTokens: number;
   fault: FaultKind | undefined;
+  /**
+   * The rate-limit headers as they stood when the request was admitted. A provider checks its
+   * limits at admission, so its headers describe the buckets at arrival, not when it answers.
+   */
+  limitHeaders: Record<string, string> | undefined;
   ticket: Ticket | undefined;
   timer: NodeJS.Timeout | undefined;
   outputTokens: number;
@@ -272,6 +277,7 @@ class Simulator implements SimHandle {
       promptTokens: 0,
       maxTokens: 0,
       fault: undefined,
+      limitHeaders: undefined,
       ticket: undefined,
       timer: undefined,
       outputTokens: 0,
@@ -365,6 +371,8 @@ class Simulator implements SimHandle {
       return;
     }
     this.#stats.promptTokens += ex.promptTokens;
+    ex.limitHeaders = {};
+    wire.rateLimitHeaders(pool.limiter, ex.limitHeaders);
     ex.fault = fault;
     if (fault) this.#stats.fault(fault);
     ex.ticket = new Ticket(() => this.#serve(ex));
@@ -510,7 +518,8 @@ class Simulator implements SimHandle {
       "content-type": contentType,
       [ex.wire.requestIdHeader]: this.#requestId(ex),
     };
-    ex.wire.rateLimitHeaders(ex.pool.limiter, headers);
+    if (ex.limitHeaders) Object.assign(headers, ex.limitHeaders);
+    else ex.wire.rateLimitHeaders(ex.pool.limiter, headers);
     return headers;
   }
 

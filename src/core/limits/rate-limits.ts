@@ -141,15 +141,22 @@ export class RateLimits {
    * Applies what a provider said about its limits. For each dimension:
    * - `limit`: creates the bucket if the dimension was not limited (when learning), or lowers a
    *   configured limit that is higher than the provider's (never raises one).
-   * - `remaining`: level <- min(level, remaining - unseen), where `unseen` is what attempts in
-   *   flight reserved that the provider cannot have counted yet (the caller knows which; without
-   *   it, every reservation counts: the sound side, which can only under-admit briefly).
+   * - `remaining`: level <- min(level, remaining + refill since `sinceMs` - unseen). A provider
+   *   checks its limits when a request arrives, so `remaining` describes its bucket then (about
+   *   the reporting attempt's start, `sinceMs`); both buckets have refilled at the same rate
+   *   since. `unseen` is what attempts in flight reserved that the provider cannot have counted
+   *   (the caller knows which; without it, every reservation counts: the sound side).
    * - `resetMs` of a fixed window (`fixedWindow`, Azure's integer seconds): nothing comes back
    *   before the window ends, so the bucket does not refill until then (`hold`), and a
    *   "remaining: 0, reset: 40 s" does not turn into a 429 loop. A continuous provider's reset
    *   (OpenAI, Anthropic) is the time to refill, which the bucket's own refill already models.
    */
-  applySnapshot(snapshot: RateLimitSnapshot, unseen: Charge | undefined, now: number): void {
+  applySnapshot(
+    snapshot: RateLimitSnapshot,
+    unseen: Charge | undefined,
+    now: number,
+    sinceMs: number = now,
+  ): void {
     for (const dimension of RATE_DIMENSIONS) {
       const reading = snapshot[dimension];
       if (reading === undefined) continue;
@@ -165,7 +172,8 @@ export class RateLimits {
       const remaining = reading.remaining;
       if (bucket !== undefined && remaining !== undefined && Number.isFinite(remaining)) {
         const others = unseen ? unseen[dimension] : this.#reserved[dimension];
-        bucket.lowerTo(remaining - Math.max(0, others), now);
+        const refill = (bucket.limitPerMinute * Math.max(0, now - sinceMs)) / 60_000;
+        bucket.lowerTo(remaining + refill - Math.max(0, others), now);
         const resetMs = reading.resetMs;
         if (
           reading.fixedWindow === true &&
