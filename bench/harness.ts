@@ -349,9 +349,13 @@ function nextBest(peers: ResultRow[], salvo: ResultRow): string {
   return `${best.contender} at ${(best.makespanMs / salvo.makespanMs).toFixed(2)}x Salvo's makespan`;
 }
 
-/** The contenders to run by default: every one, `salvo-auto` only once it exists. */
-export function defaultContenders(): string[] {
-  const auto = salvoAutoAvailable();
+/**
+ * The contenders to run by default: every peer and Salvo; `salvo-auto` (experimental, not the
+ * default concurrency) in full runs only, to keep --quick under 3 minutes; ask for it with
+ * `--contenders`.
+ */
+export function defaultContenders(quick = false): string[] {
+  const auto = salvoAutoAvailable() && !quick;
   return CONTENDERS.map((c) => c.name).filter(
     (n) => (n !== "salvo-auto" || auto) && n !== "salvo-no-headers",
   );
@@ -362,7 +366,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResults> {
   const progress = options.onProgress ?? (() => {});
   const reps = options.repetitions ?? (options.quick ? 1 : 3);
   const budget = options.sequentialBudgetMs ?? (options.quick ? 12_000 : 60_000);
-  const names = options.contenders ?? defaultContenders();
+  const names = options.contenders ?? defaultContenders(options.quick);
   for (const name of names) {
     if (!CONTENDERS.some((c) => c.name === name)) {
       throw new ConfigError({
