@@ -397,12 +397,13 @@ export async function runBench(options: BenchOptions): Promise<BenchResults> {
     }
     const active = names.filter((n) => !skipped.has(n));
     const runs: RunRecord[] = [];
-    for (let rep = 1; rep <= reps; rep++) {
+    const scenarioReps = options.repetitions ?? w.reps ?? reps;
+    for (let rep = 1; rep <= scenarioReps; rep++) {
       for (const name of active) {
         if (options.signal?.aborted) throw options.signal.reason;
         const record = await runOnce(scenario, bound, name, w.stages, rep);
         runs.push(record);
-        progress(`  ${line(name, rep, reps, record, bound)}`);
+        progress(`  ${line(name, rep, scenarioReps, record, bound)}`);
       }
     }
     if (w.memoryCheck && active.includes("salvo")) {

@@ -37,6 +37,11 @@ export type WorkloadInput = {
   stream?: boolean;
   /** Also run Salvo at 1/5 of the calls, to show memory does not grow with N. @default false */
   memoryCheck?: boolean;
+  /**
+   * Repetitions in a full run, where one scenario's size makes 3 too long (scale). An explicit
+   * `--reps` wins. @default the run's (3 full, 1 quick)
+   */
+  reps?: number;
   /** Multiplies every time of the scenario (latencies, timeouts) and divides every rate. @default 1 */
   timeScale?: number;
   /** What Salvo is expected to achieve here; checked and reported after the run. @default none */
@@ -76,6 +81,7 @@ export type Workload = {
   skip: string[];
   stream: boolean;
   memoryCheck: boolean;
+  reps: number | undefined;
   timeScale: number;
   targets: Targets;
 };
@@ -102,6 +108,7 @@ const workloadSchema = z.strictObject({
   skip: z.array(z.string()).optional(),
   stream: z.boolean().optional(),
   memoryCheck: z.boolean().optional(),
+  reps: z.number().int().min(1).optional(),
   timeScale: z.number().positive().optional(),
   targets: z
     .strictObject({
@@ -195,6 +202,7 @@ function resolveWorkload(input: WorkloadInput, id: string, quick: boolean): Work
     skip: [...(input.skip ?? []), ...(q.skip ?? [])],
     stream: input.stream ?? false,
     memoryCheck: input.memoryCheck ?? false,
+    reps: quick ? undefined : input.reps,
     timeScale,
     targets: input.targets ?? {},
   };
