@@ -25,6 +25,7 @@ import {
   type SimHandle,
   startSimulator,
 } from "../src/sim/index.ts";
+import { rejection } from "./support/rejection.ts";
 
 const FAKE_KEY = "sk-test-conformance-not-a-real-key";
 
@@ -132,15 +133,6 @@ afterEach(async () => {
   sim = undefined;
 });
 
-async function failure(promise: Promise<unknown>): Promise<ProviderError> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as ProviderError;
-  }
-  throw new Error("expected the call to fail");
-}
-
 describe.each(adapters)("provider conformance: $name", (adapter) => {
   it("answers the request that asked, with normalised usage and rate-limit headers", async () => {
     const s = await simulator({ limits: { rpm: 6000, tpm: 1_000_000 }, output: { tokens: 8 } });
@@ -184,7 +176,9 @@ describe.each(adapters)("provider conformance: $name", (adapter) => {
     const provider = adapter.make(s);
     const signal = new AbortController().signal;
     await provider.call(adapter.request("first"), { signal });
-    const error = await failure(provider.call(adapter.request("second"), { signal }));
+    const error = await rejection<ProviderError>(
+      provider.call(adapter.request("second"), { signal }),
+    );
     expect(error).toBeInstanceOf(RateLimitError);
     expect(error.status).toBe(429);
     expect(error.retryAfterMs).toBeGreaterThan(0);
@@ -194,7 +188,7 @@ describe.each(adapters)("provider conformance: $name", (adapter) => {
 
   it("a quota error is never retryable", async () => {
     const s = await simulator({ quota: true });
-    const error = await failure(
+    const error = await rejection<ProviderError>(
       adapter.make(s).call(adapter.request("x"), { signal: new AbortController().signal }),
     );
     if (adapter.name === "anthropic") {
@@ -213,7 +207,7 @@ describe.each(adapters)("provider conformance: $name", (adapter) => {
     ["pMalformed", InvalidResponseError],
   ] as const)("fault %s surfaces as %o", async (fault, ErrorClass) => {
     const s = await simulator({ faults: { [fault]: 1 } });
-    const error = await failure(
+    const error = await rejection<ProviderError>(
       adapter.make(s).call(adapter.request("x"), { signal: new AbortController().signal }),
     );
     expect(error).toBeInstanceOf(ErrorClass);

@@ -9,6 +9,7 @@ import {
   type SimHandle,
   startSimulator,
 } from "../src/sim/index.ts";
+import { rejection } from "./support/rejection.ts";
 
 const KEY = "sk-test-not-a-real-key";
 
@@ -23,16 +24,6 @@ async function withSim<T>(
   } finally {
     await sim.close();
   }
-}
-
-async function caught(promise: Promise<unknown>): Promise<APIError> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof Anthropic.APIError) return error;
-    throw error;
-  }
-  throw new Error("expected a rejection");
 }
 
 const messages = [{ role: "user" as const, content: "Summarise the claim in one line." }];
@@ -118,7 +109,7 @@ describe("simulator with the Anthropic SDK", () => {
   it("surfaces 429 as RateLimitError with retry-after and anthropic-ratelimit headers", async () => {
     await withSim({ limits: { rpm: 60 } }, async (_sim, client) => {
       await ask(client);
-      const error = await caught(ask(client));
+      const error = await rejection<APIError>(ask(client));
       expect(error).toBeInstanceOf(Anthropic.RateLimitError);
       expect(error.error).toMatchObject({ type: "error", error: { type: "rate_limit_error" } });
       expect(Number(error.headers?.get("retry-after"))).toBe(1);
@@ -132,13 +123,13 @@ describe("simulator with the Anthropic SDK", () => {
 
   it("surfaces 529 overloaded_error (fault and full queue) and 500", async () => {
     await withSim({ faults: { p503: 1 } }, async (_sim, client) => {
-      const error = await caught(ask(client));
+      const error = await rejection<APIError>(ask(client));
       expect(error).toBeInstanceOf(Anthropic.OverloadedError);
       expect(error.status).toBe(529);
       expect(error.error).toMatchObject({ error: { type: "overloaded_error" } });
     });
     await withSim({ faults: { p500: 1 } }, async (_sim, client) => {
-      const error = await caught(ask(client));
+      const error = await rejection<APIError>(ask(client));
       expect(error).toBeInstanceOf(Anthropic.InternalServerError);
       expect(error.status).toBe(500);
       expect(error.error).toMatchObject({ error: { type: "api_error" } });
@@ -164,7 +155,7 @@ describe("simulator with the Anthropic SDK", () => {
     await withSim({ limits: { itpm: p * 2.2 * 60 } }, async (sim, client) => {
       await ask(client);
       await ask(client);
-      const error = await caught(ask(client));
+      const error = await rejection<APIError>(ask(client));
       expect(error).toBeInstanceOf(Anthropic.RateLimitError);
       expect(error.message).toMatch(/input tokens per minute/);
       expect(Number(error.headers?.get("anthropic-ratelimit-input-tokens-remaining"))).toBeLessThan(
@@ -177,7 +168,7 @@ describe("simulator with the Anthropic SDK", () => {
     });
     await withSim({ limits: { itpm: 600 } }, async (sim, client) => {
       const long = [{ role: "user" as const, content: "word ".repeat(800) }];
-      const error = await caught(
+      const error = await rejection<APIError>(
         client.messages.create({ model: "sim-claude", max_tokens: 8, messages: long }),
       );
       expect(error.status).toBe(413);
@@ -192,7 +183,7 @@ describe("simulator with the Anthropic SDK", () => {
     await withSim({ limits: { otpm: 600 }, output: { tokens: 25 } }, async (sim, client) => {
       const first = await ask(client, 4096); // max_tokens does not count against OTPM
       expect(first.usage.output_tokens).toBe(25);
-      const error = await caught(ask(client));
+      const error = await rejection<APIError>(ask(client));
       expect(error).toBeInstanceOf(Anthropic.RateLimitError);
       expect(error.message).toMatch(/output tokens per minute/);
       expect(error.headers?.get("anthropic-ratelimit-output-tokens-remaining")).toBe("0");
@@ -207,7 +198,7 @@ describe("simulator with the Anthropic SDK", () => {
 
   it("quota mode answers the spend-limit 400, not retryable", async () => {
     await withSim({ quota: true }, async (_sim, client) => {
-      const error = await caught(ask(client));
+      const error = await rejection<APIError>(ask(client));
       expect(error).toBeInstanceOf(Anthropic.BadRequestError);
       expect(error.message).toMatch(/specified API usage limits/);
       expect(error.headers?.get("x-should-retry")).toBe("false");

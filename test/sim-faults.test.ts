@@ -9,6 +9,7 @@ import {
   type SimHandle,
   startSimulator,
 } from "../src/sim/index.ts";
+import { rejection } from "./support/rejection.ts";
 
 const KEY = "sk-test-not-a-real-key";
 
@@ -27,15 +28,6 @@ async function withSim<T>(
   }
 }
 
-async function caught(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error("expected a rejection");
-}
-
 const messages = [{ role: "user" as const, content: "fault me" }];
 const ask = (client: OpenAI, options: OpenAI.RequestOptions = {}) =>
   client.chat.completions.create({ model: "m", messages }, options);
@@ -43,7 +35,7 @@ const ask = (client: OpenAI, options: OpenAI.RequestOptions = {}) =>
 describe("simulator faults", () => {
   it("reset: the connection drops and the SDK reports a connection error", async () => {
     await withSim({ faults: { pReset: 1 } }, async (sim, client) => {
-      const error = await caught(ask(client));
+      const error = await rejection(ask(client));
       expect(error).toBeInstanceOf(OpenAI.APIConnectionError);
       expect(error).not.toBeInstanceOf(OpenAI.APIConnectionTimeoutError);
       const stats = sim.stats();
@@ -56,7 +48,7 @@ describe("simulator faults", () => {
   it("malformed and truncated: status 200 with a body the SDK cannot parse", async () => {
     for (const faults of [{ pMalformed: 1 }, { pTruncated: 1 }]) {
       await withSim({ faults }, async (sim, client) => {
-        const error = await caught(ask(client));
+        const error = await rejection(ask(client));
         expect(error).toBeInstanceOf(SyntaxError);
         const raw = await fetch(`${sim.baseUrl}/chat/completions`, {
           method: "POST",
@@ -74,7 +66,7 @@ describe("simulator faults", () => {
   it("malformed and truncated streams: a parse failure or a stream without its terminator", async () => {
     await withSim({ faults: { pMalformed: 1 }, output: { tokens: 4 } }, async (_sim, client) => {
       const stream = await client.chat.completions.create({ model: "m", messages, stream: true });
-      const error = await caught(
+      const error = await rejection(
         (async () => {
           for await (const _ of stream) {
             // consume
@@ -97,7 +89,7 @@ describe("simulator faults", () => {
 
   it("hang: the client times out, the slot is freed, and close() does not wait for hangers", async () => {
     await withSim({ faults: { pHang: 1 }, capacity: { slots: 1 } }, async (sim, client) => {
-      const error = await caught(ask(client, { timeout: 80 }));
+      const error = await rejection(ask(client, { timeout: 80 }));
       expect(error).toBeInstanceOf(OpenAI.APIConnectionTimeoutError);
       await new Promise((r) => setTimeout(r, 20));
       const stats = sim.stats();

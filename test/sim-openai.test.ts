@@ -9,6 +9,7 @@ import {
   type SimConfigInput,
   startSimulator,
 } from "../src/sim/index.ts";
+import { rejection } from "./support/rejection.ts";
 
 const KEY = "sk-test-not-a-real-key";
 
@@ -22,15 +23,6 @@ async function withSim<T>(
   } finally {
     await sim.close();
   }
-}
-
-async function caught(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error("expected a rejection");
 }
 
 describe("simulator with the OpenAI SDK", () => {
@@ -142,7 +134,7 @@ describe("simulator with the OpenAI SDK", () => {
 
   it("answers a bad body with a 400 the SDK types as BadRequestError", async () => {
     await withSim({}, async (sim, client) => {
-      const error = await caught(
+      const error = await rejection(
         client.chat.completions.create({ model: "sim-gpt", messages: [] }),
       );
       expect(error).toBeInstanceOf(OpenAI.BadRequestError);
@@ -165,7 +157,7 @@ describe("simulator with the OpenAI SDK", () => {
       const ask = () =>
         client.chat.completions.create({ model: "m", messages: [{ role: "user", content: "hi" }] });
       await ask();
-      const error = await caught(ask());
+      const error = await rejection(ask());
       expect(error).toBeInstanceOf(OpenAI.RateLimitError);
       expect((error as APIError).code).toBe("rate_limit_exceeded");
       expect((error as APIError).type).toBe("requests");
@@ -174,7 +166,7 @@ describe("simulator with the OpenAI SDK", () => {
       );
     });
     await withSim({ faults: { p500: 1, shouldRetry: true } }, async (_sim, client) => {
-      const error = await caught(
+      const error = await rejection(
         client.chat.completions.create({ model: "m", messages: [{ role: "user", content: "hi" }] }),
       );
       expect(error).toBeInstanceOf(OpenAI.InternalServerError);
@@ -182,7 +174,7 @@ describe("simulator with the OpenAI SDK", () => {
       expect((error as APIError).headers?.get("x-should-retry")).toBe("true");
     });
     await withSim({ faults: { p503: 1 } }, async (sim, client) => {
-      const error = await caught(
+      const error = await rejection(
         client.chat.completions.create({ model: "m", messages: [{ role: "user", content: "hi" }] }),
       );
       expect(error).toBeInstanceOf(OpenAI.InternalServerError);
@@ -193,7 +185,7 @@ describe("simulator with the OpenAI SDK", () => {
 
   it("quota mode answers 429 insufficient_quota without retry-after", async () => {
     await withSim({ quota: true, limits: { rpm: 600 } }, async (sim, client) => {
-      const error = (await caught(
+      const error = (await rejection(
         client.chat.completions.create({ model: "m", messages: [{ role: "user", content: "hi" }] }),
       )) as RateLimitError;
       expect(error).toBeInstanceOf(OpenAI.RateLimitError);

@@ -66,3 +66,17 @@ export type SchedulerEvents = {
 };
 
 export type SchedulerEventName = keyof SchedulerEvents;
+
+/** Every event name, in the order an item meets them. */
+export const SCHEDULER_EVENT_NAMES: ReadonlyArray<SchedulerEventName> = [
+  "queued",
+  "started",
+  "attempt-failed",
+  "retry-scheduled",
+  "rate-limited",
+  "cooldown",
+  "succeeded",
+  "failed",
+  "limit-changed",
+  "idle",
+];

@@ -11,7 +11,7 @@ import {
   TimeoutError,
 } from "../errors.ts";
 import type { StaticConcurrency } from "./concurrency/static-concurrency.ts";
-import type { SchedulerEvents } from "./events.ts";
+import { SCHEDULER_EVENT_NAMES, type SchedulerEvents } from "./events.ts";
 import { FakeClock } from "./fake-clock.ts";
 import { seededRandom } from "./random.ts";
 import { Scheduler } from "./scheduler.ts";
@@ -24,18 +24,7 @@ function setup(options: SchedulerOptions = {}) {
     type: keyof SchedulerEvents;
     payload: SchedulerEvents[keyof SchedulerEvents];
   }> = [];
-  for (const type of [
-    "queued",
-    "started",
-    "attempt-failed",
-    "retry-scheduled",
-    "rate-limited",
-    "cooldown",
-    "succeeded",
-    "failed",
-    "limit-changed",
-    "idle",
-  ] as const) {
+  for (const type of SCHEDULER_EVENT_NAMES) {
     scheduler.on(type, (payload) => events.push({ type, payload }));
   }
   const of = <K extends keyof SchedulerEvents>(type: K) =>

@@ -1,21 +1,8 @@
 // JSON mode: every scheduler event as one JSON line, for other programs. Errors become
 // `{code, message, status}`; a succeeded event's value is left out (it is in the output file).
-import type { SchedulerEvents } from "../core/events.ts";
+import { SCHEDULER_EVENT_NAMES } from "../core/events.ts";
 import type { EventSource, RunMetrics } from "../metrics/run-metrics.ts";
 import type { ProgressOutput, ProgressRenderer } from "./progress-renderer.ts";
-
-const EVENTS: ReadonlyArray<keyof SchedulerEvents> = [
-  "queued",
-  "started",
-  "attempt-failed",
-  "retry-scheduled",
-  "rate-limited",
-  "cooldown",
-  "succeeded",
-  "failed",
-  "limit-changed",
-  "idle",
-];
 
 function errorJson(error: unknown): unknown {
   if (!(error instanceof Error)) return { message: String(error) };
@@ -32,7 +19,7 @@ export class JsonProgress implements ProgressRenderer {
   }
 
   start(_metrics: RunMetrics, events: EventSource, _now: () => number): void {
-    for (const event of EVENTS) {
+    for (const event of SCHEDULER_EVENT_NAMES) {
       this.#offs.push(
         events.on(event, (payload) => {
           const { value: _value, error, ...rest } = payload as Record<string, unknown>;

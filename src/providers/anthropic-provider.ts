@@ -8,7 +8,7 @@ import type {
   ProviderResult,
   TokenUsage,
 } from "./provider.ts";
-import { sdkCall } from "./sdk-call.ts";
+import { SDK_TIMEOUT_MS, sdkCall } from "./sdk-call.ts";
 import { type ChatLike, estimatePromptTokens } from "./token-estimate.ts";
 
 export type AnthropicProviderOptions = {
@@ -19,8 +19,6 @@ export type AnthropicProviderOptions = {
   /** An existing client to use instead; a copy with retries off is made. */
   client?: Anthropic | undefined;
 };
-
-const SDK_TIMEOUT_MS = 24 * 60 * 60 * 1000;
 
 export function usageFromAnthropic(body: unknown): TokenUsage | undefined {
   const usage = (body as { usage?: Record<string, unknown> } | undefined)?.usage;

@@ -9,7 +9,7 @@ import type {
   ProviderResult,
   TokenUsage,
 } from "./provider.ts";
-import { sdkCall } from "./sdk-call.ts";
+import { SDK_TIMEOUT_MS, sdkCall } from "./sdk-call.ts";
 import { type ChatLike, countTokens, estimatePromptTokens } from "./token-estimate.ts";
 
 export type OpenAIProviderOptions = {
@@ -25,9 +25,6 @@ export type OpenAIProviderOptions = {
    */
   defaultMaxTokens?: number | undefined;
 };
-
-/** The SDK's own timeout is effectively off: the scheduler's per-attempt timeout governs. */
-const SDK_TIMEOUT_MS = 24 * 60 * 60 * 1000;
 
 export function usageFromOpenAI(body: unknown): TokenUsage | undefined {
   const usage = (body as { usage?: Record<string, unknown> } | undefined)?.usage;

@@ -6,6 +6,9 @@ import type { ProviderResult, TokenUsage } from "./provider.ts";
 import { parseRateLimitHeaders } from "./rate-limit-headers.ts";
 import { errorFromSdk, invalidBody } from "./sdk-errors.ts";
 
+/** The SDKs' own timeout is effectively off: the scheduler's per-attempt timeout governs. */
+export const SDK_TIMEOUT_MS = 24 * 60 * 60 * 1000;
+
 /** The part of both SDK clients that a call needs. */
 export type SdkClient = {
   post<T>(
