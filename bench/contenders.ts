@@ -178,6 +178,8 @@ export const CONTENDERS: readonly Contender[] = [
     "salvo-auto",
     (ctx) =>
       new AdaptiveConcurrency({
+        // The scenario's concurrency is the user's cap (M* assumes it): auto works under it.
+        max: ctx.concurrency,
         requestsPerMinute: ctx.limits.requestsPerMinute,
         tokensPerMinute: ctx.limits.tokensPerMinute,
         inputTokensPerMinute: ctx.limits.inputTokensPerMinute,

@@ -46,6 +46,8 @@ type Run = {
   /** p50 of the calls that ended in the second half (slow start's overshoot is over). */
   steadyP50Ms: number;
   maxLimit: number;
+  /** The most requests in service at the server at once (simulator stats). */
+  maxInService: number;
   failed: number;
 };
 
@@ -84,6 +86,7 @@ async function run(
     p50Ms: median(latencies),
     steadyP50Ms: median(latencies.slice(Math.floor(latencies.length / 2))),
     maxLimit,
+    maxInService: stats.maxInService,
     failed: outcomes.filter((o) => !o.ok).length,
   };
 }
@@ -122,15 +125,25 @@ describe("adaptive concurrency against the simulator", () => {
     };
     const items = 150;
     const controller = new AdaptiveConcurrency({ requestsPerMinute: 3000 });
+    let overCeiling = 0;
+    controller.subscribe((limit) => {
+      const ceiling = controller.state.ceiling;
+      if (ceiling !== undefined && limit > ceiling) overCeiling++;
+    });
     const auto = await run(config, controller, items, { requestsPerMinute: 3000 });
     console.info(`${show("auto", auto)}; ceiling ${controller.state.ceiling}`);
     expect(auto.failed).toBe(0);
     expect(controller.state.ceiling).toBeGreaterThanOrEqual(6);
     expect(controller.state.ceiling).toBeLessThanOrEqual(8);
-    expect(controller.limit).toBeLessThanOrEqual(controller.state.ceiling!);
-    // The ceiling follows the latency median: early cold-connection latencies raise it briefly.
-    expect(auto.maxLimit).toBeLessThanOrEqual(10);
-    expect(controller.state.decreases.rate_limit).toBe(0);
+    // Before the first answer the RPM bucket paces the start: its 1 s burst of 50 requests,
+    // plus 50/s refilled during the first (cold, 100-200 ms) round trip.
+    expect(auto.maxInService).toBeLessThanOrEqual(60);
+    // From the first answer on, the limit never exceeds the ceiling in force, which follows the
+    // latency median (early cold-connection latencies raise it briefly).
+    expect(overCeiling).toBe(0);
+    // At most the one 429 a static limit may meet too: the client's bucket and the server's
+    // start a few milliseconds apart, and the start is the bucket's burst.
+    expect(controller.state.decreases.rate_limit).toBeLessThanOrEqual(1);
     // The makespan (about the RPM bound, 2-3 s depending on the buckets' burst) is the
     // scheduler's buckets' business and is measured by the bench, not asserted here.
   });

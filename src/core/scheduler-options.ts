@@ -14,10 +14,11 @@ import type { RetryPolicy } from "./retry/retry-policy.ts";
 
 export type SchedulerOptions = {
   /**
-   * Attempts holding a slot at once: a number (a `StaticConcurrency`), `"auto"` (an
-   * `AdaptiveConcurrency` that finds the provider's capacity; not yet the default: on workloads
-   * with varied answer lengths its latency brake still holds it too low), or any controller.
-   * @default 16
+   * Attempts holding a slot at once: `"auto"` (an `AdaptiveConcurrency` that finds the
+   * provider's capacity and follows it: slow start from 4, backs off on 429s, overloads,
+   * timeouts and server-side queueing, never above what the known rate limits can feed), a
+   * number (a `StaticConcurrency`), or any controller, e.g. `new AdaptiveConcurrency({max: 32})`.
+   * @default "auto"
    */
   concurrency?: number | "auto" | ConcurrencyController | undefined;
   /** Requests per minute. @default undefined (unlimited until a snapshot reports a limit) */
@@ -144,7 +145,7 @@ export type ResolvedSchedulerOptions = {
 
 export function resolveSchedulerOptions(options: SchedulerOptions = {}): ResolvedSchedulerOptions {
   const random = options.random ?? Math.random;
-  const concurrency = options.concurrency ?? 16;
+  const concurrency = options.concurrency ?? "auto";
   const limits: Partial<Record<RateDimension, number>> = {};
   const perMinute: Array<[RateDimension, string, number | undefined]> = [
     ["requests", "requestsPerMinute", options.requestsPerMinute],

@@ -125,6 +125,57 @@ describe("AdaptiveConcurrency", () => {
     expect(d.controller.limit).toBe(64);
   });
 
+  it("a mix of short and long answers with a fixed time to first token is not queueing", () => {
+    // 100 ms to first token + 2 ms per token, 20 to 60 tokens: latency per token varies 1.85x
+    // across the mix (6.7 to 3.6 ms), which a per-token brake reads as queueing.
+    const d = new Driver({ initial: 4, max: 32 });
+    const mixed = (inflation: number) => {
+      d.now += 220 * inflation;
+      const n = d.controller.limit;
+      for (let i = 0; i < n; i++) {
+        const tokens = 20 + ((i * 37) % 41);
+        d.outcome("success", (100 + 2 * tokens) * inflation, tokens);
+      }
+    };
+    for (let i = 0; i < 12; i++) mixed(1);
+    expect(d.controller.state.decreases.latency).toBe(0);
+    expect(d.controller.limit).toBe(32);
+    // The same mix, now queued at the server: twice as long for every length.
+    for (let i = 0; i < 6; i++) mixed(2);
+    expect(d.controller.state.decreases.latency).toBeGreaterThan(0);
+    expect(d.controller.limit).toBeLessThan(24);
+  });
+
+  it("leaving slow start on a queue, goes straight to the limit that drains it", () => {
+    const d = new Driver({ initial: 4, max: 256 });
+    d.roundTrip(100);
+    d.roundTrip(100);
+    d.roundTrip(100);
+    expect(d.controller.limit).toBe(16);
+    // 16 in flight on a server with 4 slots: 4x the unloaded latency.
+    d.roundTrip(400);
+    // One step, to 1.25 x 16 / 4 = 5, not a series of smoothed steps.
+    expect(d.controller.state.decreases.latency).toBe(1);
+    expect(d.controller.limit).toBeLessThanOrEqual(6);
+    expect(d.controller.limit).toBeGreaterThanOrEqual(4);
+  });
+
+  it("with known limits, the buckets pace the start and the first answer sets the ceiling", () => {
+    // 600 RPM = 10 requests/s, 200 ms per call: ceil(1.2 * 10 * 0.2) = 3.
+    const d = new Driver({ initial: 2, max: 100, requestsPerMinute: 600 });
+    expect(d.controller.limit).toBe(100);
+    d.now += 200;
+    d.outcome("success", 200);
+    expect(d.controller.state.ceiling).toBe(3);
+    expect(d.controller.limit).toBe(3);
+    // Known TPM: the tokens per request come with the first answer, and so does the ceiling.
+    const t = new Driver({ initial: 2, max: 100, tokensPerMinute: 60_000 });
+    expect(t.controller.limit).toBe(100);
+    t.now += 1_000;
+    t.outcome("success", 1_000, 10, 1, { tokens: 1_000 });
+    expect(t.controller.limit).toBe(2);
+  });
+
   it("caps the limit at the Little's-law ceiling when the rate limits are known", () => {
     // 600 RPM = 10 requests/s, 200 ms per call: ceil(1.2 * 10 * 0.2) = 3.
     const d = new Driver({ initial: 2, requestsPerMinute: 600 });

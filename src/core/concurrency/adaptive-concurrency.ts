@@ -6,11 +6,14 @@
 //    adds latency and 429s.
 // 2. Multiplicative decrease on overload signals (429 rate limit, 529/503 overload, timeouts), at
 //    most once per round trip: a burst of failures caused by one overshoot is one event.
-// 3. A latency brake: per-token latency u = latency / (1 + outputTokens), smoothed over a few
-//    samples, against a baseline (the windowed minimum of that smoothed value). Above `tolerance`
+// 3. A latency brake on inflation: each call's latency over what it would take on an idle server
+//    given its output length (the lower envelope of recent latencies by output length, see
+//    latency-envelope.ts), smoothed over a few samples, against a baseline (the windowed minimum
+//    of that smoothed inflation, which absorbs the provider's ordinary noise). Above `tolerance`
 //    times the baseline the server is queueing our calls, and the limit moves towards g * limit,
-//    g = clamp(tolerance * baseline / u, 0.5, 1): the concurrency that would bring u back within
-//    tolerance. This is how a server with few slots and a long queue shows (seed 004).
+//    g = clamp(tolerance * baseline / inflation, 0.5, 1): the concurrency that would bring it back
+//    within tolerance. This is how a server with few slots and a long queue shows (seed 004).
+//    Comparing latency per token instead reads a mix of short and long answers as queueing.
 // 4. Growth while the pipe is full (inFlight >= limit / 2) and latency is within tolerance: slow
 //    start (+1 per success, doubling per round trip) until the first congestion event; then +1
 //    per round trip, shaped around the "knee" (the limit at the last congestion event): close
@@ -26,9 +29,14 @@ import type {
   ConcurrencyController,
 } from "./concurrency-controller.ts";
 import { Ema, WindowedMin } from "./ema.ts";
+import { LatencyEnvelope } from "./latency-envelope.ts";
 
 export type AdaptiveConcurrencyOptions = {
-  /** The starting limit, in [min, max]. @default 4 */
+  /**
+   * The starting limit, in [min, max]. Low enough that a server with a few slots answers some
+   * of the first calls unqueued, which is how the controller learns its unloaded latency.
+   * @default 4 (or min/max, if 4 is outside them)
+   */
   initial?: number | undefined;
   /** The lowest limit, an integer >= 1. @default 1 */
   min?: number | undefined;
@@ -41,13 +49,13 @@ export type AdaptiveConcurrencyOptions = {
   /** Multiplier on an attempt timeout, in (0, 1). @default 0.5 */
   timeoutBackoff?: number | undefined;
   /**
-   * How far smoothed per-token latency may rise above its baseline before the brake acts, as a
+   * How far smoothed latency inflation may rise above its baseline before the brake acts, as a
    * ratio > 1. Lower keeps latency closer to unloaded but reacts to noise. @default 1.25
    */
   tolerance?: number | undefined;
   /** Fraction of the way to g * limit that one brake step (at most one per round trip) moves, in (0, 1]. @default 0.5 */
   brakeSmoothing?: number | undefined;
-  /** Samples in the short per-token latency average. @default 8 */
+  /** Samples in the short average of latency inflation. @default 8 */
   shortWindow?: number | undefined;
   /**
    * Samples over which the baseline (minimum of the short average) is kept; a permanent change of
@@ -108,10 +116,10 @@ export type AdaptiveState = {
   knee: number | undefined;
   /** Smoothed round-trip time of successes, ms. */
   rttMs: number | undefined;
-  /** Short average of per-token latency, ms/token. */
-  latencyPerToken: number | undefined;
-  /** Baseline per-token latency, ms/token. */
-  baselinePerToken: number | undefined;
+  /** Short average of latency inflation: latency over the unloaded latency for its length. */
+  inflation: number | undefined;
+  /** Baseline inflation: the lowest short average lately (the provider's ordinary noise). */
+  baselineInflation: number | undefined;
   /** The Little's-law ceiling, when the limits are known. */
   ceiling: number | undefined;
   /** Decreases so far, by cause. */
@@ -142,6 +150,7 @@ export class AdaptiveConcurrency implements ConcurrencyController {
   readonly #rtt: Ema;
   readonly #short: Ema;
   readonly #baseline: WindowedMin;
+  readonly #envelope: LatencyEnvelope;
   readonly #tokens = new Ema(100);
   readonly #inputTokens = new Ema(100);
   readonly #outputTokens = new Ema(100);
@@ -178,7 +187,9 @@ export class AdaptiveConcurrency implements ConcurrencyController {
     this.#probeRate = this.#probeRateOption;
     this.#headroom = above("headroom", options.headroom ?? 1.2, 1, true);
     this.#short = new Ema(integer("shortWindow", options.shortWindow ?? 8, 1));
-    this.#baseline = new WindowedMin(integer("baselineWindow", options.baselineWindow ?? 500, 1));
+    const baselineWindow = integer("baselineWindow", options.baselineWindow ?? 500, 1);
+    this.#baseline = new WindowedMin(baselineWindow);
+    this.#envelope = new LatencyEnvelope(baselineWindow);
     this.#rtt = new Ema(integer("rttWindow", options.rttWindow ?? 16, 1));
     this.#tokensPerRequestOption = optionalPositive("tokensPerRequest", options.tokensPerRequest);
     this.#limits = {
@@ -192,6 +203,7 @@ export class AdaptiveConcurrency implements ConcurrencyController {
     };
     this.#value = initial;
     this.#limit = Math.floor(initial);
+    this.#updateCeiling();
   }
 
   /** The integer limit, in [min, max] and under the ceiling. */
@@ -206,8 +218,8 @@ export class AdaptiveConcurrency implements ConcurrencyController {
       phase: this.#slowStart ? "slow-start" : "avoidance",
       knee: this.#knee,
       rttMs: this.#rtt.value,
-      latencyPerToken: this.#short.value,
-      baselinePerToken: this.#baseline.value,
+      inflation: this.#short.value,
+      baselineInflation: this.#baseline.value,
       ceiling: this.#ceiling,
       decreases: { ...this.#decreases },
     };
@@ -228,7 +240,6 @@ export class AdaptiveConcurrency implements ConcurrencyController {
       if (value !== undefined) this.#limits[key] = optionalPositive(key, value);
     }
     this.#updateCeiling();
-    this.#set(this.#value);
   }
 
   onStart(_start: AttemptStart): void {}
@@ -253,10 +264,10 @@ export class AdaptiveConcurrency implements ConcurrencyController {
     const { latencyMs, now } = sample;
     const startedAt = now - latencyMs;
     this.#rtt.add(latencyMs);
-    this.#recordLatency(latencyMs);
     if (sample.tokens !== undefined) this.#tokens.add(sample.tokens);
     if (sample.inputTokens !== undefined) this.#inputTokens.add(sample.inputTokens);
     if (sample.outputTokens !== undefined) this.#outputTokens.add(sample.outputTokens);
+    this.#recordLatency(latencyMs);
 
     // A sample that started before the last decrease saw the old queue: it says nothing about
     // the current limit, so it neither feeds the short average nor moves the limit.
@@ -266,24 +277,42 @@ export class AdaptiveConcurrency implements ConcurrencyController {
     // unloaded latency before slow start can build a queue.
     this.#firstSuccessAt ??= now;
     if (startedAt < this.#firstSuccessAt) return;
-    const perToken = latencyMs / (1 + (sample.outputTokens ?? 0));
-    const short = this.#short.add(perToken);
+    const outputTokens = sample.outputTokens ?? 0;
+    const expected = this.#envelope.expected(outputTokens);
+    this.#envelope.add(outputTokens, latencyMs);
+    // Until the envelope knows this output length there is nothing to compare with.
+    if (expected === undefined) {
+      this.#grow(sample);
+      return;
+    }
+    const inflation = latencyMs / expected;
+    const short = this.#short.add(inflation);
     // The baseline is the lowest short average of at least 3 samples: one lucky sample is not it.
     if (this.#short.count >= 3 || this.#baseline.value === undefined) this.#baseline.add(short);
     const baseline = this.#baseline.value ?? short;
-    const gradient = Math.min(1, Math.max(0.5, (this.#tolerance * baseline) / short));
+    const gradient = Math.min(1, (this.#tolerance * baseline) / short);
 
     if (gradient < 1) {
       // Enough fresh samples to trust the average, and one round trip since the last decrease.
       if (this.#short.count >= 3 && this.#roundTripSince(now)) {
-        const target = gradient * this.#value;
-        this.#decrease("latency", this.#value - this.#brakeSmoothing * (this.#value - target), now);
+        // Leaving slow start, the queue it built is measured by the newest sample (the average
+        // still remembers the unqueued round trips): go straight to the limit that drains it,
+        // as TCP leaves slow start at once, at most to a quarter. Afterwards the brake is
+        // gentle, a smoothed step of at most half, as noise can look like a queue.
+        const fresh = Math.min(gradient, (this.#tolerance * baseline) / inflation);
+        const next = this.#slowStart
+          ? Math.max(0.25, fresh) * this.#value
+          : this.#value - this.#brakeSmoothing * (1 - Math.max(0.5, gradient)) * this.#value;
+        this.#decrease("latency", next, now);
       }
       return;
     }
-    // Grow only while the pipe is full: an app-limited run says nothing about more concurrency.
-    if (sample.inFlight < this.#value / 2) return;
-    this.#set(this.#value + this.#increment());
+    this.#grow(sample);
+  }
+
+  /** Grows only while the pipe is full: an app-limited run says nothing about more concurrency. */
+  #grow(sample: AdaptiveSample): void {
+    if (sample.inFlight >= this.#value / 2) this.#set(this.#value + this.#increment());
   }
 
   /** The growth per success; `value` successes make one round trip. */
@@ -359,10 +388,21 @@ export class AdaptiveConcurrency implements ConcurrencyController {
     }
     if (p50 === undefined || rates.length === 0) {
       this.#ceiling = undefined;
+      this.#set(this.#value);
+      // Limits known before the first answer: the rate limiter paces the first wave (a static
+      // limit would send its burst too), and the ceiling applies from the first answer. Slow
+      // start would leave the buckets' refill unused for the round trips it takes to double.
+      const known = Object.values(limits).some((limit) => limit !== undefined);
+      if (known && p50 === undefined && this.#slowStart) this.#set(this.#max);
       return;
     }
     const throughput = Math.min(...rates);
-    this.#ceiling = Math.max(this.#min, Math.ceil(this.#headroom * throughput * (p50 / 1000)));
+    const fed = throughput * (p50 / 1000);
+    this.#ceiling = Math.max(this.#min, Math.ceil(this.#headroom * fed));
+    // Slow start probes for a capacity nobody told us; the quota's is known: go there at once,
+    // rather than leave the buckets' refill unused for the round trips doubling would take. A
+    // limit above the new ceiling comes down to it at once.
+    this.#set(this.#slowStart && fed > this.#value ? fed : this.#value);
   }
 
   #set(value: number): void {
