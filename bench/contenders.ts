@@ -172,13 +172,13 @@ export function salvoAutoAvailable(): boolean {
 
 export const CONTENDERS: readonly Contender[] = [
   salvoContender("salvo", (ctx) => ctx.concurrency),
-  // Adaptive concurrency with its defaults, told the same known limits (for its Little's-law
-  // ceiling); it is not told the scenario's concurrency cap: finding it is its job.
+  // Adaptive concurrency (Salvo's default) told the same known limits (for its Little's-law
+  // ceiling) and capped at the scenario's concurrency, as a user would with --max-concurrency:
+  // below that cap, finding the provider's capacity is its job.
   salvoContender(
     "salvo-auto",
     (ctx) =>
       new AdaptiveConcurrency({
-        // The scenario's concurrency is the user's cap (M* assumes it): auto works under it.
         max: ctx.concurrency,
         requestsPerMinute: ctx.limits.requestsPerMinute,
         tokensPerMinute: ctx.limits.tokensPerMinute,

@@ -350,8 +350,8 @@ function nextBest(peers: ResultRow[], salvo: ResultRow): string {
 }
 
 /**
- * The contenders to run by default: every peer and Salvo; `salvo-auto` (experimental, not the
- * default concurrency) in full runs only, to keep --quick under 3 minutes; ask for it with
+ * The contenders to run by default: every peer and Salvo; `salvo-auto` (Salvo's default
+ * concurrency, adaptive) in full runs only, to keep --quick under 3 minutes; ask for it with
  * `--contenders`.
  */
 export function defaultContenders(quick = false): string[] {

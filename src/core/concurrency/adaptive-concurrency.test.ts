@@ -146,6 +146,30 @@ describe("AdaptiveConcurrency", () => {
     expect(d.controller.limit).toBeLessThan(24);
   });
 
+  it("a provider's ordinary noise (+-25% on every call) is not queueing", () => {
+    // The demo's scenario: 220 ms to first token, 4 ms per token, 10 to 40 tokens, +-25% jitter.
+    let seed = 7;
+    const random = () => {
+      seed = (seed * 1_103_515_245 + 12_345) % 2_147_483_648;
+      return seed / 2_147_483_648;
+    };
+    const d = new Driver({ initial: 4, max: 32 });
+    const limits: number[] = [];
+    for (let round = 0; round < 60; round++) {
+      d.now += 350;
+      const n = d.controller.limit;
+      for (let i = 0; i < n; i++) {
+        const tokens = 10 + Math.floor(random() * 31);
+        d.outcome("success", (220 + 4 * tokens) * (0.75 + 0.5 * random()), tokens);
+      }
+      limits.push(d.controller.limit);
+    }
+    // After slow start, the limit holds near the cap: a brake now and then, never a collapse.
+    const later = limits.slice(20);
+    expect(Math.min(...later)).toBeGreaterThanOrEqual(16);
+    expect(later.filter((l) => l >= 24).length).toBeGreaterThan(later.length / 2);
+  });
+
   it("leaving slow start on a queue, goes straight to the limit that drains it", () => {
     const d = new Driver({ initial: 4, max: 256 });
     d.roundTrip(100);

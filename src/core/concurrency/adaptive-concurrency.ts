@@ -9,7 +9,8 @@
 // 3. A latency brake on inflation: each call's latency over what it would take on an idle server
 //    given its output length (the lower envelope of recent latencies by output length, see
 //    latency-envelope.ts), smoothed over a few samples, against a baseline (the windowed minimum
-//    of that smoothed inflation, which absorbs the provider's ordinary noise). Above `tolerance`
+//    of a four-times longer average of it, taken once the envelope has settled: it absorbs the
+//    provider's ordinary noise and the envelope's early, too-high minima). Above `tolerance`
 //    times the baseline the server is queueing our calls, and the limit moves towards g * limit,
 //    g = clamp(tolerance * baseline / inflation, 0.5, 1): the concurrency that would bring it back
 //    within tolerance. This is how a server with few slots and a long queue shows (seed 004).
@@ -58,8 +59,8 @@ export type AdaptiveConcurrencyOptions = {
   /** Samples in the short average of latency inflation. @default 8 */
   shortWindow?: number | undefined;
   /**
-   * Samples over which the baseline (minimum of the short average) is kept; a permanent change of
-   * the provider's speed is learned within twice this. @default 500
+   * Samples over which the envelope keeps its minima (and the baseline a fifth of it); a
+   * permanent change of the provider's speed is learned within twice this. @default 500
    */
   baselineWindow?: number | undefined;
   /** Samples in the smoothed round-trip time. @default 16 */
@@ -118,7 +119,7 @@ export type AdaptiveState = {
   rttMs: number | undefined;
   /** Short average of latency inflation: latency over the unloaded latency for its length. */
   inflation: number | undefined;
-  /** Baseline inflation: the lowest short average lately (the provider's ordinary noise). */
+  /** Baseline inflation: the lowest long average lately (the provider's ordinary noise). */
   baselineInflation: number | undefined;
   /** The Little's-law ceiling, when the limits are known. */
   ceiling: number | undefined;
@@ -149,6 +150,7 @@ export class AdaptiveConcurrency implements ConcurrencyController {
   #firstSuccessAt: number | undefined;
   readonly #rtt: Ema;
   readonly #short: Ema;
+  readonly #long: Ema;
   readonly #baseline: WindowedMin;
   readonly #envelope: LatencyEnvelope;
   readonly #tokens = new Ema(100);
@@ -186,9 +188,11 @@ export class AdaptiveConcurrency implements ConcurrencyController {
     this.#probeRateOption = fraction("probeRate", options.probeRate ?? 0.25);
     this.#probeRate = this.#probeRateOption;
     this.#headroom = above("headroom", options.headroom ?? 1.2, 1, true);
-    this.#short = new Ema(integer("shortWindow", options.shortWindow ?? 8, 1));
+    const shortWindow = integer("shortWindow", options.shortWindow ?? 8, 1);
+    this.#short = new Ema(shortWindow);
+    this.#long = new Ema(shortWindow * 4);
     const baselineWindow = integer("baselineWindow", options.baselineWindow ?? 500, 1);
-    this.#baseline = new WindowedMin(baselineWindow);
+    this.#baseline = new WindowedMin(Math.ceil(baselineWindow / 5));
     this.#envelope = new LatencyEnvelope(baselineWindow);
     this.#rtt = new Ema(integer("rttWindow", options.rttWindow ?? 16, 1));
     this.#tokensPerRequestOption = optionalPositive("tokensPerRequest", options.tokensPerRequest);
@@ -287,9 +291,16 @@ export class AdaptiveConcurrency implements ConcurrencyController {
     }
     const inflation = latencyMs / expected;
     const short = this.#short.add(inflation);
-    // The baseline is the lowest short average of at least 3 samples: one lucky sample is not it.
-    if (this.#short.count >= 3 || this.#baseline.value === undefined) this.#baseline.add(short);
-    const baseline = this.#baseline.value ?? short;
+    const long = this.#long.add(inflation);
+    // The baseline is the lowest long average (four times the short one's samples, so the
+    // provider's ordinary noise hardly moves it), read once the envelope has settled for this
+    // length; the short average rising above it is queueing.
+    if (this.#long.count >= 3 && this.#envelope.settled(outputTokens)) this.#baseline.add(long);
+    const baseline = this.#baseline.value;
+    if (baseline === undefined) {
+      this.#grow(sample);
+      return;
+    }
     const gradient = Math.min(1, (this.#tolerance * baseline) / short);
 
     if (gradient < 1) {

@@ -9,6 +9,12 @@ import { WindowedMin } from "./ema.ts";
 
 /** Samples a bin needs before its minimum is trusted: one lucky call is not the server's speed. */
 const TRUSTED = 3;
+/**
+ * Samples after which a bin's minimum has nearly stopped falling: a minimum of few noisy samples
+ * sits above the server's real speed, and inflation read against it then creeps up as the
+ * minimum falls, which a baseline taken too early would read as queueing.
+ */
+const SETTLED = 8;
 /** Bins per doubling of the output length. */
 const BINS_PER_OCTAVE = 4;
 
@@ -41,6 +47,11 @@ export class LatencyEnvelope {
     const x0 = centreOf(below);
     const x1 = centreOf(above);
     return low + ((high - low) * (outputTokens - x0)) / (x1 - x0);
+  }
+
+  /** Whether the bin of this length has seen enough calls for its minimum to hold still. */
+  settled(outputTokens: number): boolean {
+    return (this.#bins.get(binOf(outputTokens))?.count ?? 0) >= SETTLED;
   }
 
   add(outputTokens: number, latencyMs: number): void {
