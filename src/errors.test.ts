@@ -43,6 +43,9 @@ const table: Array<[new (...args: never[]) => errors.SalvoError, string, unknown
   [errors.AuditWriteError, "SALVO_AUDIT_WRITE_FAILED", []],
   [errors.AuditClosedError, "SALVO_AUDIT_CLOSED", []],
   [errors.AuditRecordError, "SALVO_AUDIT_RECORD_INVALID", []],
+  [errors.BudgetExceededError, "SALVO_BUDGET_EXCEEDED", [{ dimension: "cost", limit: 1 }]],
+  [errors.PriceUnknownError, "SALVO_PRICE_UNKNOWN", ["ft:gpt-4o-mini:acme"]],
+  [errors.CacheError, "SALVO_CACHE_FAILED", []],
 ];
 
 describe("errors", () => {

@@ -453,3 +453,150 @@ export class ResumeRefusedError extends SalvoError {
     this.file = file;
   }
 }
+
+// --- pipelines. Raised by `src/pipeline`. ---
+
+/**
+ * A run directory cannot be used for this run: it was created for another pipeline definition or
+ * input (their hashes are in its `metadata.json`), it is not a Salvo run directory, or its
+ * journal is corrupt. Nothing was called or changed; `--fresh` starts over.
+ */
+export class RunDirRefusedError extends SalvoError {
+  override readonly code = "SALVO_RUN_DIR_REFUSED";
+  /** The run directory. */
+  readonly dir: string;
+  constructor(dir: string, reason: string) {
+    super(
+      `cannot use run directory ${dir}: ${reason}. Rerun with --fresh to start over (this deletes the run's files in it), or choose another --run-dir.`,
+    );
+    this.name = "RunDirRefusedError";
+    this.dir = dir;
+  }
+}
+
+/** A pipeline task was skipped: a task it depends on has no result, and that stage skips dependants. */
+export class DependencyFailedError extends SalvoError {
+  override readonly code = "SALVO_DEPENDENCY_FAILED";
+  /** The skipped task, `stage/key`. */
+  readonly task: string;
+  /** The dependency without a result, `stage/key`. */
+  readonly dependency: string;
+  constructor(task: string, dependency: string, dependencyCode: string, options?: ErrorOptions) {
+    super(
+      `${task} was skipped: its input ${dependency} has no result (${dependencyCode}) and stage ${dependency.split("/")[0]} skips the dependants of a failed task (onFailure: skip)`,
+      options,
+    );
+    this.name = "DependencyFailedError";
+    this.task = task;
+    this.dependency = dependency;
+  }
+}
+
+/** A pipeline task was cancelled because the run stopped: a task failed in a stage with `onFailure: fail`. */
+export class PipelineStoppedError extends SalvoError {
+  override readonly code = "SALVO_PIPELINE_STOPPED";
+  /** The task whose failure stopped the run, `stage/key`. */
+  readonly failedTask: string;
+  constructor(failedTask: string, options?: ErrorOptions) {
+    super(
+      `the pipeline run stopped because ${failedTask} failed and its stage fails the run (onFailure: fail)`,
+      options,
+    );
+    this.name = "PipelineStoppedError";
+    this.failedTask = failedTask;
+  }
+}
+
+/** A pipeline task's own code (its request builder, `run`, `parse` or `context`) threw; `cause` is what it threw. */
+export class TaskFailedError extends SalvoError {
+  override readonly code = "SALVO_TASK_FAILED";
+  /** The task, `stage/key`. */
+  readonly task: string;
+  constructor(task: string, step: string, options?: ErrorOptions) {
+    const cause = options?.cause;
+    super(
+      `${task}: its ${step} threw: ${cause instanceof Error ? cause.message : String(cause)}`,
+      options,
+    );
+    this.name = "TaskFailedError";
+    this.task = task;
+  }
+}
+
+// --- Budgets, prices and the response cache. Raised by `src/cost` and `src/cache`. ---
+
+/** Which budget a call would exceed: `--max-cost` (USD) or `--max-tokens-total` (tokens). */
+export type BudgetDimension = "cost" | "tokens";
+
+/**
+ * Admitting the call would take the run past its budget, so it was not made. Once one call is
+ * refused the budget is exhausted: every later call is refused too, while calls in flight
+ * finish. In a batch the item's line carries this code and a rerun (with a raised budget) runs
+ * it; nothing was spent on it.
+ */
+export class BudgetExceededError extends SalvoError {
+  override readonly code = "SALVO_BUDGET_EXCEEDED";
+  readonly dimension: BudgetDimension | undefined;
+  /** The budget, in USD or tokens. */
+  readonly limit: number | undefined;
+  /** What had been spent when the call was refused. */
+  readonly spent: number | undefined;
+  /** The refused call's estimate (its upper bound). */
+  readonly cost: number | undefined;
+  constructor(
+    details: { dimension?: BudgetDimension; limit?: number; spent?: number; cost?: number } = {},
+    options?: ErrorOptions,
+  ) {
+    const { dimension, limit, spent, cost } = details;
+    const amount = (n: number | undefined) =>
+      n === undefined ? "?" : dimension === "cost" ? `$${n.toFixed(6)}` : `${Math.round(n)} tokens`;
+    super(
+      dimension === undefined
+        ? "the run's budget is exhausted: the call was not made"
+        : `the ${dimension === "cost" ? "--max-cost" : "--max-tokens-total"} budget of ${amount(limit)} is exhausted: ${amount(spent)} spent, and this call may take up to ${amount(cost)}; it was not made (rerun with a larger budget to run it)`,
+      options,
+    );
+    this.name = "BudgetExceededError";
+    this.dimension = dimension;
+    this.limit = limit;
+    this.spent = spent;
+    this.cost = cost;
+  }
+}
+
+/**
+ * A cost budget is set but the request's model has no known price, so its cost cannot be kept
+ * within the budget. Add the model under `pricing:` in the config file.
+ */
+export class PriceUnknownError extends SalvoError {
+  override readonly code = "SALVO_PRICE_UNKNOWN";
+  /** The model without a price. */
+  readonly model: string | undefined;
+  constructor(model?: string, options?: ErrorOptions) {
+    super(
+      `no price is known for model ${JSON.stringify(model ?? null)}, so --max-cost cannot bound its cost: add it under pricing: {${model ?? "MODEL"}: {input, output}} (USD per million tokens) in the config file`,
+      options,
+    );
+    this.name = "PriceUnknownError";
+    this.model = model;
+  }
+}
+
+/**
+ * The response cache directory cannot be used (not creatable, not writable, not a cache), or a
+ * cache operation failed for another reason than a missing or corrupt entry.
+ */
+export class CacheError extends SalvoError {
+  override readonly code = "SALVO_CACHE_FAILED";
+  /** The cache directory. */
+  readonly dir: string | undefined;
+  constructor(
+    message = "the response cache failed",
+    details: { dir?: string | undefined } = {},
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+    this.name = "CacheError";
+    this.dir = details.dir;
+  }
+}

@@ -10,6 +10,13 @@ export {
   type RunBatchOptions,
   runBatch,
 } from "./batch/run-batch.ts";
+// The response cache and request fingerprints (identical requests share one answer).
+export { fingerprint, isShareable } from "./cache/fingerprint.ts";
+export {
+  type CacheStats,
+  ResponseCache,
+  type ResponseCacheOptions,
+} from "./cache/response-cache.ts";
 // Time and randomness, injectable; `FakeClock` for users' own tests.
 export { type Clock, RealClock, realClock, type TimerHandle } from "./core/clock.ts";
 export {
@@ -54,10 +61,51 @@ export type {
 } from "./core/scheduler-options.ts";
 export { Scope } from "./core/scope.ts";
 export type { ItemTask, Task, TaskContext } from "./core/task-context.ts";
+// Cost and budgets: prices per model, a run's spending limit.
+export { Budget, type BudgetLimits } from "./cost/budget.ts";
+export {
+  BUILT_IN_PRICES,
+  type CallCost,
+  type ModelPrice,
+  type PriceTable,
+  Pricing,
+} from "./cost/pricing.ts";
 export * from "./errors.ts";
 // Run metrics and the physical bound M*.
 export { type Bound, physicalBound } from "./metrics/physical-bound.ts";
 export { RunMetrics, type RunSnapshot, type RunSummary } from "./metrics/run-metrics.ts";
+// Pipelines: stages of tasks with item-level dependencies, token-budgeted context, run directories.
+export {
+  assembleContext,
+  type ContextReport,
+  type ContextSection,
+  type SectionReport,
+  truncateToTokens,
+} from "./pipeline/context-budget.ts";
+export {
+  type ContextInput,
+  definePipeline,
+  type FailurePolicy,
+  type PipelineDefinition,
+  type StageDefinition,
+  type TaskDefinition,
+  type TaskInput,
+  type TaskSettings,
+  type UpstreamResult,
+} from "./pipeline/pipeline-definition.ts";
+export {
+  type FilePipeline,
+  loadPipelineFile,
+  type PipelineFileOptions,
+  parsePipelineFile,
+} from "./pipeline/pipeline-file.ts";
+export type { PipelineReport, StageReport } from "./pipeline/pipeline-report.ts";
+export {
+  type PipelineResult,
+  type RunPipelineOptions,
+  runPipeline,
+} from "./pipeline/run-pipeline.ts";
+export type { RunStatus, TaskRecord, TaskStatus } from "./pipeline/task-record.ts";
 // Providers: the interface and the adapters (the SDKs' own retries off).
 export {
   AnthropicProvider,
@@ -80,5 +128,11 @@ export type {
 } from "./providers/provider.ts";
 export { parseRateLimitHeaders } from "./providers/rate-limit-headers.ts";
 // The client: a provider behind a scheduler; and the drop-in for existing OpenAI code.
-export { Salvo, type SalvoCallOptions, type SalvoOptions } from "./salvo.ts";
+export {
+  type CallOutcome,
+  Salvo,
+  type SalvoCallOptions,
+  type SalvoOptions,
+  type SalvoResult,
+} from "./salvo.ts";
 export { wrapOpenAI } from "./wrap-openai.ts";

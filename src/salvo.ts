@@ -1,18 +1,35 @@
-// The Salvo client: one provider behind one scheduler. Every call is estimated, admitted by the
-// scheduler (slot, request and token buckets, cooldown), made once per attempt by the provider
-// with the SDK's own retries off, and reconciled with the real usage and rate-limit headers.
+// The Salvo client: one provider behind one scheduler. A call goes down a chain of layers
+// (STYLE.md §3): single-flight (identical requests in flight share one call), the response cache
+// (a stored answer needs no call), the budget (a call reserves its upper bound before it may
+// queue), then the scheduler (slot, request and token buckets, cooldown). Each attempt is made
+// once by the provider with the SDK's own retries off, reconciled with the real usage and
+// rate-limit headers, and priced. An answer from a layer never reaches the scheduler.
+import { setMaxListeners } from "node:events";
 import type { AuditContext } from "./audit/audit-context.ts";
 import type { CallAuditor } from "./audit/call-auditor.ts";
-import type { ItemId, Outcome } from "./core/outcome.ts";
+import {
+  type CallContext,
+  type CallLayer,
+  type CallOutcome,
+  compose,
+  type Next,
+  type SalvoResult,
+} from "./cache/call-layer.ts";
+import { fingerprint, isShareable } from "./cache/fingerprint.ts";
+import type { ResponseCache } from "./cache/response-cache.ts";
+import { responseCacheLayer, singleFlightLayer } from "./cache/share-layers.ts";
+import { type Clock, realClock } from "./core/clock.ts";
+import type { ItemId } from "./core/outcome.ts";
 import { Scheduler } from "./core/scheduler.ts";
 import type { Cost, SchedulerOptions } from "./core/scheduler-options.ts";
 import type { TaskContext } from "./core/task-context.ts";
-import type {
-  CostEstimate,
-  Provider,
-  ProviderRequest,
-  ProviderResult,
-} from "./providers/provider.ts";
+import type { Budget } from "./cost/budget.ts";
+import { budgetLayer } from "./cost/budget-layer.ts";
+import { modelOf, Pricing } from "./cost/pricing.ts";
+import { AbortedError, ConfigError } from "./errors.ts";
+import type { CostEstimate, Provider, ProviderRequest } from "./providers/provider.ts";
+
+export type { CallOutcome, SalvoResult };
 
 export type SalvoOptions = SchedulerOptions & {
   /** The provider every call goes to: `new OpenAIProvider(...)`, `new AnthropicProvider(...)`, ... */
@@ -25,7 +42,47 @@ export type SalvoOptions = SchedulerOptions & {
    * @default none
    */
   audit?: CallAuditor | undefined;
+  /**
+   * Identical shareable requests in flight at once make one call and share its outcome
+   * (single-flight); see `shareSamples` for which requests are shareable. @default true
+   */
+  dedupe?: boolean | undefined;
+  /**
+   * A response cache (`await ResponseCache.open(dir, {ttlMs})`): a shareable request whose
+   * answer is stored is answered from it, with no call, no slot and no rate budget; successful
+   * answers are stored. @default none
+   */
+  cache?: ResponseCache | undefined;
+  /**
+   * Share (single-flight and cache) requests whose answer is a sample too. By default only
+   * requests with `temperature: 0`, and embeddings and moderations, are shareable: a request
+   * without a temperature samples at the provider's default of 1. @default false
+   */
+  shareSamples?: boolean | undefined;
+  /**
+   * A spending budget (`new Budget({maxCostUsd, maxTokens})`): each call reserves its upper
+   * bound before it queues; once a call cannot fit, it and every later call fail with
+   * BudgetExceededError while the calls in flight finish. @default none
+   */
+  budget?: Budget | undefined;
+  /** Prices for each call's cost (`result.cost`) and the budget. @default the built-in table */
+  pricing?: Pricing | undefined;
+  /**
+   * What identifies the server in request fingerprints, e.g. its base URL: set it when one
+   * provider name serves several endpoints. @default "" (the provider's name alone)
+   */
+  endpoint?: string | undefined;
 };
+
+/** A call as it goes down the chain: the layers' context, and what the scheduler needs. */
+type SalvoContext = CallContext & {
+  priority: number | undefined;
+  timeoutMs: number | undefined;
+  deadlineMs: number | undefined;
+  captured: AuditContext | undefined;
+};
+
+type Inputs = Iterable<ProviderRequest> | AsyncIterable<ProviderRequest>;
 
 /** Options of one call. */
 export type SalvoCallOptions = {
@@ -57,86 +114,234 @@ export function costOf(estimate: CostEstimate): Cost {
 export class Salvo {
   readonly provider: Provider;
   readonly scheduler: Scheduler;
+  /** The prices each call's cost is computed with. */
+  readonly pricing: Pricing;
   readonly #audit: CallAuditor | undefined;
+  readonly #clock: Clock;
+  readonly #window: number;
+  readonly #chain: Next<SalvoContext>;
+  readonly #estimates = new WeakMap<ProviderRequest, CostEstimate>();
+  readonly #keys = new WeakMap<ProviderRequest, string>();
+  #closed = false;
 
   constructor(options: SalvoOptions) {
-    const { provider, scheduler, audit, ...schedulerOptions } = options;
+    const {
+      provider,
+      scheduler,
+      audit,
+      dedupe,
+      cache,
+      shareSamples,
+      budget,
+      pricing,
+      endpoint,
+      ...schedulerOptions
+    } = options;
     this.provider = provider;
+    this.pricing = pricing ?? new Pricing();
     this.#audit = audit;
     this.scheduler = scheduler ?? new Scheduler(schedulerOptions);
+    this.#clock = (scheduler === undefined ? schedulerOptions.clock : undefined) ?? realClock;
+    this.#window = schedulerOptions.window ?? 1024;
+    const now = () => this.#clock.now();
+    const share = {
+      shareable: (request: ProviderRequest) => isShareable(request, shareSamples ?? false),
+      keyOf: (request: ProviderRequest) => this.#key(request, endpoint),
+      now,
+    };
+    const layers: CallLayer[] = [];
+    if (dedupe ?? true) layers.push(singleFlightLayer(share));
+    if (cache) layers.push(responseCacheLayer({ ...share, cache, provider: provider.name }));
+    if (budget)
+      layers.push(
+        budgetLayer({ budget, pricing: this.pricing, estimate: (r) => this.#estimate(r), now }),
+      );
+    this.#chain = compose<SalvoContext>(layers, (request, context) =>
+      this.#schedule(request, context),
+    );
   }
 
   /** One request: resolves with the provider's answer, or rejects with a typed SalvoError. */
-  call(request: ProviderRequest, options: SalvoCallOptions = {}): Promise<ProviderResult> {
-    return this.scheduler.run(this.#attempt(request), { ...options, cost: this.#cost(request) });
+  async call(request: ProviderRequest, options: SalvoCallOptions = {}): Promise<SalvoResult> {
+    const outcome = await this.settle(request, options);
+    if (outcome.ok) return outcome.value;
+    throw outcome.error;
   }
 
   /** One request, settled: never rejects. */
-  settle(
-    request: ProviderRequest,
-    options: SalvoCallOptions = {},
-  ): Promise<Outcome<ProviderResult>> {
-    return this.scheduler.settle(this.#attempt(request), { ...options, cost: this.#cost(request) });
+  settle(request: ProviderRequest, options: SalvoCallOptions = {}): Promise<CallOutcome> {
+    const context = this.#context(0, options, options.signal, this.#audit?.capture());
+    return this.#submit(request, { ...context, id: options.id });
   }
 
-  /** Many requests, settled, in input order. */
-  map(
-    requests: Iterable<ProviderRequest> | AsyncIterable<ProviderRequest>,
-    options: Omit<SalvoCallOptions, "id"> = {},
-  ): Promise<Array<Outcome<ProviderResult>>> {
+  /**
+   * Many requests, settled, in input order. On abort or `close()`, input is no longer read: the
+   * requests read get exactly one outcome each. Rejects only if reading the input throws (the
+   * unfinished calls are then aborted).
+   */
+  async map(requests: Inputs, options: Omit<SalvoCallOptions, "id"> = {}): Promise<CallOutcome[]> {
     const captured = this.#audit?.capture();
-    return this.scheduler.map(
-      requests,
-      (request, context) => this.#call(request, context, captured),
-      {
-        ...options,
-        cost: (request) => this.#cost(request),
-      },
-    );
+    const { signal, stop } = this.#batchSignal(options.signal);
+    const outcomes: Array<Promise<CallOutcome>> = [];
+    const reader = readInputs(requests);
+    try {
+      for (;;) {
+        if (this.#closed || signal.aborted) break;
+        // A sync input is read synchronously: every request is submitted in one go.
+        const read = reader.next(signal);
+        const next = read instanceof Promise ? await read : read;
+        if (next === undefined) break;
+        const index = outcomes.length;
+        outcomes.push(this.#submit(next, this.#context(index, options, signal, captured)));
+      }
+    } catch (error) {
+      stop.abort(error);
+      await Promise.all(outcomes);
+      throw error;
+    } finally {
+      reader.close(); // an input left unread on a stop is told so (`return()`), not awaited
+    }
+    return Promise.all(outcomes);
   }
 
-  /** Many requests, settled, yielded in input order with a bounded read-ahead window. */
+  /**
+   * Many requests, settled, yielded in input order, reading at most `window` requests ahead of
+   * the oldest outcome not yet yielded. Breaking out of the loop aborts the unfinished calls.
+   */
   stream(
-    requests: Iterable<ProviderRequest> | AsyncIterable<ProviderRequest>,
+    requests: Inputs,
     options: Omit<SalvoCallOptions, "id"> & { window?: number | undefined } = {},
-  ): AsyncIterableIterator<Outcome<ProviderResult>> {
-    const captured = this.#audit?.capture();
-    return this.scheduler.stream(
-      requests,
-      (request, context) => this.#call(request, context, captured),
-      {
-        ...options,
-        cost: (request) => this.#cost(request),
-      },
-    );
+  ): AsyncIterableIterator<CallOutcome> {
+    const window = options.window ?? this.#window;
+    if (!Number.isInteger(window) || window < 1)
+      throw new ConfigError({ field: "window", expected: "an integer >= 1", got: window });
+    // Captured now, in the caller's async context, not when iteration starts.
+    return this.#stream(requests, options, window, this.#audit?.capture());
+  }
+
+  async *#stream(
+    requests: Inputs,
+    options: Omit<SalvoCallOptions, "id">,
+    window: number,
+    captured: AuditContext | undefined,
+  ): AsyncIterableIterator<CallOutcome> {
+    const { signal, stop } = this.#batchSignal(options.signal);
+    const reader = readInputs(requests);
+    const ahead: Array<Promise<CallOutcome>> = [];
+    let index = 0;
+    try {
+      for (;;) {
+        if (ahead.length >= window) {
+          yield await ahead.shift()!;
+          continue;
+        }
+        if (this.#closed || signal.aborted) break;
+        const read = reader.next(signal);
+        const next = read instanceof Promise ? await read : read;
+        if (next === undefined) break;
+        ahead.push(this.#submit(next, this.#context(index++, options, signal, captured)));
+      }
+      while (ahead.length > 0) yield await ahead.shift()!;
+    } finally {
+      stop.abort(new AbortedError("the stream was closed before this item finished"));
+      reader.close();
+    }
   }
 
   /** Stops admitting, settles what waits, and resolves when every attempt has ended. */
   close(reason?: unknown): Promise<void> {
+    this.#closed = true;
     return this.scheduler.close(reason);
   }
 
-  #cost(request: ProviderRequest): Cost {
-    return costOf(this.provider.estimate(request));
+  /** A signal for every item of one `map`/`stream`: the caller's, and `stop` for the batch. */
+  #batchSignal(own: AbortSignal | undefined): { signal: AbortSignal; stop: AbortController } {
+    const stop = new AbortController();
+    const signal = own ? AbortSignal.any([own, stop.signal]) : stop.signal;
+    // Every item listens to it (the scheduler, single-flight, the budget): not a leak.
+    setMaxListeners(0, signal);
+    return { signal, stop };
   }
 
-  #attempt(request: ProviderRequest) {
-    const captured = this.#audit?.capture();
-    return (context: TaskContext) => this.#call(request, context, captured);
+  #context(
+    index: number,
+    options: Omit<SalvoCallOptions, "id">,
+    signal: AbortSignal | undefined,
+    captured: AuditContext | undefined,
+  ): SalvoContext {
+    return {
+      id: undefined,
+      index,
+      signal,
+      submittedAt: this.#clock.now(),
+      priority: options.priority,
+      timeoutMs: options.timeoutMs,
+      deadlineMs: options.deadlineMs,
+      captured,
+    };
   }
 
-  async #call(
+  /**
+   * Down the chain. The outcome carries the input index (the scheduler saw a single call); an
+   * answer that skipped the scheduler is still audited, as attempt 0.
+   */
+  async #submit(request: ProviderRequest, context: SalvoContext): Promise<CallOutcome> {
+    let outcome = await this.#chain(request, context);
+    if (outcome.index !== context.index) outcome = { ...outcome, index: context.index };
+    if (this.#audit && outcome.ok && (outcome.value.cached || outcome.value.shared)) {
+      const audit = this.#audit.attempt(context.captured ?? {}, request, {
+        id: outcome.id,
+        index: context.index,
+        attempt: 0,
+        provider: this.provider.name,
+      });
+      await audit.succeeded(outcome.value);
+    }
+    return outcome;
+  }
+
+  /** The end of the chain: admission by the scheduler, then one provider call per attempt. */
+  #schedule(request: ProviderRequest, context: SalvoContext): Promise<CallOutcome> {
+    return this.scheduler.settle((task: TaskContext) => this.#attempt(request, task, context), {
+      id: context.id,
+      priority: context.priority,
+      timeoutMs: context.timeoutMs,
+      deadlineMs: context.deadlineMs,
+      signal: context.signal,
+      cost: costOf(this.#estimate(request)),
+    });
+  }
+
+  #estimate(request: ProviderRequest): CostEstimate {
+    let estimate = this.#estimates.get(request);
+    if (estimate === undefined) {
+      estimate = this.provider.estimate(request);
+      this.#estimates.set(request, estimate);
+    }
+    return estimate;
+  }
+
+  #key(request: ProviderRequest, endpoint: string | undefined): string {
+    let key = this.#keys.get(request);
+    if (key === undefined) {
+      key = fingerprint(request, { provider: this.provider.name, endpoint });
+      this.#keys.set(request, key);
+    }
+    return key;
+  }
+
+  async #attempt(
     request: ProviderRequest,
     context: TaskContext,
-    captured?: AuditContext | undefined,
-  ): Promise<ProviderResult> {
-    const audit = this.#audit?.attempt(captured ?? {}, request, {
+    call: SalvoContext,
+  ): Promise<SalvoResult> {
+    const audit = this.#audit?.attempt(call.captured ?? {}, request, {
       id: context.id,
-      index: context.index,
+      index: call.index,
       attempt: context.attempt,
       provider: this.provider.name,
     });
-    let result: ProviderResult;
+    let result: SalvoResult;
     try {
       result = await this.provider.call(request, { signal: context.signal });
     } catch (error) {
@@ -147,8 +352,67 @@ export class Salvo {
     if (result.usage) {
       const { inputTokens, outputTokens } = this.provider.charged(request, result.usage);
       context.reportUsage({ tokens: inputTokens + outputTokens, inputTokens, outputTokens });
+      // Priced as the answer's model (a dated snapshot) when known, else as the request's.
+      const answered = modelOf(result.body);
+      const model = this.pricing.priceOf(answered) ? answered : modelOf(request.body);
+      result = { ...result, cost: this.pricing.cost(model, result.usage) };
     }
     await audit?.succeeded(result);
     return result;
   }
+}
+
+/**
+ * Reads sync and async iterables alike (a sync one without a promise per read); a pending async
+ * read is abandoned when `signal` aborts. `undefined`: no more input.
+ */
+function readInputs(inputs: Inputs): {
+  next(signal: AbortSignal): ProviderRequest | undefined | Promise<ProviderRequest | undefined>;
+  close(): void;
+} {
+  const sync = typeof (inputs as Iterable<ProviderRequest>)[Symbol.iterator] === "function";
+  const iterator = sync
+    ? (inputs as Iterable<ProviderRequest>)[Symbol.iterator]()
+    : (inputs as AsyncIterable<ProviderRequest>)[Symbol.asyncIterator]();
+  let done = false;
+  const readAsync = async (signal: AbortSignal) => {
+    const read = (iterator as AsyncIterator<ProviderRequest>).next();
+    const next = await new Promise<IteratorResult<ProviderRequest> | undefined>(
+      (resolve, reject) => {
+        const onAbort = () => resolve(undefined);
+        signal.addEventListener("abort", onAbort, { once: true });
+        read.then(
+          (value) => {
+            signal.removeEventListener("abort", onAbort);
+            resolve(value);
+          },
+          (error: unknown) => {
+            signal.removeEventListener("abort", onAbort);
+            reject(error);
+          },
+        );
+      },
+    );
+    if (next === undefined) return undefined;
+    done = next.done === true;
+    return done ? undefined : next.value;
+  };
+  return {
+    next(signal) {
+      if (!sync) return readAsync(signal);
+      const next = (iterator as Iterator<ProviderRequest>).next();
+      done = next.done === true;
+      return done ? undefined : next.value;
+    },
+    close() {
+      if (done) return;
+      done = true;
+      try {
+        const result = iterator.return?.();
+        if (result instanceof Promise) result.catch(() => {});
+      } catch {
+        // The input's own cleanup failed; the outcomes are already decided.
+      }
+    },
+  };
 }

@@ -47,9 +47,19 @@ describe("README", () => {
 
   it("every option it mentions for a command exists in that command's --help", async () => {
     const help: Record<string, string> = {};
-    for (const command of ["run", "sim", "demo", "probe", "verify", "bench"]) {
+    for (const command of [
+      "run",
+      "sim",
+      "demo",
+      "probe",
+      "verify",
+      "bench",
+      "pipeline",
+      "cache stats",
+      "cache clear",
+    ]) {
       const io = memoryIo();
-      await runCli([command, "--help"], io);
+      await runCli([...command.split(" "), "--help"], io);
       help[command] = io.out;
     }
     const all = Object.values(help).join("\n");

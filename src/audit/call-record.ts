@@ -1,6 +1,7 @@
 // One attempt's call-log record, with OpenTelemetry GenAI attribute names (semantic conventions,
 // Development status): `gen_ai.provider.name` (and the deprecated `gen_ai.system`, same value),
 // `gen_ai.operation.name`, `gen_ai.request.*`, `gen_ai.response.*`, `gen_ai.usage.*`, `error.type`.
+import type { SalvoResult } from "../cache/call-layer.ts";
 import type { ItemId } from "../core/outcome.ts";
 import type { ProviderRequest, ProviderResult } from "../providers/provider.ts";
 import type { AuditContext } from "./audit-context.ts";
@@ -144,6 +145,11 @@ export function responseAttributes(result: ProviderResult): Record<string, unkno
     }
   }
   if (result.requestId !== undefined) attributes["salvo.provider.request_id"] = result.requestId;
+  // Salvo's own: what the answer cost (absent: unknown price), and whether it was called at all.
+  const { cost, cached, shared } = result as SalvoResult;
+  if (cost?.usd !== undefined) attributes["salvo.cost.usd"] = cost.usd;
+  if (cached) attributes["salvo.cache.hit"] = true;
+  if (shared) attributes["salvo.shared"] = true;
   return attributes;
 }
 

@@ -1,9 +1,10 @@
 // One line of a batch output file: the OpenAI Batch output shape, plus Salvo's `attempts`,
 // `latency_ms`, `usage` and the input `line`. Built from an item and its outcome.
 
+import type { SalvoResult } from "../cache/call-layer.ts";
 import type { Outcome } from "../core/outcome.ts";
 import { ProviderError } from "../errors.ts";
-import type { ProviderResult, TokenUsage } from "../providers/provider.ts";
+import type { TokenUsage } from "../providers/provider.ts";
 import type { BatchItem, InvalidLine } from "./input-line.ts";
 
 /** Why an item failed, as the output records it. */
@@ -23,6 +24,12 @@ export type ItemValue = {
   body: unknown;
   requestId?: string | undefined;
   usage?: TokenUsage | undefined;
+  /** What the call cost, USD; undefined when unknown (no usage, or no price for the model). */
+  costUsd?: number | undefined;
+  /** From the response cache: no call was made. */
+  cached?: boolean | undefined;
+  /** Shared with an identical request in flight: no call of its own. */
+  shared?: boolean | undefined;
 };
 
 /** How one item ended: the result `runBatch`'s `execute` resolves with. */
@@ -55,6 +62,12 @@ export type OutputLine = {
   /** Milliseconds from the first attempt's start to the outcome; 0 for an invalid line. */
   latency_ms: number;
   usage: { input_tokens: number; output_tokens: number; cached_input_tokens?: number } | null;
+  /** What this answer cost now, USD (0 from the cache or shared); absent when unknown. */
+  cost_usd?: number;
+  /** Present (true) when the answer came from the response cache: no call was made. */
+  cached?: true;
+  /** Present (true) when the answer was shared with an identical request in flight. */
+  shared?: true;
   /** The 1-based line of the input file this answers. */
   line: number;
 };
@@ -88,6 +101,9 @@ export function outputLine(item: BatchItem, outcome: ItemOutcome): OutputLine {
       attempts: outcome.attempts,
       latency_ms: Math.round(outcome.latencyMs),
       usage: usageOf(outcome.value.usage),
+      ...(outcome.value.costUsd === undefined ? {} : { cost_usd: outcome.value.costUsd }),
+      ...(outcome.value.cached ? { cached: true as const } : {}),
+      ...(outcome.value.shared ? { shared: true as const } : {}),
       line: item.line,
     };
   }
@@ -101,6 +117,21 @@ export function outputLine(item: BatchItem, outcome: ItemOutcome): OutputLine {
     usage: null,
     line: item.line,
   };
+}
+
+/**
+ * Error codes of items that were not attempted because of the run's budget: their lines do not
+ * count as done, and a rerun (with a raised budget) runs them.
+ */
+export const RERUN_CODES: ReadonlySet<string> = new Set([
+  "SALVO_BUDGET_EXCEEDED",
+  "SALVO_PRICE_UNKNOWN",
+]);
+
+/** Whether a parsed output line is one of an item to run again (see `RERUN_CODES`). */
+export function isRerun(line: unknown): boolean {
+  const error = (line as { error?: { code?: unknown } | null } | null)?.error;
+  return typeof error?.code === "string" && RERUN_CODES.has(error.code);
 }
 
 /** The output line of an invalid input line: `error.code` is `SALVO_INPUT_INVALID`. */
@@ -147,8 +178,8 @@ export function itemError(error: unknown): ItemError {
   return { code: "SALVO_ERROR", message: String(error) };
 }
 
-/** A scheduler outcome (`Outcome<ProviderResult>` from `src/core`) as an ItemOutcome. */
-export function itemOutcomeFrom(outcome: Outcome<ProviderResult>): ItemOutcome {
+/** A Salvo outcome (`Outcome<SalvoResult>`) as an ItemOutcome. */
+export function itemOutcomeFrom(outcome: Outcome<SalvoResult>): ItemOutcome {
   if (outcome.ok)
     return {
       ok: true,
@@ -157,6 +188,9 @@ export function itemOutcomeFrom(outcome: Outcome<ProviderResult>): ItemOutcome {
         body: outcome.value.body,
         requestId: outcome.value.requestId,
         usage: outcome.value.usage,
+        costUsd: outcome.value.cost?.usd,
+        cached: outcome.value.cached,
+        shared: outcome.value.shared,
       },
       attempts: outcome.attempts,
       latencyMs: outcome.latencyMs,

@@ -151,3 +151,47 @@ describe("prepareResume", () => {
     expect(existsSync(paths.output) || existsSync(paths.journal)).toBe(false);
   });
 });
+
+describe("prepareResume: items a budget stopped", () => {
+  const over = { code: "SALVO_BUDGET_EXCEEDED", message: "over budget" };
+
+  it("cuts the output at the first not-attempted line, after moving the answers behind it to the journal", async () => {
+    // A complete run (no journal) whose items 2 and 4 were refused by the budget.
+    const output = `${out(0)}\n${out(1)}\n${out(2, over)}\n${out(3)}\n${out(4, over)}\n${out(5)}\n`;
+    const paths = await files(output, undefined);
+    const state = await prepareResume({ ...paths, header: header(), total: 6 });
+    expect(state).toMatchObject({ doneInOutput: 2, rerun: 2, journalExists: true });
+    expect([...state.journaled.keys()].sort()).toEqual([3, 5]);
+    expect(state.journaled.get(3)).toBe(out(3));
+    expect(await readFile(paths.output, "utf8")).toBe(`${out(0)}\n${out(1)}\n`);
+    // The moved answers are in the journal (durably) before the output lost them.
+    const journal = (await readFile(paths.journal, "utf8")).trim().split("\n");
+    expect(JSON.parse(journal[0]!).salvo_journal).toBe(1);
+    expect(journal.slice(1).sort()).toEqual([rec(3), rec(5)]);
+
+    // Done again (a crash right after, or a second resume): the same state, nothing lost.
+    const again = await prepareResume({ ...paths, header: header(), total: 6 });
+    expect(again).toMatchObject({ doneInOutput: 2, rerun: 0 });
+    expect([...again.journaled.keys()].sort()).toEqual([3, 5]);
+  });
+
+  it("a journaled refusal is not an answer: the item runs again", async () => {
+    const paths = await files(`${out(0)}\n`, `${headerLine}{"i":1,"line":${out(1, over)}}\n`);
+    const state = await prepareResume({ ...paths, header: header(), total: 2 });
+    expect(state.doneInOutput).toBe(1);
+    expect(state.journaled.has(1)).toBe(false);
+  });
+
+  it("readOnly (a dry run) finds the same state and changes no file", async () => {
+    const output = `${out(0)}\n${out(1, over)}\n${out(2)}\n{"torn`;
+    const journal = `${headerLine}${rec(2)}\n{"i":`;
+    const paths = await files(output, journal);
+    const state = await prepareResume({ ...paths, header: header(), total: 4, readOnly: true });
+    expect(state).toMatchObject({ doneInOutput: 1, rerun: 1 });
+    expect([...state.journaled.keys()]).toEqual([2]);
+    expect(await readFile(paths.output, "utf8")).toBe(output);
+    expect(await readFile(paths.journal, "utf8")).toBe(journal);
+    await prepareResume({ ...paths, header: header(), total: 4, fresh: true, readOnly: true });
+    expect(existsSync(paths.output)).toBe(true);
+  });
+});

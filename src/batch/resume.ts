@@ -4,8 +4,9 @@
 import { createReadStream } from "node:fs";
 import { rm, stat, truncate } from "node:fs/promises";
 import { ResumeRefusedError } from "../errors.ts";
-import { isJournalHeader, isJournalRecord, type JournalHeader } from "./journal.ts";
+import { isJournalHeader, isJournalRecord, Journal, type JournalHeader } from "./journal.ts";
 import { splitLines } from "./line-splitter.ts";
+import { isRerun } from "./output-line.ts";
 
 export type ResumeOptions = {
   /** The output path. */
@@ -20,6 +21,11 @@ export type ResumeOptions = {
   fresh?: boolean | undefined;
   /** Stops reading; rejects with the signal's reason. @default undefined */
   signal?: AbortSignal | undefined;
+  /**
+   * Change nothing (a dry run): no file is cut, created or deleted; the state is what a real
+   * resume would find. @default false
+   */
+  readOnly?: boolean | undefined;
 };
 
 /** Where a run resumes. */
@@ -38,9 +44,15 @@ export type ResumeState = {
   journalExists: boolean;
   /** Bytes cut from the end of the output and the journal (torn or unparsable last lines). */
   truncatedBytes: { output: number; journal: number };
+  /**
+   * Output lines of items that were not attempted and run again (`isRerun`: over budget). The
+   * output is cut at the first; the complete lines after it were moved to the journal first.
+   */
+  rerun: number;
 };
 
-type LineCheck = (text: string, line: number) => boolean;
+/** `start` is the byte offset where the line begins (after the last accepted line). */
+type LineCheck = (text: string, line: number, start: number) => boolean;
 
 /**
  * Reads `path` line by line, passing each newline-terminated line to `check`. The valid length is
@@ -69,7 +81,7 @@ async function readValidPrefix(
       rejected ??= line;
       break;
     }
-    if (!check(text, line)) {
+    if (!check(text, line, validLength)) {
       rejected ??= line;
       continue;
     }
@@ -112,6 +124,11 @@ function describe(h: JournalHeader): string {
  * without a journal must be whole (no torn tail): it is then a finished run, or not Salvo's, and
  * is refused rather than cut. The caller checks each output line's `custom_id` and `line` against
  * the input (`outputIds`, `outputLines`) before calling anything.
+ *
+ * An output line whose item was not attempted (`isRerun`: a budget stopped the run) is not done:
+ * the output is cut at the first such line, after the complete lines behind it have been
+ * appended to the journal and synced (so a crash in between loses nothing), and the rerun writes
+ * them back from the journal in order while it calls the not-attempted items again.
  */
 export async function prepareResume(options: ResumeOptions): Promise<ResumeState> {
   const { output, header, total, signal } = options;
@@ -124,8 +141,11 @@ export async function prepareResume(options: ResumeOptions): Promise<ResumeState
     outputCounts: { succeeded: 0, failed: 0, invalid: 0 },
     journalExists: false,
     truncatedBytes: { output: 0, journal: 0 },
+    rerun: 0,
   };
+  const readOnly = options.readOnly ?? false;
   if (options.fresh) {
+    if (readOnly) return state;
     await rm(output, { force: true });
     await rm(journal, { force: true });
     return state;
@@ -154,27 +174,31 @@ export async function prepareResume(options: ResumeOptions): Promise<ResumeState
           journal,
           `line ${line} records item ${value.i}, but the input has ${total}`,
         );
-      records.set(value.i, value.line);
+      if (!isRerun(value.line)) records.set(value.i, value.line);
       return true;
     },
     signal,
   );
   if (journalRead.exists && !headerSeen) {
     // Killed before the header was whole: nothing was journaled yet.
-    await rm(journal, { force: true });
+    if (!readOnly) await rm(journal, { force: true });
   } else if (journalRead.exists) {
     state.journalExists = true;
     if (journalRead.validLength < journalRead.size) {
-      await truncate(journal, journalRead.validLength);
+      if (!readOnly) await truncate(journal, journalRead.validLength);
       state.truncatedBytes.journal = journalRead.size - journalRead.validLength;
     }
   }
 
-  // The output: complete lines, in input order.
+  // The output: complete lines, in input order. From the first line to rerun on, the complete
+  // lines are carried (by item index) instead of counted as done.
   let lastLine = 0;
+  let lines = 0;
+  let rerunAt: number | undefined;
+  const carried = new Map<number, unknown>();
   const outputRead = await readValidPrefix(
     output,
-    (text, line) => {
+    (text, line, start) => {
       const value = parse(text) as Record<string, unknown> | undefined;
       if (typeof value !== "object" || value === null || !("error" in value)) return false;
       const inputLine = value.line;
@@ -187,6 +211,16 @@ export async function prepareResume(options: ResumeOptions): Promise<ResumeState
           `line ${line} answers input line ${inputLine}, after input line ${lastLine}: it is not in input order`,
         );
       lastLine = inputLine;
+      const index = lines++;
+      if (isRerun(value)) {
+        rerunAt ??= start;
+        state.rerun += 1;
+        return true;
+      }
+      if (rerunAt !== undefined) {
+        carried.set(index, value);
+        return true;
+      }
       state.outputIds.push(customId);
       state.outputLines.push(inputLine);
       const error = value.error as { code?: unknown } | null;
@@ -207,13 +241,31 @@ export async function prepareResume(options: ResumeOptions): Promise<ResumeState
       output,
       `it has no journal and its line ${outputRead.badLine} is not a complete Salvo output line, so it may not be a Salvo output`,
     );
-  if (state.doneInOutput > total)
+  if (lines > total)
     throw new ResumeRefusedError(
       output,
-      `it has ${state.doneInOutput} lines but the input has only ${total} items`,
+      `it has ${lines} lines but the input has only ${total} items`,
     );
-  if (outputRead.validLength < outputRead.size) {
-    await truncate(output, outputRead.validLength);
+  for (const [index, value] of carried) if (!records.has(index)) records.set(index, value);
+  if (rerunAt !== undefined && carried.size > 0 && !readOnly) {
+    // Durable in the journal before they leave the output.
+    const writer = await Journal.open(journal, state.journalExists ? undefined : header, {
+      fsync: true,
+    });
+    try {
+      const appended = [...carried].map(([index, value]) =>
+        writer.append(index, JSON.stringify(value)),
+      );
+      await writer.flush();
+      await Promise.all(appended);
+    } finally {
+      await writer.close();
+    }
+    state.journalExists = true;
+  }
+  const cut = rerunAt ?? outputRead.validLength;
+  if (cut < outputRead.size) {
+    if (!readOnly) await truncate(output, cut);
     state.truncatedBytes.output = outputRead.size - outputRead.validLength;
   }
 

@@ -85,6 +85,7 @@ describe("runBatch", () => {
       resumedFromOutput: 0,
       resumedFromJournal: 0,
       executed: 40,
+      rerun: 0,
       interrupted: false,
     });
     expect(state.peak).toBeLessThanOrEqual(3);

@@ -74,6 +74,8 @@ export type BatchEvent =
       doneInOutput: number;
       journaled: number;
       truncatedBytes: ResumeState["truncatedBytes"];
+      /** Items an earlier run did not attempt (over budget), run now. */
+      rerun: number;
     }
   /** One item's line was handed to the output writer. */
   | {
@@ -102,6 +104,8 @@ export type BatchSummary = {
   resumedFromJournal: number;
   /** `execute` calls made by this run. */
   executed: number;
+  /** Items an earlier run did not attempt (its budget stopped it), run again by this one. */
+  rerun: number;
   /** The signal stopped the run; rerun to resume. The journal is kept. */
   interrupted: boolean;
 };
@@ -116,6 +120,22 @@ function canonical(value: unknown): string {
       .map((k) => `${JSON.stringify(k)}:${canonical((value as Record<string, unknown>)[k])}`)
       .join(",")}}`;
   return JSON.stringify(value) ?? "null";
+}
+
+/** The journal header of a run of `options` over a scanned input (what a resume must match). */
+export function journalHeader(
+  options: Pick<RunBatchOptions, "input" | "output" | "defaultModel" | "runKey">,
+  scan: Pick<InputScan, "bytes" | "sha256">,
+): JournalHeader {
+  return {
+    salvo_journal: 1,
+    input: { path: options.input, bytes: scan.bytes, sha256: scan.sha256 },
+    output: options.output,
+    options_sha256: createHash("sha256")
+      .update(canonical({ defaultModel: options.defaultModel, runKey: options.runKey }))
+      .digest("hex"),
+    created_at: new Date().toISOString(),
+  };
 }
 
 function positiveInteger(field: string, value: number | undefined, fallback: number): number {
@@ -165,6 +185,7 @@ export async function runBatch(options: RunBatchOptions): Promise<BatchSummary> 
     resumedFromOutput: 0,
     resumedFromJournal: 0,
     executed: 0,
+    rerun: 0,
     interrupted: false,
   };
 
@@ -187,15 +208,7 @@ export async function runBatch(options: RunBatchOptions): Promise<BatchSummary> 
         errorCount: options.strict ? scan.invalid : 0,
         duplicates: scan.duplicates,
       });
-    const header: JournalHeader = {
-      salvo_journal: 1,
-      input: { path: input, bytes: scan.bytes, sha256: scan.sha256 },
-      output,
-      options_sha256: createHash("sha256")
-        .update(canonical({ defaultModel: options.defaultModel, runKey: options.runKey }))
-        .digest("hex"),
-      created_at: new Date().toISOString(),
-    };
+    const header = journalHeader(options, scan);
     resume = await prepareResume({
       output,
       journal: journalPath,
@@ -209,6 +222,7 @@ export async function runBatch(options: RunBatchOptions): Promise<BatchSummary> 
       doneInOutput: resume.doneInOutput,
       journaled: resume.journaled.size,
       truncatedBytes: resume.truncatedBytes,
+      rerun: resume.rerun,
     });
     if (signal?.aborted) throw signal.reason;
     journal = await Journal.open(journalPath, resume.journalExists ? undefined : header, {
@@ -219,6 +233,7 @@ export async function runBatch(options: RunBatchOptions): Promise<BatchSummary> 
     throw error;
   }
   summary.resumedFromOutput = resume.doneInOutput;
+  summary.rerun = resume.rerun;
   summary.succeeded = resume.outputCounts.succeeded;
   summary.failed = resume.outputCounts.failed;
   summary.invalid = resume.outputCounts.invalid;

@@ -4,7 +4,9 @@
 import { Command, CommanderError } from "commander";
 import { SalvoError } from "../errors.ts";
 import { benchCommand } from "./commands/bench.ts";
+import { cacheCommand } from "./commands/cache.ts";
 import { demoCommand } from "./commands/demo.ts";
+import { pipelineCommand } from "./commands/pipeline.ts";
 import { probeCommand } from "./commands/probe.ts";
 import { runCommand } from "./commands/run.ts";
 import { simCommand } from "./commands/sim.ts";
@@ -18,6 +20,7 @@ const USAGE_CODES = new Set([
   "SALVO_INPUT_INVALID",
   "SALVO_INPUT_REJECTED",
   "SALVO_RESUME_REFUSED",
+  "SALVO_CACHE_FAILED",
 ]);
 
 export function buildProgram(io: CliIo): Command {
@@ -39,6 +42,8 @@ export function buildProgram(io: CliIo): Command {
     simCommand,
     verifyCommand,
     benchCommand,
+    cacheCommand,
+    pipelineCommand,
   ])
     program.addCommand(make(io));
   return program;

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
+import { AdaptiveConcurrency } from "../core/concurrency/adaptive-concurrency.ts";
 import { ConfigError } from "../errors.ts";
-import { RUN_DEFAULTS, resolveRunSettings } from "./run-settings.ts";
+import { RUN_DEFAULTS, resolveRunSettings, schedulerOptionsFromSettings } from "./run-settings.ts";
 
 function error(fn: () => unknown): ConfigError {
   try {
@@ -17,6 +18,23 @@ describe("resolveRunSettings", () => {
     const settings = resolveRunSettings({ flags: {}, env: {} });
     expect(settings).toMatchObject(RUN_DEFAULTS);
     expect(settings.rpm).toBeUndefined();
+  });
+
+  it("concurrency is auto by default; --max-concurrency caps it, and only it", () => {
+    expect(schedulerOptionsFromSettings(resolveRunSettings({ flags: {}, env: {} }))).toMatchObject({
+      concurrency: "auto",
+    });
+    const capped = schedulerOptionsFromSettings(
+      resolveRunSettings({ flags: {}, env: { SALVO_MAX_CONCURRENCY: "32" } }),
+    ).concurrency;
+    expect(capped).toBeInstanceOf(AdaptiveConcurrency);
+    (capped as AdaptiveConcurrency).setRateLimits({ requestsPerMinute: 1e6 });
+    expect((capped as AdaptiveConcurrency).limit).toBe(32);
+    expect(
+      error(() =>
+        resolveRunSettings({ flags: { concurrency: "8", maxConcurrency: "32" }, env: {} }),
+      ).message,
+    ).toMatch(/--max-concurrency: expected to be used with --concurrency auto/);
   });
 
   it("flags beat the environment, which beats the config file", () => {

@@ -3,10 +3,19 @@
 // the defaults. Every value is validated here, once, and a bad one is a ConfigError naming where
 // it came from: `--rpm`, `SALVO_RPM`, or `salvo.yaml: rpm`.
 import { readFile } from "node:fs/promises";
+import type { Command } from "commander";
 import { parse as parseYaml } from "yaml";
+import { AdaptiveConcurrency } from "../core/concurrency/adaptive-concurrency.ts";
+import type { ModelPrice, PriceTable } from "../cost/pricing.ts";
 import { ConfigError } from "../errors.ts";
 import { PROGRESS_MODES, type ProgressMode } from "../progress/progress-renderer.ts";
+import { AnthropicProvider } from "../providers/anthropic-provider.ts";
+import { OpenAIProvider } from "../providers/openai-provider.ts";
+import type { Provider } from "../providers/provider.ts";
 import { parseDurationMs } from "../providers/rate-limit-headers.ts";
+import type { SalvoOptions } from "../salvo.ts";
+import { loadScenario, type SimHandle, startSimulator } from "../sim/index.ts";
+import { SCENARIO_DIR } from "./commands/sim.ts";
 
 export type ProviderName = "openai" | "anthropic";
 
@@ -19,8 +28,10 @@ export type RunSettings = {
   apiKeyEnv: string | undefined;
   /** The model for lines that name none. */
   model: string | undefined;
-  /** Calls in flight at once, or `auto` (adaptive: finds the provider's capacity). @default 16 */
+  /** Calls in flight at once, or `auto` (adaptive: finds the provider's capacity). @default auto */
   concurrency: number | "auto";
+  /** The most calls `auto` may have in flight. @default 256 */
+  maxConcurrency: number | undefined;
   /** Requests per minute. @default none */
   rpm: number | undefined;
   /** Tokens per minute (OpenAI: prompt + max_tokens). @default none */
@@ -53,10 +64,25 @@ export type RunSettings = {
   audit: string | undefined;
   /** What of each request and answer the call log keeps. @default hash */
   auditContent: "full" | "hash" | "none";
+  /** The response cache directory (config: `cache: DIR` or `cache: {dir, ttl, force}`). @default none */
+  cache?: string | undefined;
+  /** How long a cached answer stays fresh, ms. @default Infinity (never expires) */
+  cacheTtlMs?: number | undefined;
+  /** Cache and share sampled requests too (temperature > 0 or unset). @default false */
+  cacheForce?: boolean | undefined;
+  /** Most USD this run may spend. @default none */
+  maxCost?: number | undefined;
+  /** Most tokens (input + output) this run may use. @default none */
+  maxTokensTotal?: number | undefined;
+  /** Read and check the input and print what the run would cost; call nothing. @default false */
+  dryRun?: boolean | undefined;
+  /** Prices overriding the built-in table, USD per million tokens (config file only). */
+  pricing?: PriceTable | undefined;
 };
 
 export const RUN_DEFAULTS = {
-  concurrency: 16,
+  concurrency: "auto",
+  maxConcurrency: undefined,
   burstSeconds: 1,
   maxAttempts: 5,
   timeoutMs: 120_000,
@@ -176,6 +202,13 @@ const FIELDS: readonly Field[] = [
     env: "SALVO_CONCURRENCY",
     parse: concurrency,
   },
+  {
+    key: "maxConcurrency",
+    option: "maxConcurrency",
+    flag: "--max-concurrency",
+    env: "SALVO_MAX_CONCURRENCY",
+    parse: positiveInteger,
+  },
   { key: "rpm", option: "rpm", flag: "--rpm", env: "SALVO_RPM", parse: positiveNumber },
   { key: "tpm", option: "tpm", flag: "--tpm", env: "SALVO_TPM", parse: positiveNumber },
   { key: "itpm", option: "itpm", flag: "--itpm", env: "SALVO_ITPM", parse: positiveNumber },
@@ -222,7 +255,82 @@ const FIELDS: readonly Field[] = [
     env: "SALVO_AUDIT_CONTENT",
     parse: oneOf(["full", "hash", "none"]),
   },
+  { key: "cache", option: "cache", flag: "--cache", env: "SALVO_CACHE", parse: text },
+  {
+    key: "cacheTtlMs",
+    option: "cacheTtl",
+    flag: "--cache-ttl",
+    env: "SALVO_CACHE_TTL",
+    parse: duration,
+  },
+  {
+    key: "cacheForce",
+    option: "cacheForce",
+    flag: "--cache-force",
+    env: "SALVO_CACHE_FORCE",
+    parse: flag,
+  },
+  {
+    key: "maxCost",
+    option: "maxCost",
+    flag: "--max-cost",
+    env: "SALVO_MAX_COST",
+    parse: positiveNumber,
+  },
+  {
+    key: "maxTokensTotal",
+    option: "maxTokensTotal",
+    flag: "--max-tokens-total",
+    env: "SALVO_MAX_TOKENS_TOTAL",
+    parse: positiveInteger,
+  },
+  { key: "dryRun", option: "dryRun", flag: "--dry-run", env: "SALVO_DRY_RUN", parse: flag },
 ];
+
+const isMapping = (raw: unknown): raw is Record<string, unknown> =>
+  typeof raw === "object" && raw !== null && !Array.isArray(raw);
+
+const price: Parse<number> = (raw, field, where) => {
+  if (typeof raw !== "number" || !Number.isFinite(raw) || raw < 0)
+    fail(field, "a price in USD per million tokens (a number >= 0)", raw, where);
+  return raw;
+};
+
+/** `pricing: {MODEL: {input, output, cachedInput?}}`, USD per million tokens. */
+const pricing: Parse<PriceTable> = (raw, field, where) => {
+  if (!isMapping(raw))
+    fail(field, "a mapping of model names to {input, output, cachedInput}", raw, where);
+  const table: Record<string, ModelPrice> = {};
+  for (const [model, entry] of Object.entries(raw)) {
+    const at = `${field}.${model}`;
+    if (!isMapping(entry))
+      fail(at, "{input, output, cachedInput} in USD per million tokens", entry, where);
+    for (const key of Object.keys(entry))
+      if (!["input", "output", "cachedInput"].includes(key))
+        fail(`${at}.${key}`, "one of input, output, cachedInput", entry[key], where);
+    table[model] = {
+      input: price(entry.input, `${at}.input`, where),
+      output: price(entry.output, `${at}.output`, where),
+      ...(entry.cachedInput === undefined
+        ? {}
+        : { cachedInput: price(entry.cachedInput, `${at}.cachedInput`, where) }),
+    };
+  }
+  return table;
+};
+
+/** The config file's `cache:` is a directory, or `{dir, ttl, force}`. */
+function cacheSection(raw: unknown, where: string): Partial<RunSettings> {
+  if (!isMapping(raw)) return { cache: text(raw, "cache", where) };
+  const out: Partial<RunSettings> = {};
+  for (const [key, value] of Object.entries(raw)) {
+    if (key === "dir") out.cache = text(value, "cache.dir", where);
+    else if (key === "ttl") out.cacheTtlMs = duration(value, "cache.ttl", where);
+    else if (key === "force") out.cacheForce = flag(value, "cache.force", where);
+    else fail(`cache.${key}`, "one of dir, ttl, force", value, where);
+  }
+  return out;
+}
 
 /** Config file keys: the RunSettings keys, with `timeout`, `deadline` and `grace` as durations. */
 const FILE_KEYS = new Map(FIELDS.map((f) => [f.key.endsWith("Ms") ? f.option : f.key, f]));
@@ -283,9 +391,17 @@ export function resolveRunSettings(sources: SettingsSources): RunSettings {
   const file = sources.file;
   if (file) {
     for (const [key, raw] of Object.entries(file.values)) {
+      if (key === "cache") {
+        Object.assign(settings, cacheSection(raw, file.path));
+        continue;
+      }
+      if (key === "pricing") {
+        settings.pricing = pricing(raw, key, file.path);
+        continue;
+      }
       const field = FILE_KEYS.get(key as keyof RunSettings);
       if (!field) {
-        const known = [...FILE_KEYS.keys()].join(", ");
+        const known = [...FILE_KEYS.keys(), "pricing"].join(", ");
         throw new ConfigError({
           field: key,
           expected: `a known setting (${known})`,
@@ -305,5 +421,158 @@ export function resolveRunSettings(sources: SettingsSources): RunSettings {
     const raw = sources.flags[field.option];
     if (raw !== undefined) settings[field.key] = field.parse(raw, field.flag, "command line");
   }
+  if (typeof settings.concurrency === "number" && settings.maxConcurrency !== undefined) {
+    fail(
+      "--max-concurrency",
+      `to be used with --concurrency auto (a fixed --concurrency ${settings.concurrency} is already the most in flight)`,
+      settings.maxConcurrency,
+      "settings",
+    );
+  }
   return settings as RunSettings;
+}
+
+// --- Shared by the commands that call a provider (`salvo run`, `salvo pipeline`). ---
+
+/** The key used against the in-process simulator: never a real one. */
+export const SIM_KEY = "sk-salvo-simulator-local";
+
+export const KEY_ENV: Record<ProviderName, string> = {
+  openai: "OPENAI_API_KEY",
+  anthropic: "ANTHROPIC_API_KEY",
+};
+export const BASE_URL_ENV: Record<ProviderName, string> = {
+  openai: "OPENAI_BASE_URL",
+  anthropic: "ANTHROPIC_BASE_URL",
+};
+
+/** The file of `--sim`'s scenario: a name in scenarios/, or a path. */
+export function scenarioPath(scenario: string): string {
+  const isPath = scenario.includes("/") || scenario.endsWith(".yaml") || scenario.endsWith(".json");
+  return isPath ? scenario : `${SCENARIO_DIR}${scenario}.yaml`;
+}
+
+/** Starts the in-process simulator of `--sim`: a scenario name in scenarios/, or a file. */
+export async function startSimulatorFor(scenario: string): Promise<SimHandle> {
+  return startSimulator(await loadScenario(scenarioPath(scenario)));
+}
+
+/**
+ * The provider the settings name: the simulator's when one runs, else the API key from the
+ * environment (`--api-key-env`) and the base URL from `--base-url` or the provider's variable.
+ * The key is read here and passed to the SDK only; it never reaches a message.
+ */
+export function providerFromSettings(
+  name: ProviderName,
+  settings: Pick<RunSettings, "apiKeyEnv" | "baseUrl">,
+  env: Record<string, string | undefined>,
+  sim: SimHandle | undefined,
+): Provider {
+  if (sim) {
+    return name === "anthropic"
+      ? new AnthropicProvider({ baseURL: sim.origin, apiKey: SIM_KEY })
+      : new OpenAIProvider({ baseURL: sim.baseUrl, apiKey: SIM_KEY });
+  }
+  const keyEnv = settings.apiKeyEnv ?? KEY_ENV[name];
+  const baseURL = settings.baseUrl ?? env[BASE_URL_ENV[name]];
+  let apiKey = env[keyEnv];
+  if (apiKey === undefined || apiKey === "") {
+    // Local servers (vLLM, Ollama, llama.cpp) take any key; real providers need one.
+    if (baseURL === undefined) {
+      throw new ConfigError({
+        field: keyEnv,
+        expected: `the ${name} API key in the environment variable ${keyEnv} (or --api-key-env NAME, or --base-url for a local server, or --sim)`,
+        got: undefined,
+        where: "environment",
+      });
+    }
+    apiKey = "not-needed";
+  }
+  return name === "anthropic"
+    ? new AnthropicProvider({ baseURL, apiKey })
+    : new OpenAIProvider({ baseURL, apiKey });
+}
+
+/** The scheduler options the settings give: limits, timeouts and attempts. */
+export function schedulerOptionsFromSettings(
+  settings: RunSettings,
+): Omit<SalvoOptions, "provider" | "audit" | "scheduler"> {
+  const adaptive = settings.concurrency === "auto" && settings.maxConcurrency !== undefined;
+  return {
+    concurrency: adaptive
+      ? new AdaptiveConcurrency({ max: settings.maxConcurrency })
+      : settings.concurrency,
+    requestsPerMinute: settings.rpm,
+    tokensPerMinute: settings.tpm,
+    inputTokensPerMinute: settings.itpm,
+    outputTokensPerMinute: settings.otpm,
+    burstSeconds: settings.burstSeconds,
+    timeoutMs: settings.timeoutMs,
+    deadlineMs: settings.deadlineMs,
+    retry: { maxAttempts: settings.maxAttempts },
+  };
+}
+
+/**
+ * Adds the options of a command that calls a provider: where (`--base-url`, `--api-key-env`,
+ * `--sim`), how fast (`--concurrency`, `--rpm`, ...), how patiently (`--max-attempts`,
+ * `--timeout`, ...), progress, audit and `--config`. `--provider` and `--model` stay with each
+ * command (their defaults differ).
+ */
+export function addCallOptions(command: Command): Command {
+  return command
+    .option(
+      "--base-url <url>",
+      "API base URL (default: $OPENAI_BASE_URL / $ANTHROPIC_BASE_URL, else the provider's)",
+    )
+    .option(
+      "--api-key-env <name>",
+      "environment variable holding the API key (default: OPENAI_API_KEY / ANTHROPIC_API_KEY)",
+    )
+    .option(
+      "--concurrency <n|auto>",
+      `calls in flight at once, or auto: adaptive, finds the provider's capacity from 429s, overloads, timeouts and server-side queueing (latency inflation), within what known rate limits can feed (default: ${RUN_DEFAULTS.concurrency})`,
+    )
+    .option("--max-concurrency <n>", "the most calls auto may have in flight (default: 256)")
+    .option("--rpm <n>", "requests per minute (default: none; learned from rate-limit headers)")
+    .option(
+      "--tpm <n>",
+      "tokens per minute, prompt + max_tokens (default: none; learned from headers)",
+    )
+    .option("--itpm <n>", "Anthropic input tokens per minute (default: none)")
+    .option("--otpm <n>", "Anthropic output tokens per minute (default: none)")
+    .option(
+      "--burst-seconds <s>",
+      `seconds of each per-minute limit that may go at once (default: ${RUN_DEFAULTS.burstSeconds})`,
+    )
+    .option(
+      "--max-attempts <n>",
+      `attempts per call, the first included (default: ${RUN_DEFAULTS.maxAttempts})`,
+    )
+    .option("--timeout <duration>", "per-attempt timeout, e.g. 30s, 2m (default: 2m)")
+    .option("--deadline <duration>", "per-call deadline across all attempts (default: none)")
+    .option(
+      "--grace <duration>",
+      "after Ctrl-C, how long calls in flight may finish (default: 30s)",
+    )
+    .option(
+      "--progress <mode>",
+      "auto, bar, plain, json or none (default: auto: a bar on a terminal, plain lines otherwise)",
+    )
+    .option(
+      "--sim [scenario]",
+      "run against the built-in simulator: a scenario name in scenarios/ or a file (default scenario: demo)",
+    )
+    .option(
+      "--audit <file>",
+      "call log: one hash-chained record per attempt, checked by `salvo verify` (default: none)",
+    )
+    .option(
+      "--audit-content <mode>",
+      "what the call log keeps of requests and answers: full, hash or none (default: hash)",
+    )
+    .option(
+      "--config <file>",
+      "read settings from a JSON or YAML file (flags and SALVO_* variables override it)",
+    );
 }

@@ -40,7 +40,17 @@ export type RunMetricsOptions = {
   };
   /** Tokens charged per call against TPM, if known (OpenAI: prompt + max_tokens). */
   chargedTokensOf?: ((value: unknown) => number | undefined) | undefined;
+  /** What a succeeded item's call cost, USD; undefined when its price is unknown. */
+  costOf?: ((value: unknown) => number | undefined) | undefined;
 };
+
+/**
+ * An item that ended without the scheduler (see `RunMetrics.settledOutside`): answered from the
+ * response cache, shared with an identical call in flight, or refused before admission (budget).
+ */
+export type OutsideOutcome =
+  | { ok: true; source: "cache" | "shared"; status?: number | undefined }
+  | { ok: false; error: unknown };
 
 /** What a progress display shows at one moment. */
 export type RunSnapshot = {
@@ -80,6 +90,11 @@ export type RunSummary = {
   /** Time admission was paused by cooldowns (union of the pauses), ms. */
   pausedMs: number;
   tokens: { input: number; output: number };
+  /** Items answered from the response cache, and shared with an identical call: no call each. */
+  cached: number;
+  shared: number;
+  /** What the calls cost, USD, over the calls with a known price; `unpriced` calls are not in it. */
+  cost: { usd: number; unpriced: number };
   /** Latency of the successful attempts (the call itself), ms. */
   latencyMs: LatencySummary;
   /** From submission to outcome (queueing and retries included), ms. */
@@ -113,6 +128,12 @@ export class RunMetrics {
   #inputTokens = 0;
   #outputTokens = 0;
   #chargedTokens = 0;
+  #outsideSucceeded = 0;
+  #outsideFailed = 0;
+  #cached = 0;
+  #shared = 0;
+  #costUsd = 0;
+  #unpriced = 0;
   #latencySumMs = 0;
   #latencyMinMs = Number.POSITIVE_INFINITY;
   #latencyMaxMs = 0;
@@ -187,6 +208,24 @@ export class RunMetrics {
     };
   }
 
+  /**
+   * An item that ended without reaching the scheduler (no events): a cache hit, a shared answer,
+   * or a refusal before admission. Counted as succeeded or failed, and in `cached`/`shared`.
+   */
+  settledOutside(outcome: OutsideOutcome): void {
+    if (outcome.ok) {
+      this.#outsideSucceeded++;
+      if (outcome.source === "cache") this.#cached++;
+      else this.#shared++;
+      this.#status(outcome.status);
+      return;
+    }
+    this.#outsideFailed++;
+    const code = errorCode(outcome.error);
+    this.#failedByCode[code] = (this.#failedByCode[code] ?? 0) + 1;
+    this.#status(undefined);
+  }
+
   /** Items that ended in an earlier run (resumed), counted as done without events. */
   addSkipped(count: number): void {
     this.#skipped += count;
@@ -215,6 +254,11 @@ export class RunMetrics {
       this.#tokens.record(e.at, usage.inputTokens + usage.outputTokens);
     }
     this.#chargedTokens += this.#options.chargedTokensOf?.(e.value) ?? 0;
+    if (this.#options.costOf) {
+      const usd = this.#options.costOf(e.value);
+      if (usd === undefined) this.#unpriced++;
+      else this.#costUsd += usd;
+    }
     this.#status(this.#options.statusOf?.(e.value));
     this.#completions.record(e.at);
     this.#counts(e);
@@ -253,7 +297,8 @@ export class RunMetrics {
 
   snapshot(nowMs: number): RunSnapshot {
     const elapsedMs = Math.max(0, nowMs - this.#startedAt);
-    const done = this.#succeeded + this.#failed + this.#skipped;
+    const done =
+      this.#succeeded + this.#failed + this.#outsideSucceeded + this.#outsideFailed + this.#skipped;
     let etaMs: number | undefined;
     const perMinute = this.#completions.perMinute(nowMs, elapsedMs);
     if (this.#total !== undefined && perMinute > 0) {
@@ -262,8 +307,8 @@ export class RunMetrics {
     return {
       elapsedMs,
       total: this.#total,
-      succeeded: this.#succeeded,
-      failed: this.#failed,
+      succeeded: this.#succeeded + this.#outsideSucceeded,
+      failed: this.#failed + this.#outsideFailed,
       skipped: this.#skipped,
       inFlight: this.#last.inFlight,
       queued: this.#last.queued,
@@ -297,8 +342,8 @@ export class RunMetrics {
         : undefined;
     return {
       total: this.#total,
-      succeeded: this.#succeeded,
-      failed: this.#failed,
+      succeeded: this.#succeeded + this.#outsideSucceeded,
+      failed: this.#failed + this.#outsideFailed,
       skipped: this.#skipped,
       failedByCode: { ...this.#failedByCode },
       byStatus: { ...this.#byStatus },
@@ -307,10 +352,14 @@ export class RunMetrics {
       rateLimited: this.#rateLimited,
       pausedMs: this.#pausedMs,
       tokens: { input: this.#inputTokens, output: this.#outputTokens },
+      cached: this.#cached,
+      shared: this.#shared,
+      cost: { usd: this.#costUsd, unpriced: this.#unpriced },
       latencyMs: summariseLatency(this.#latency),
       itemLatencyMs: summariseLatency(this.#itemLatency),
       makespanMs,
-      throughputPerSecond: makespanMs > 0 ? (this.#succeeded * 1000) / makespanMs : 0,
+      throughputPerSecond:
+        makespanMs > 0 ? ((this.#succeeded + this.#outsideSucceeded) * 1000) / makespanMs : 0,
       limit: {
         initial: this.#limitTimeline[0]?.[1] ?? this.#last.limit,
         final: this.#last.limit,

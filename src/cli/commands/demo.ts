@@ -88,7 +88,7 @@ export function demoCommand(io: CliIo): Command {
       const settings: RunSettings = {
         ...RUN_DEFAULTS,
         provider: "openai",
-        concurrency: 8,
+        concurrency: "auto",
         baseUrl: undefined,
         apiKeyEnv: undefined,
         model: undefined,

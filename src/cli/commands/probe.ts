@@ -8,20 +8,19 @@ import { ConfigError } from "../../errors.ts";
 import { formatProbe, probeJson } from "../../probe/format-probe.ts";
 import { recommend } from "../../probe/knee.ts";
 import { DEFAULT_LEVELS, sweep } from "../../probe/sweep.ts";
-import { AnthropicProvider } from "../../providers/anthropic-provider.ts";
-import { OpenAIProvider } from "../../providers/openai-provider.ts";
 import type { Provider, ProviderRequest } from "../../providers/provider.ts";
-import { loadScenario, type SimHandle, startSimulator } from "../../sim/index.ts";
+import type { SimHandle } from "../../sim/index.ts";
 import { cliCommand } from "../cli-command.ts";
 import type { CliIo } from "../io.ts";
-import { SCENARIO_DIR } from "./sim.ts";
+import {
+  BASE_URL_ENV,
+  KEY_ENV,
+  type ProviderName,
+  providerFromSettings,
+  startSimulatorFor,
+} from "../run-settings.ts";
 
 const WHERE = "command line";
-const SIM_KEY = "sk-salvo-simulator-not-a-real-key";
-const DEFAULT_KEY_ENV = { openai: "OPENAI_API_KEY", anthropic: "ANTHROPIC_API_KEY" } as const;
-const BASE_URL_ENV = { openai: "OPENAI_BASE_URL", anthropic: "ANTHROPIC_BASE_URL" } as const;
-
-type ProviderName = "openai" | "anthropic";
 
 /** The probe's settings, validated. */
 export type ProbeSettings = {
@@ -75,7 +74,7 @@ export function probeSettings(options: RawOptions, env: CliIo["env"]): ProbeSett
     fail("--base-url", "either --base-url or --sim, not both", baseUrl);
   }
   baseUrl ??= sim === undefined ? env[BASE_URL_ENV[provider]] : undefined;
-  const apiKeyEnv = (options.apiKeyEnv as string | undefined) ?? DEFAULT_KEY_ENV[provider];
+  const apiKeyEnv = (options.apiKeyEnv as string | undefined) ?? KEY_ENV[provider];
   if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(apiKeyEnv)) {
     fail("--api-key-env", "an environment variable name", apiKeyEnv);
   }
@@ -119,47 +118,18 @@ export function probeSettings(options: RawOptions, env: CliIo["env"]): ProbeSett
   };
 }
 
-async function simulatorFor(scenario: string): Promise<SimHandle> {
-  const isPath = scenario.includes("/") || scenario.endsWith(".yaml") || scenario.endsWith(".json");
-  const path = isPath ? scenario : `${SCENARIO_DIR}${scenario}.yaml`;
-  return startSimulator(await loadScenario(path));
-}
-
+/** The provider to probe, and the base URL it is shown as. */
 function providerFor(
   settings: ProbeSettings,
   env: CliIo["env"],
   sim: SimHandle | undefined,
 ): { provider: Provider; baseUrl: string } {
   const anthropic = settings.provider === "anthropic";
-  if (sim) {
-    return anthropic
-      ? {
-          provider: new AnthropicProvider({ baseURL: sim.origin, apiKey: SIM_KEY }),
-          baseUrl: sim.origin,
-        }
-      : {
-          provider: new OpenAIProvider({ baseURL: sim.baseUrl, apiKey: SIM_KEY }),
-          baseUrl: sim.baseUrl,
-        };
-  }
-  let apiKey = env[settings.apiKeyEnv];
-  if (apiKey === undefined || apiKey === "") {
-    // Local servers (vLLM, Ollama, llama.cpp) take any key; real providers need one.
-    if (settings.baseUrl === undefined) {
-      throw new ConfigError({
-        field: settings.apiKeyEnv,
-        expected: `the API key in the environment variable ${settings.apiKeyEnv} (or --api-key-env NAME, or --base-url for a local server, or --sim)`,
-        got: undefined,
-        where: "environment",
-      });
-    }
-    apiKey = "not-needed";
-  }
-  const baseURL = settings.baseUrl;
-  const shown = baseURL ?? (anthropic ? "https://api.anthropic.com" : "https://api.openai.com/v1");
-  return anthropic
-    ? { provider: new AnthropicProvider({ baseURL, apiKey }), baseUrl: shown }
-    : { provider: new OpenAIProvider({ baseURL, apiKey }), baseUrl: shown };
+  const provider = providerFromSettings(settings.provider, settings, env, sim);
+  if (sim) return { provider, baseUrl: anthropic ? sim.origin : sim.baseUrl };
+  const shown =
+    settings.baseUrl ?? (anthropic ? "https://api.anthropic.com" : "https://api.openai.com/v1");
+  return { provider, baseUrl: shown };
 }
 
 /** The probe request: a short prompt and a small answer, the same at every level. */
@@ -204,7 +174,7 @@ export function probeCommand(io: CliIo): Command {
     )
     .action(async (options: RawOptions) => {
       const settings = probeSettings(options, io.env);
-      const sim = settings.sim !== undefined ? await simulatorFor(settings.sim) : undefined;
+      const sim = settings.sim !== undefined ? await startSimulatorFor(settings.sim) : undefined;
       try {
         const { provider, baseUrl } = providerFor(settings, io.env, sim);
         const request = probeRequest(settings);

@@ -10,38 +10,44 @@ import { readInput } from "../../batch/input-reader.ts";
 import { itemOutcomeFrom } from "../../batch/output-line.ts";
 import type { BatchEvent, BatchSummary } from "../../batch/run-batch.ts";
 import { runBatch } from "../../batch/run-batch.ts";
+import type { CallOutcome, SalvoResult } from "../../cache/call-layer.ts";
+import { ResponseCache } from "../../cache/response-cache.ts";
 import { realClock } from "../../core/clock.ts";
+import { Budget } from "../../cost/budget.ts";
+import { formatUsd, modelOf, Pricing } from "../../cost/pricing.ts";
 import { ConfigError } from "../../errors.ts";
 import { RunMetrics, type RunSummary } from "../../metrics/run-metrics.ts";
 import { formatCount, formatDuration } from "../../progress/format.ts";
 import { createProgress } from "../../progress/progress-renderer.ts";
 import { AnthropicProvider } from "../../providers/anthropic-provider.ts";
 import { OpenAIProvider } from "../../providers/openai-provider.ts";
-import type { Provider, ProviderResult } from "../../providers/provider.ts";
+import type { ProviderResult } from "../../providers/provider.ts";
 import { Salvo } from "../../salvo.ts";
-import { loadScenario, type SimHandle, startSimulator } from "../../sim/index.ts";
+import { loadScenario, resolveSimConfig, type SimHandle } from "../../sim/index.ts";
 import { cliCommand } from "../cli-command.ts";
+import { dryRun } from "../dry-run.ts";
 import { type CliIo, EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED } from "../io.ts";
 import {
+  addCallOptions,
+  BASE_URL_ENV,
   type ProviderName,
-  RUN_DEFAULTS,
+  providerFromSettings,
   type RunSettings,
   readConfigFile,
   resolveRunSettings,
+  scenarioPath,
+  schedulerOptionsFromSettings,
+  startSimulatorFor,
 } from "../run-settings.ts";
-import { SCENARIO_DIR } from "./sim.ts";
 
-/** The key used against the in-process simulator: never a real one. */
-const SIM_KEY = "sk-salvo-simulator-local";
+/** The SDKs' default base URLs: what a fingerprint names when no other is set. */
+const DEFAULT_BASE_URL: Record<ProviderName, string> = {
+  openai: "https://api.openai.com/v1",
+  anthropic: "https://api.anthropic.com",
+};
 
-const DEFAULT_KEY_ENV: Record<ProviderName, string> = {
-  openai: "OPENAI_API_KEY",
-  anthropic: "ANTHROPIC_API_KEY",
-};
-const BASE_URL_ENV: Record<ProviderName, string> = {
-  openai: "OPENAI_BASE_URL",
-  anthropic: "ANTHROPIC_BASE_URL",
-};
+/** A budget (--max-cost, --max-tokens-total) stopped admitting: rerun with a larger one to finish. */
+export const EXIT_BUDGET_EXCEEDED = 3;
 
 export type RunJob = {
   input: string;
@@ -54,41 +60,30 @@ export type RunJob = {
   simulator?: SimHandle | undefined;
 };
 
-async function simulatorFor(scenario: string): Promise<SimHandle> {
-  const isPath = scenario.includes("/") || scenario.endsWith(".yaml") || scenario.endsWith(".json");
-  const path = isPath ? scenario : `${SCENARIO_DIR}${scenario}.yaml`;
-  return startSimulator(await loadScenario(path));
+/**
+ * What names the server in request fingerprints: the base URL the run talks to, or the
+ * simulator's scenario (its port changes every run; its answers depend on the scenario).
+ */
+function endpointOf(name: ProviderName, settings: RunSettings, env: CliIo["env"]): string {
+  if (settings.sim !== undefined) return `simulator:${settings.sim}`;
+  return settings.baseUrl ?? env[BASE_URL_ENV[name]] ?? DEFAULT_BASE_URL[name];
 }
 
-function providerFor(
-  name: ProviderName,
-  settings: RunSettings,
-  env: CliIo["env"],
-  sim: SimHandle | undefined,
-): Provider {
-  if (sim) {
-    return name === "anthropic"
-      ? new AnthropicProvider({ baseURL: sim.origin, apiKey: SIM_KEY })
-      : new OpenAIProvider({ baseURL: sim.baseUrl, apiKey: SIM_KEY });
+/** With a cost budget every call needs a price: the first input line whose model has none. */
+async function unpricedLine(
+  input: string,
+  defaultModel: string | undefined,
+  pricing: Pricing,
+): Promise<{ line: number; model: string | undefined } | undefined> {
+  const known = new Set<string>();
+  for await (const entry of readInput(input, { defaultModel })) {
+    if (isInvalid(entry)) continue;
+    const model = modelOf(entry.request.body);
+    if (model !== undefined && known.has(model)) continue;
+    if (pricing.priceOf(model) === undefined) return { line: entry.line, model };
+    if (model !== undefined) known.add(model);
   }
-  const keyEnv = settings.apiKeyEnv ?? DEFAULT_KEY_ENV[name];
-  const baseURL = settings.baseUrl ?? env[BASE_URL_ENV[name]];
-  let apiKey = env[keyEnv];
-  if (apiKey === undefined || apiKey === "") {
-    // Local servers (vLLM, Ollama, llama.cpp) take any key; real providers need one.
-    if (baseURL === undefined) {
-      throw new ConfigError({
-        field: keyEnv,
-        expected: `the ${name} API key in the environment variable ${keyEnv} (or --api-key-env NAME, or --base-url for a local server, or --sim)`,
-        got: undefined,
-        where: "environment",
-      });
-    }
-    apiKey = "not-needed";
-  }
-  return name === "anthropic"
-    ? new AnthropicProvider({ baseURL, apiKey })
-    : new OpenAIProvider({ baseURL, apiKey });
+  return undefined;
 }
 
 /** The provider the input's first valid line is shaped for; undefined if none is valid or readable. */
@@ -106,6 +101,20 @@ async function inputProvider(
   return undefined;
 }
 
+/** The provider the input is shaped for; a --provider that disagrees is a ConfigError. */
+async function shapeOf(input: string, settings: RunSettings): Promise<ProviderName> {
+  const shape = (await inputProvider(input, settings.model)) ?? settings.provider ?? "openai";
+  if (settings.provider !== undefined && settings.provider !== shape) {
+    throw new ConfigError({
+      field: "--provider",
+      expected: `${shape}, the provider the input's lines are shaped for`,
+      got: settings.provider,
+      where: input,
+    });
+  }
+  return shape;
+}
+
 function statusOf(value: unknown): number | undefined {
   const status = (value as { status?: unknown } | undefined)?.status;
   return typeof status === "number" ? status : undefined;
@@ -114,10 +123,61 @@ function statusOf(value: unknown): number | undefined {
 /** Runs one batch job; resolves to the exit code. */
 export async function runJob(job: RunJob): Promise<number> {
   const { input, output, settings, io } = job;
+  const shape = await shapeOf(input, settings);
+  const pricing = new Pricing(settings.pricing);
+  const runKey = {
+    provider: settings.provider,
+    baseUrl: settings.sim ? "simulator" : settings.baseUrl,
+  };
+  if (settings.dryRun) {
+    return dryRun({
+      input,
+      output,
+      settings,
+      io,
+      // Only its estimate is used: no key is read and nothing is called.
+      provider:
+        shape === "anthropic"
+          ? new AnthropicProvider({ apiKey: "unused" })
+          : new OpenAIProvider({ apiKey: "unused" }),
+      pricing,
+      runKey,
+      endpoint: endpointOf(shape, settings, io.env),
+      simulator:
+        settings.sim === undefined
+          ? undefined
+          : resolveSimConfig(await loadScenario(scenarioPath(settings.sim))),
+    });
+  }
+  if (settings.maxCost !== undefined) {
+    const unpriced = await unpricedLine(input, settings.model, pricing);
+    if (unpriced !== undefined)
+      throw new ConfigError({
+        field: "--max-cost",
+        expected: `a price for every model the input names; add ${JSON.stringify(unpriced.model ?? "MODEL")} under pricing: {MODEL: {input, output}} (USD per million tokens) in the config file`,
+        got: unpriced.model,
+        where: `${input}:${unpriced.line}`,
+      });
+  }
+  const cache =
+    settings.cache === undefined
+      ? undefined
+      : await ResponseCache.open(settings.cache, {
+          ttlMs: settings.cacheTtlMs,
+          onError: (error, operation) =>
+            io.stderr.write(
+              `salvo: warning: response cache ${operation} failed in ${settings.cache}: ${(error as Error).message}\n`,
+            ),
+        });
+  const budget =
+    settings.maxCost === undefined && settings.maxTokensTotal === undefined
+      ? undefined
+      : new Budget({ maxCostUsd: settings.maxCost, maxTokens: settings.maxTokensTotal });
   const stderr = { write: (t: string) => io.stderr.write(t), isTTY: io.isTTY, columns: io.columns };
   const ownSim = job.simulator === undefined && settings.sim !== undefined;
   const sim =
-    job.simulator ?? (settings.sim !== undefined ? await simulatorFor(settings.sim) : undefined);
+    job.simulator ??
+    (settings.sim !== undefined ? await startSimulatorFor(settings.sim) : undefined);
 
   let salvo: Salvo | undefined;
   let metrics: RunMetrics | undefined;
@@ -148,28 +208,23 @@ export async function runJob(job: RunJob): Promise<number> {
     : undefined;
 
   const start = (provider: ProviderName) => {
-    const limits = {
-      concurrency: settings.concurrency,
-      requestsPerMinute: settings.rpm,
-      tokensPerMinute: settings.tpm,
-      inputTokensPerMinute: settings.itpm,
-      outputTokensPerMinute: settings.otpm,
-      burstSeconds: settings.burstSeconds,
-    };
     salvo = new Salvo({
-      provider: providerFor(provider, settings, io.env, sim),
-      ...limits,
-      timeoutMs: settings.timeoutMs,
-      deadlineMs: settings.deadlineMs,
-      retry: { maxAttempts: settings.maxAttempts },
+      provider: providerFromSettings(provider, settings, io.env, sim),
+      ...schedulerOptionsFromSettings(settings),
       audit: callLog,
+      cache,
+      shareSamples: settings.cacheForce,
+      budget,
+      pricing,
+      endpoint: endpointOf(provider, settings, io.env),
     });
     metrics = new RunMetrics({
       startedAt,
       usageOf: (value) => (value as ProviderResult).usage,
+      costOf: (value) => (value as SalvoResult).cost?.usd,
       statusOf,
       limits: {
-        concurrency: typeof limits.concurrency === "number" ? limits.concurrency : undefined,
+        concurrency: typeof settings.concurrency === "number" ? settings.concurrency : undefined,
         requestsPerMinute: settings.rpm,
         tokensPerMinute: settings.tpm,
         burstSeconds: settings.burstSeconds,
@@ -187,6 +242,8 @@ export async function runJob(job: RunJob): Promise<number> {
     scheduler.on("attempt-failed", ended);
     scheduler.on("succeeded", ended);
     scheduler.on("failed", ended);
+    for (const terminal of ["succeeded", "failed"] as const)
+      scheduler.on(terminal, (e) => settledByScheduler.add(e.id as number));
     progress?.start(metrics, scheduler, () => realClock.now());
   };
 
@@ -194,6 +251,22 @@ export async function runJob(job: RunJob): Promise<number> {
     if (event.type === "scanned") metrics?.setTotal(event.scan.total);
     else if (event.type === "resumed") metrics?.addSkipped(event.doneInOutput);
     else if (event.type === "item" && event.source !== "executed") metrics?.addSkipped(1);
+  };
+
+  // Items the scheduler settled (its events counted them); the others were answered or refused
+  // before it (cache, single-flight, budget) and are counted here.
+  const settledByScheduler = new Set<number>();
+  const countOutside = (index: number, outcome: CallOutcome) => {
+    if (settledByScheduler.delete(index)) return;
+    metrics?.settledOutside(
+      outcome.ok
+        ? {
+            ok: true,
+            source: outcome.value.cached ? "cache" : "shared",
+            status: outcome.value.status,
+          }
+        : { ok: false, error: outcome.error },
+    );
   };
 
   const execute = async (item: BatchItem, stop: AbortSignal) => {
@@ -210,6 +283,7 @@ export async function runJob(job: RunJob): Promise<number> {
         id: item.index,
         signal: controller.signal,
       });
+      countOutside(item.index, outcome);
       return itemOutcomeFrom(outcome);
     } finally {
       stop.removeEventListener("abort", onStop);
@@ -219,17 +293,7 @@ export async function runJob(job: RunJob): Promise<number> {
 
   let batch: BatchSummary;
   try {
-    const shapeProvider =
-      (await inputProvider(input, settings.model)) ?? settings.provider ?? "openai";
-    if (settings.provider !== undefined && settings.provider !== shapeProvider) {
-      throw new ConfigError({
-        field: "--provider",
-        expected: `${shapeProvider}, the provider the input's lines are shaped for`,
-        got: settings.provider,
-        where: input,
-      });
-    }
-    start(shapeProvider);
+    start(shape);
     batch = await runBatch({
       input,
       output,
@@ -237,7 +301,7 @@ export async function runJob(job: RunJob): Promise<number> {
       fresh: settings.fresh,
       strict: settings.strict,
       defaultModel: settings.model,
-      runKey: { provider: settings.provider, baseUrl: sim ? "simulator" : settings.baseUrl },
+      runKey,
       window: 4096,
       signal: io.signal,
       onEvent,
@@ -256,10 +320,18 @@ export async function runJob(job: RunJob): Promise<number> {
     const limitsSet =
       typeof settings.concurrency === "number" ||
       [settings.rpm, settings.tpm, settings.itpm, settings.otpm].some((l) => l !== undefined);
-    io.stdout.write(summaryText(batch, run, output, limitsSet));
+    io.stdout.write(summaryText(batch, run, output, limitsSet, spendLines(run, cache, budget)));
     job.onDone?.(batch, run);
     if (settings.report) {
-      const report = { input, output, settings: reportSettings(settings), batch, run };
+      const report = {
+        input,
+        output,
+        settings: reportSettings(settings),
+        batch,
+        run,
+        cache: cache === undefined ? undefined : { dir: cache.dir, ...cache.counters },
+        budget: budget === undefined ? undefined : budgetReport(budget),
+      };
       await writeFile(settings.report, `${JSON.stringify(report, null, 2)}\n`, { mode: 0o600 });
     }
   }
@@ -269,7 +341,61 @@ export async function runJob(job: RunJob): Promise<number> {
     );
     return EXIT_INTERRUPTED;
   }
+  if (budget?.exhausted) {
+    io.stderr.write(
+      `salvo: budget exhausted: ${budget.exhausted.message.replace(/ \(rerun .*\)$/, "")}. ${budget.refused} item(s) were not run (error code SALVO_BUDGET_EXCEEDED in the output); run the same command with a larger budget to run exactly those.\n`,
+    );
+    return EXIT_BUDGET_EXCEEDED;
+  }
   return batch.failed + batch.invalid > 0 ? EXIT_SOME_FAILED : EXIT_OK;
+}
+
+function budgetReport(budget: Budget) {
+  return {
+    maxCostUsd: Number.isFinite(budget.maxCostUsd) ? budget.maxCostUsd : null,
+    maxTokens: Number.isFinite(budget.maxTokens) ? budget.maxTokens : null,
+    spent: { ...budget.spent },
+    refused: budget.refused,
+    exhausted: budget.exhausted !== undefined,
+  };
+}
+
+/** The summary's lines on money: cost, the cache's savings, the budget. */
+function spendLines(
+  run: RunSummary,
+  cache: ResponseCache | undefined,
+  budget: Budget | undefined,
+): string[] {
+  const lines: string[] = [];
+  const unpriced =
+    run.cost.unpriced > 0
+      ? `; ${run.cost.unpriced} call(s) at an unknown price are not included (add their model under pricing: in the config file)`
+      : "";
+  lines.push(`  cost ${formatUsd(run.cost.usd)}${unpriced}`);
+  if (cache !== undefined || run.shared > 0) {
+    const parts: string[] = [];
+    if (cache !== undefined || run.cached > 0) parts.push(`${run.cached} answered from the cache`);
+    if (run.shared > 0) parts.push(`${run.shared} shared with an identical call in flight`);
+    const stored =
+      cache === undefined
+        ? ""
+        : `; ${cache.counters.stored} answers stored in the cache${cache.counters.errors > 0 ? `, ${cache.counters.errors} cache errors` : ""}`;
+    lines.push(`  no call made: ${parts.join(", ")}${stored}`);
+  }
+  if (budget !== undefined) {
+    const limits = [
+      Number.isFinite(budget.maxCostUsd)
+        ? `${formatUsd(budget.spent.usd)} of --max-cost ${formatUsd(budget.maxCostUsd)}`
+        : undefined,
+      Number.isFinite(budget.maxTokens)
+        ? `${formatCount(budget.spent.tokens)} of --max-tokens-total ${formatCount(budget.maxTokens)} tokens`
+        : undefined,
+    ].filter(Boolean);
+    lines.push(
+      `  budget: spent ${limits.join(", ")}${budget.exhausted ? `; exhausted: ${budget.refused} item(s) not run (SALVO_BUDGET_EXCEEDED), rerun with a larger budget to run them` : ""}`,
+    );
+  }
+  return lines;
 }
 
 /** Settings as written to a report: no secrets (the key's variable name only, never its value). */
@@ -277,6 +403,10 @@ function reportSettings(settings: RunSettings): Record<string, unknown> {
   return {
     ...settings,
     deadlineMs: Number.isFinite(settings.deadlineMs) ? settings.deadlineMs : null,
+    cacheTtlMs:
+      settings.cacheTtlMs !== undefined && Number.isFinite(settings.cacheTtlMs)
+        ? settings.cacheTtlMs
+        : null,
   };
 }
 
@@ -285,6 +415,7 @@ function summaryText(
   run: RunSummary,
   output: string,
   limitsSet: boolean,
+  spend: string[],
 ): string {
   const lines: string[] = [];
   const failedCodes = Object.entries(run.failedByCode)
@@ -293,9 +424,10 @@ function summaryText(
   lines.push(
     `salvo run: ${batch.total} items in ${formatDuration(run.makespanMs)}: ${batch.succeeded} succeeded, ${batch.failed} failed${failedCodes ? ` (${failedCodes})` : ""}, ${batch.invalid} invalid input lines`,
   );
-  if (batch.resumedFromOutput + batch.resumedFromJournal > 0) {
+  if (batch.resumedFromOutput + batch.resumedFromJournal + batch.rerun > 0) {
+    const rerun = batch.rerun > 0 ? `, ${batch.rerun} not run before (over budget)` : "";
     lines.push(
-      `  resumed: ${batch.resumedFromOutput} already in the output, ${batch.resumedFromJournal} from the journal; ${batch.executed} calls made now`,
+      `  resumed: ${batch.resumedFromOutput} already in the output, ${batch.resumedFromJournal} from the journal${rerun}; ${batch.executed} items run now`,
     );
   }
   const statuses = Object.entries(run.byStatus)
@@ -331,13 +463,13 @@ function summaryText(
       );
     }
   }
-
+  lines.push(...spend);
   lines.push(`  output: ${output}`);
   return `${lines.join("\n")}\n`;
 }
 
 export function runCommand(io: CliIo) {
-  return cliCommand("run", io)
+  const command = cliCommand("run", io)
     .description(
       "run every request of a JSONL batch file (OpenAI Batch, cookbook request bodies, or Anthropic batch lines) within the rate limits, writing one answer per line in input order; rerun the same command to resume",
     )
@@ -347,46 +479,10 @@ export function runCommand(io: CliIo) {
       new Option("--provider <name>", "openai or anthropic (default: from the input's shape)"),
     )
     .option(
-      "--base-url <url>",
-      "API base URL (default: $OPENAI_BASE_URL / $ANTHROPIC_BASE_URL, else the provider's)",
-    )
-    .option(
-      "--api-key-env <name>",
-      "environment variable holding the API key (default: OPENAI_API_KEY / ANTHROPIC_API_KEY)",
-    )
-    .option(
       "--model <model>",
       "model for lines that name none (default: none; such lines are errors)",
-    )
-    .option(
-      "--concurrency <n|auto>",
-      `calls in flight at once (default: ${RUN_DEFAULTS.concurrency}), or auto: adaptive, from 429s, overloads and per-token latency (experimental: it can settle too low when answer lengths vary)`,
-    )
-    .option("--rpm <n>", "requests per minute (default: none; learned from rate-limit headers)")
-    .option(
-      "--tpm <n>",
-      "tokens per minute, prompt + max_tokens (default: none; learned from headers)",
-    )
-    .option("--itpm <n>", "Anthropic input tokens per minute (default: none)")
-    .option("--otpm <n>", "Anthropic output tokens per minute (default: none)")
-    .option(
-      "--burst-seconds <s>",
-      `seconds of each per-minute limit that may go at once (default: ${RUN_DEFAULTS.burstSeconds})`,
-    )
-    .option(
-      "--max-attempts <n>",
-      `attempts per item, the first included (default: ${RUN_DEFAULTS.maxAttempts})`,
-    )
-    .option("--timeout <duration>", "per-attempt timeout, e.g. 30s, 2m (default: 2m)")
-    .option("--deadline <duration>", "per-item deadline across all attempts (default: none)")
-    .option(
-      "--grace <duration>",
-      "after Ctrl-C, how long calls in flight may finish (default: 30s)",
-    )
-    .option(
-      "--progress <mode>",
-      "auto, bar, plain, json or none (default: auto: a bar on a terminal, plain lines otherwise)",
-    )
+    );
+  return addCallOptions(command)
     .option("--report <file>", "also write the summary as JSON to this file (default: none)")
     .option("--fresh", "start over: remove the output and its journal (default: resume)")
     .option(
@@ -394,26 +490,35 @@ export function runCommand(io: CliIo) {
       "check every input line first and stop before any call if one is bad (default: bad lines get an error line)",
     )
     .option(
-      "--sim [scenario]",
-      "run against the built-in simulator: a scenario name in scenarios/ or a file (default scenario: demo)",
+      "--cache <dir>",
+      "response cache: answers of identical requests are stored here and reused without a call; only temperature-0 requests (and embeddings) unless --cache-force (default: none)",
     )
     .option(
-      "--audit <file>",
-      "call log: one hash-chained record per attempt, checked by `salvo verify` (default: none)",
+      "--cache-ttl <duration>",
+      "how long a cached answer stays fresh, e.g. 168h (default: forever)",
     )
     .option(
-      "--audit-content <mode>",
-      "what the call log keeps of requests and answers: full, hash or none (default: hash)",
+      "--cache-force",
+      "also cache and share requests whose answer is a sample (temperature > 0 or unset) (default: off)",
     )
     .option(
-      "--config <file>",
-      "read settings from a JSON or YAML file (flags and SALVO_* variables override it)",
+      "--max-cost <usd>",
+      "stop admitting calls before the run's cost would pass this many US dollars; the rest are marked SALVO_BUDGET_EXCEEDED and run by a rerun (default: none)",
+    )
+    .option(
+      "--max-tokens-total <n>",
+      "the same for tokens (input + output) over the whole run (default: none)",
+    )
+    .option(
+      "--dry-run",
+      "check the input and print the calls, tokens, cost and M* the run would have; call nothing (default: off)",
     )
     .addHelpText(
       "after",
       "\nEnvironment: SALVO_CONCURRENCY, SALVO_RPM, SALVO_TPM, SALVO_ITPM, SALVO_OTPM, SALVO_TIMEOUT, SALVO_DEADLINE,\n" +
         "SALVO_MAX_ATTEMPTS, SALVO_PROGRESS, SALVO_MODEL, SALVO_BASE_URL, SALVO_PROVIDER, ... set the same settings.\n" +
         "Exit codes: 0 every item succeeded; 1 some failed (the output is still complete); 2 usage or input error;\n" +
+        "3 a budget (--max-cost, --max-tokens-total) stopped the run (rerun with a larger one to finish);\n" +
         "130 interrupted (rerun to resume).\n",
     )
     .action(async (input: string, options: Record<string, unknown>) => {

@@ -1,0 +1,193 @@
+// `salvo pipeline <file> --input <data> --run-dir <dir>`: runs a pipeline declared in YAML or
+// JSON (stages of prompt templates over the input and upstream outputs) on the same engine as
+// the library's `runPipeline`. Each task starts as soon as its inputs are ready; the run
+// directory keeps every finished task, so the same command after a crash, kill -9 or Ctrl-C
+// resumes and pays for nothing twice.
+import { readFile } from "node:fs/promises";
+import { resolve as resolvePath } from "node:path";
+import { Option } from "commander";
+import { parse as parseYaml } from "yaml";
+import { openCallLog } from "../../audit/call-log.ts";
+import { realClock } from "../../core/clock.ts";
+import { ConfigError, RunDirRefusedError } from "../../errors.ts";
+import { RunMetrics } from "../../metrics/run-metrics.ts";
+import { loadPipelineFile } from "../../pipeline/pipeline-file.ts";
+import { reportSummary } from "../../pipeline/pipeline-report.ts";
+import { runPipeline } from "../../pipeline/run-pipeline.ts";
+import { formatDuration } from "../../progress/format.ts";
+import { createProgress } from "../../progress/progress-renderer.ts";
+import type { ProviderResult } from "../../providers/provider.ts";
+import { Salvo } from "../../salvo.ts";
+import type { SimHandle } from "../../sim/index.ts";
+import { cliCommand } from "../cli-command.ts";
+import { type CliIo, EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE } from "../io.ts";
+import {
+  addCallOptions,
+  providerFromSettings,
+  readConfigFile,
+  resolveRunSettings,
+  schedulerOptionsFromSettings,
+  startSimulatorFor,
+} from "../run-settings.ts";
+
+/** The pipeline's input: a JSON or YAML file (`.json` is read as JSON, anything else as YAML). */
+async function readInput(path: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (error) {
+    throw new ConfigError(
+      {
+        field: "--input",
+        expected: "a readable JSON or YAML file",
+        got: path,
+        where: "command line",
+      },
+      { cause: error },
+    );
+  }
+  try {
+    return path.endsWith(".json") ? JSON.parse(text) : (parseYaml(text) ?? {});
+  } catch (error) {
+    throw new ConfigError(
+      {
+        field: "--input",
+        expected: "valid JSON or YAML",
+        got: (error as Error).message.split("\n")[0],
+        where: path,
+      },
+      { cause: error },
+    );
+  }
+}
+
+export type PipelineJob = {
+  file: string;
+  input: string | undefined;
+  runDir: string;
+  flags: Record<string, unknown>;
+  config: string | undefined;
+  io: CliIo;
+};
+
+/** Runs one pipeline file; resolves to the exit code. */
+export async function runPipelineJob(job: PipelineJob): Promise<number> {
+  const { io } = job;
+  const file =
+    job.config === undefined
+      ? undefined
+      : { path: job.config, values: await readConfigFile(job.config) };
+  const settings = resolveRunSettings({ flags: job.flags, env: io.env, file });
+  const input = job.input === undefined ? {} : await readInput(job.input);
+  const pipeline = await loadPipelineFile(job.file, {
+    provider: settings.provider,
+    model: settings.model,
+  });
+  const stderr = { write: (t: string) => io.stderr.write(t), isTTY: io.isTTY, columns: io.columns };
+  let sim: SimHandle | undefined;
+  let salvo: Salvo | undefined;
+  const callLog = settings.audit
+    ? await openCallLog(settings.audit, { content: settings.auditContent, env: io.env })
+    : undefined;
+  const progress = createProgress(settings.progress, stderr);
+  const onInterrupt = () =>
+    io.stderr.write(
+      `\nsalvo: interrupted: no new task starts; tasks in flight may finish (up to ${formatDuration(settings.graceMs)})\n`,
+    );
+  io.signal.addEventListener("abort", onInterrupt, { once: true });
+  try {
+    if (settings.sim !== undefined) sim = await startSimulatorFor(settings.sim);
+    salvo = new Salvo({
+      provider: providerFromSettings(pipeline.provider, settings, io.env, sim),
+      ...schedulerOptionsFromSettings(settings),
+      audit: callLog,
+    });
+    const metrics = new RunMetrics({
+      startedAt: realClock.now(),
+      usageOf: (value) => (value as ProviderResult | undefined)?.usage,
+      limits: {
+        concurrency: typeof settings.concurrency === "number" ? settings.concurrency : undefined,
+        requestsPerMinute: settings.rpm,
+        tokensPerMinute: settings.tpm,
+        burstSeconds: settings.burstSeconds,
+      },
+    });
+    metrics.attach(salvo.scheduler);
+    const result = await runPipeline(pipeline, {
+      salvo,
+      input,
+      runDir: job.runDir,
+      fresh: settings.fresh,
+      signal: io.signal,
+      graceMs: settings.graceMs,
+      onStart: ({ tasks }) => {
+        metrics.setTotal(tasks);
+        progress?.start(metrics, salvo!.scheduler, () => realClock.now());
+      },
+      // Tasks that end without a call (reused, skipped, cancelled before they started) count as done.
+      onTask: (record) => {
+        if (record.reused || record.attempts === 0) metrics.addSkipped(1);
+      },
+    });
+    progress?.stop();
+    io.stderr.write(reportSummary(result.report, result.runDir));
+    if (result.status === "interrupted") {
+      io.stderr.write(
+        "salvo: stopped. Every finished task is kept; run the same command again to resume (add --fresh to start over).\n",
+      );
+      return EXIT_INTERRUPTED;
+    }
+    return result.status === "succeeded" ? EXIT_OK : EXIT_SOME_FAILED;
+  } catch (error) {
+    // A run directory made for another pipeline or input: nothing was run, like bad usage.
+    if (!(error instanceof RunDirRefusedError)) throw error;
+    io.stderr.write(`salvo: ${error.message} [${error.code}]\n`);
+    return EXIT_USAGE;
+  } finally {
+    progress?.stop();
+    io.signal.removeEventListener("abort", onInterrupt);
+    await salvo?.close();
+    await callLog?.close();
+    await sim?.close();
+  }
+}
+
+export function pipelineCommand(io: CliIo) {
+  const command = cliCommand("pipeline", io)
+    .description(
+      "run a pipeline declared in YAML or JSON: stages of LLM tasks over an input, each task as soon as its inputs are ready, with token-budgeted context; rerun the same command to resume from its run directory",
+    )
+    .argument("<file>", "the pipeline file (YAML or JSON)")
+    .option("-i, --input <file>", "the pipeline's input data, JSON or YAML (default: {})")
+    .requiredOption(
+      "-d, --run-dir <dir>",
+      "the run directory: metadata.json, journal.jsonl, outputs/, report.json (a rerun resumes it)",
+    )
+    .option("--fresh", "start over: delete the run directory's files first (default: resume)")
+    .addOption(
+      new Option(
+        "--provider <name>",
+        "openai or anthropic: the shape of the requests (default: the file's provider, else openai)",
+      ),
+    )
+    .option("--model <model>", "model for tasks whose pipeline file names none (default: none)");
+  return addCallOptions(command)
+    .addHelpText(
+      "after",
+      "\nEnvironment: SALVO_CONCURRENCY, SALVO_RPM, SALVO_TPM, SALVO_TIMEOUT, SALVO_MODEL, SALVO_BASE_URL, ... set the same settings.\n" +
+        "Exit codes: 0 every task succeeded; 1 some failed or were skipped, or a stage failed the run;\n" +
+        "2 usage or input error (nothing was run); 130 interrupted (rerun to resume).\n",
+    )
+    .action(async (file: string, options: Record<string, unknown>) => {
+      const { input, runDir, config, ...flags } = options;
+      if (flags.sim === true) flags.sim = "demo";
+      io.exitCode = await runPipelineJob({
+        file: resolvePath(file),
+        input: typeof input === "string" ? resolvePath(input) : undefined,
+        runDir: resolvePath(String(runDir)),
+        flags,
+        config: typeof config === "string" ? config : undefined,
+        io,
+      });
+    });
+}

@@ -1,0 +1,180 @@
+// The run directory: what a run writes, what a rerun reuses, and what it refuses.
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { Scheduler } from "../core/scheduler.ts";
+import { RunDirRefusedError } from "../errors.ts";
+import { writeFileAtomic } from "./atomic-write.ts";
+import { definePipeline } from "./pipeline-definition.ts";
+import { JOURNAL_FILE, METADATA_FILE, outputFileName, type RunMetadata } from "./run-dir.ts";
+import { runPipeline } from "./run-pipeline.ts";
+
+let dir: string;
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), "salvo-rundir-"));
+});
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+type Input = { claim: string; items: string[] };
+
+/** A pipeline of function tasks that records every call; `failing` tasks throw. */
+function pipeline(calls: string[], failing: ReadonlySet<string> = new Set()) {
+  const work = (task: string, value: unknown) => {
+    calls.push(task);
+    if (failing.has(task)) throw new Error(`${task} broke`);
+    return value;
+  };
+  return definePipeline<Input>({
+    name: "claims",
+    version: 1,
+    stages: [
+      {
+        name: "items",
+        run: ({ task, item }) => work(task, `judged ${item}`),
+        tasks: (input) => input.items.map((item, i) => ({ key: `i${i}`, item })),
+      },
+      {
+        name: "claim",
+        after: ["items"],
+        run: ({ task, deps, input }) =>
+          work(task, `${input.claim}: ${deps.map((d) => d.value).join(", ")}`),
+        tasks: [{ key: "decision" }],
+      },
+    ],
+  });
+}
+
+const input: Input = { claim: "CLM-1", items: ["bumper", "radiator / coolant"] };
+
+async function run(
+  calls: string[],
+  options: { failing?: Set<string>; input?: Input; fresh?: boolean } = {},
+) {
+  return runPipeline(pipeline(calls, options.failing), {
+    scheduler: new Scheduler({ concurrency: 4 }),
+    input: options.input ?? input,
+    runDir: dir,
+    fresh: options.fresh,
+  });
+}
+
+describe("the run directory", () => {
+  it("holds metadata.json, one output file per task, the journal and report.json; a rerun reuses every task", async () => {
+    const calls: string[] = [];
+    const first = await run(calls);
+    expect(first.status).toBe("succeeded");
+    expect(calls.sort()).toEqual(["claim/decision", "items/i0", "items/i1"]);
+    expect((await readdir(dir)).sort()).toEqual([
+      JOURNAL_FILE,
+      METADATA_FILE,
+      "outputs",
+      "report.json",
+    ]);
+    const metadata = JSON.parse(await readFile(join(dir, METADATA_FILE), "utf8")) as RunMetadata;
+    expect(metadata).toMatchObject({
+      salvo_pipeline: 1,
+      name: "claims",
+      runs: 1,
+      status: "succeeded",
+    });
+    expect(metadata.tasks).toMatchObject({ total: 3, succeeded: 3 });
+    expect(metadata.stages).toEqual([
+      { name: "items", tasks: 2, ended: 2 },
+      { name: "claim", tasks: 1, ended: 1 },
+    ]);
+    const decision = JSON.parse(await readFile(join(dir, "outputs/claim/decision.json"), "utf8"));
+    expect(decision.value).toBe("CLM-1: judged bumper, judged radiator / coolant");
+    expect((await stat(join(dir, METADATA_FILE))).mode & 0o777).toBe(0o600);
+    const report = JSON.parse(await readFile(join(dir, "report.json"), "utf8"));
+    expect(report.perTask.map((t: { task: string }) => t.task)).toEqual([
+      "items/i0",
+      "items/i1",
+      "claim/decision",
+    ]);
+
+    const again: string[] = [];
+    const second = await run(again);
+    expect(again).toEqual([]);
+    expect(second.status).toBe("succeeded");
+    expect(second.report.tasks.reused).toBe(3);
+    expect(second.records.get("claim/decision")!.value).toBe(decision.value);
+    const rerun = JSON.parse(await readFile(join(dir, METADATA_FILE), "utf8")) as RunMetadata;
+    expect(rerun.runs).toBe(2);
+  });
+
+  it("a rerun runs only what did not succeed, and dependants of what did see the kept answers", async () => {
+    const calls: string[] = [];
+    const first = await run(calls, { failing: new Set(["items/i1"]) });
+    expect(first.status).toBe("partial");
+    expect(first.records.get("claim/decision")!.status).toBe("skipped");
+    const journal = (await readFile(join(dir, JOURNAL_FILE), "utf8")).trim().split("\n");
+    expect(journal.map((l) => JSON.parse(l).task)).toEqual(["items/i0"]);
+
+    const again: string[] = [];
+    const second = await run(again);
+    expect(again.sort()).toEqual(["claim/decision", "items/i1"]);
+    expect(second.status).toBe("succeeded");
+    expect(second.records.get("items/i0")!.reused).toBe(true);
+  });
+
+  it("refuses a directory made for another input or definition, with the reason; --fresh starts over", async () => {
+    await run([]);
+    const other = { ...input, claim: "CLM-2" };
+    const refused = run([], { input: other });
+    await expect(refused).rejects.toBeInstanceOf(RunDirRefusedError);
+    await expect(refused).rejects.toThrow(
+      /created for an input with sha256 \w{12}, not \w{12} \(the input changed\)/,
+    );
+    const changed = definePipeline({ ...pipeline([]), version: 2 });
+    await expect(
+      runPipeline(changed, { scheduler: new Scheduler(), input, runDir: dir }),
+    ).rejects.toThrow(/the definition changed/);
+    const calls: string[] = [];
+    const fresh = await run(calls, { input: other, fresh: true });
+    expect(calls).toHaveLength(3);
+    expect(fresh.records.get("claim/decision")!.value).toMatch(/^CLM-2/);
+  });
+
+  it("refuses a directory with a journal but no metadata.json, or a metadata.json that is not Salvo's", async () => {
+    await writeFile(join(dir, JOURNAL_FILE), "");
+    await expect(run([])).rejects.toThrow(/has a journal.jsonl but no metadata.json/);
+    await rm(join(dir, JOURNAL_FILE));
+    await writeFile(join(dir, METADATA_FILE), '{"name": "something else"}');
+    await expect(run([])).rejects.toThrow(/metadata.json is not a Salvo pipeline's/);
+  });
+
+  it("cuts a torn last journal line and reruns that task; refuses a journal corrupt in the middle", async () => {
+    await run([]);
+    const path = join(dir, JOURNAL_FILE);
+    const lines = (await readFile(path, "utf8")).trim().split("\n");
+    // The last record torn mid-write, as by a power loss.
+    await writeFile(path, `${lines.slice(0, -1).join("\n")}\n${lines.at(-1)!.slice(0, 40)}`);
+    const calls: string[] = [];
+    await run(calls);
+    expect(calls).toEqual([JSON.parse(lines.at(-1)!).task]);
+    expect((await readFile(path, "utf8")).endsWith("}\n")).toBe(true);
+
+    await writeFile(path, `${lines[0]}\nnot json\n${lines[1]}\n`);
+    await expect(run([])).rejects.toThrow(/line 2 of its journal.jsonl is not a task record/);
+  });
+
+  it("names output files after task keys, with a hash for keys that are not plain names", () => {
+    expect(outputFileName("i0")).toBe("i0.json");
+    expect(outputFileName("radiator / coolant")).toMatch(/^radiator_coolant-[0-9a-f]{10}\.json$/);
+    expect(outputFileName("..")).toMatch(/^\.\.-[0-9a-f]{10}\.json$/);
+    expect(outputFileName("a/b")).not.toBe(outputFileName("a_b"));
+  });
+});
+
+describe("writeFileAtomic", () => {
+  it("replaces the whole file and leaves no temporary file behind", async () => {
+    const path = join(dir, "metadata.json");
+    await writeFileAtomic(path, "old\n");
+    await writeFileAtomic(path, "new\n");
+    expect(await readFile(path, "utf8")).toBe("new\n");
+    expect(await readdir(dir)).toEqual(["metadata.json"]);
+  });
+});

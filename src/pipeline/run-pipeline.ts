@@ -1,0 +1,575 @@
+// Runs a pipeline: every task goes to the shared scheduler the moment its inputs are ready (its
+// dependencies ended; there is no barrier but the declared ones), with its critical-path rank as
+// its priority. LLM tasks go through the `Salvo` client (retries, rate limits, audit all apply);
+// function tasks run on the same scheduler. A task's dependants start only once its record is in
+// the run directory's journal, so a rerun after a crash reuses every task that had finished and
+// never pairs a dependant with an answer that was not kept.
+import { type Clock, realClock } from "../core/clock.ts";
+import type { Outcome } from "../core/outcome.ts";
+import type { Scheduler } from "../core/scheduler.ts";
+import {
+  ConfigError,
+  DependencyFailedError,
+  PipelineStoppedError,
+  RunDirRefusedError,
+  SalvoError,
+  TaskFailedError,
+} from "../errors.ts";
+import type { ProviderRequest, ProviderResult } from "../providers/provider.ts";
+import { type ChatLike, estimatePromptTokens } from "../providers/token-estimate.ts";
+import type { Salvo } from "../salvo.ts";
+import { answerText } from "./answer-text.ts";
+import { assembleContext, type ContextReport, type ContextSection } from "./context-budget.ts";
+import {
+  type ContextInput,
+  describeDefinition,
+  type PipelineDefinition,
+  type TaskInput,
+  type UpstreamResult,
+} from "./pipeline-definition.ts";
+import { buildReport, countTasks, type PipelineReport } from "./pipeline-report.ts";
+import { jsonSha256, RunDir } from "./run-dir.ts";
+import { buildTaskGraph, type TaskGraph, type TaskNode } from "./task-graph.ts";
+import { errorInfo, type RunStatus, type TaskRecord } from "./task-record.ts";
+
+export type RunPipelineOptions<I> = {
+  /** The client every LLM task goes through; function tasks run on its scheduler. */
+  salvo?: Salvo | undefined;
+  /** The scheduler for function tasks when there is no `salvo`. @default salvo.scheduler */
+  scheduler?: Scheduler | undefined;
+  /** The pipeline's input. */
+  input: I;
+  /**
+   * The run directory: metadata.json, one output file per task, the journal and report.json. A
+   * rerun on it reuses every task that succeeded. @default none (nothing written, no resume)
+   */
+  runDir?: string | undefined;
+  /** Delete the run directory's files first and run everything. @default false */
+  fresh?: boolean | undefined;
+  /**
+   * Stops the run: tasks not started are cancelled at once, tasks in flight get `graceMs` to
+   * finish, then are aborted. Every finished task is kept; a rerun resumes.
+   */
+  signal?: AbortSignal | undefined;
+  /** After `signal`, how long tasks in flight may finish, ms. @default 0 */
+  graceMs?: number | undefined;
+  /** The scheduler's clock (the run's timings are read from it). @default realClock */
+  clock?: Clock | undefined;
+  /**
+   * `critical-path`: among ready tasks, the one with the longest chain of expected durations to
+   * the end goes first. `fifo`: in the order they became ready (for comparison).
+   * @default "critical-path"
+   */
+  order?: "critical-path" | "fifo" | undefined;
+  /** Called once the graph is built and the run directory opened, before any task starts. */
+  onStart?: ((info: { tasks: number; reusable: number }) => void) | undefined;
+  /** Called as each task ends (reused ones included), after its record is written. */
+  onTask?: ((record: TaskRecord) => void) | undefined;
+};
+
+export type PipelineResult = {
+  status: RunStatus;
+  /** Every task's record by id (`stage/key`); tasks never started are `cancelled`. */
+  records: Map<string, TaskRecord>;
+  report: PipelineReport;
+  /** The run directory, if there is one. */
+  runDir: string | undefined;
+};
+
+/**
+ * Runs `definition` on `options.input` and resolves once every task has ended (or the run was
+ * stopped). Never rejects for a task's failure (see each record's `status` and `error`); rejects
+ * for a bad definition (ConfigError, before any call), a refused run directory
+ * (RunDirRefusedError) or a failed write to it.
+ */
+export async function runPipeline<I>(
+  definition: PipelineDefinition<I>,
+  options: RunPipelineOptions<I>,
+): Promise<PipelineResult> {
+  const graph = buildTaskGraph(definition, options.input);
+  const scheduler = options.scheduler ?? options.salvo?.scheduler;
+  if (scheduler === undefined)
+    throw new ConfigError({ field: "salvo", expected: "a Salvo client (or a scheduler)" });
+  const llm = graph.order.find((node) => node.settings.request !== undefined);
+  if (llm !== undefined && options.salvo === undefined)
+    throw new ConfigError({
+      field: "salvo",
+      expected: `a Salvo client: task ${llm.id} is an LLM request`,
+      got: undefined,
+    });
+  let runDir: RunDir | undefined;
+  let journaled = new Map<string, TaskRecord>();
+  if (options.runDir !== undefined) {
+    const opened = await RunDir.open(
+      options.runDir,
+      {
+        name: definition.name,
+        definitionSha256: jsonSha256(describeDefinition(definition), "definition"),
+        inputSha256: jsonSha256(options.input, "input"),
+      },
+      {
+        fresh: options.fresh,
+        stages: graph.stages.map((s) => ({ name: s.name, tasks: s.ids.length })),
+      },
+    );
+    runDir = opened.runDir;
+    journaled = opened.journaled;
+    for (const id of journaled.keys()) {
+      if (!graph.nodes.has(id)) {
+        await runDir.close();
+        throw new RunDirRefusedError(
+          options.runDir,
+          `its journal has task ${id}, which this pipeline does not`,
+        );
+      }
+    }
+  }
+  try {
+    options.onStart?.({ tasks: graph.order.length, reusable: journaled.size });
+    const run = new PipelineRun(definition.name, graph, options, scheduler, runDir, journaled);
+    return await run.execute();
+  } finally {
+    await runDir?.close();
+  }
+}
+
+/** The default context: a note for each dependency without a result, then each one's text. */
+function defaultSections(deps: readonly UpstreamResult[]): ContextSection[] {
+  return deps.map((dep, index) =>
+    dep.ok
+      ? {
+          name: dep.task,
+          priority: 1 + index,
+          text: `## ${dep.task}${dep.fallback ? " (a fallback value, not an answer)" : ""}\n${dep.text}`,
+        }
+      : { name: dep.task, priority: 0, text: `## ${dep.task}\n(no result: ${dep.errorCode})` },
+  );
+}
+
+function textOf(value: unknown): string {
+  if (value === undefined) return "";
+  return typeof value === "string" ? value : JSON.stringify(value);
+}
+
+function upstreamOf(record: TaskRecord): UpstreamResult {
+  const succeeded = record.status === "succeeded";
+  const hasFallback = !succeeded && record.fallback !== undefined;
+  return {
+    task: record.task,
+    stage: record.stage,
+    key: record.key,
+    ok: succeeded || hasFallback,
+    value: succeeded ? record.value : record.fallback,
+    text: succeeded ? (record.text ?? textOf(record.value)) : textOf(record.fallback),
+    fallback: hasFallback,
+    errorCode: record.error?.code,
+  };
+}
+
+/** The request with `max_tokens` set from the task's settings, unless it sets a limit itself. */
+function withMaxTokens(request: ProviderRequest, maxTokens: number | undefined): ProviderRequest {
+  const body = request.body;
+  if (
+    maxTokens === undefined ||
+    body.max_tokens !== undefined ||
+    body.max_completion_tokens !== undefined ||
+    body.max_output_tokens !== undefined
+  )
+    return request;
+  return { ...request, body: { ...body, max_tokens: maxTokens } };
+}
+
+function maxTokensOf(request: ProviderRequest): number | undefined {
+  const { max_tokens, max_completion_tokens, max_output_tokens } = request.body;
+  const value = max_tokens ?? max_completion_tokens ?? max_output_tokens;
+  return typeof value === "number" ? value : undefined;
+}
+
+type Stop = { kind: "interrupted" | "failed"; error: unknown };
+
+/** What one task's execution produced, before timings are added. */
+type Ended = Omit<TaskRecord, "task" | "stage" | "key" | "reused" | "partial" | "missing">;
+
+class PipelineRun<I> {
+  readonly #name: string;
+  readonly #graph: TaskGraph<I>;
+  readonly #options: RunPipelineOptions<I>;
+  readonly #scheduler: Scheduler;
+  readonly #runDir: RunDir | undefined;
+  readonly #journaled: Map<string, TaskRecord>;
+  readonly #clock: Clock;
+  readonly #records = new Map<string, TaskRecord>();
+  /** Dependencies not yet ended, per task. */
+  readonly #waiting = new Map<string, number>();
+  /** Tasks submitted and not settled: their controller and first start time. */
+  readonly #inFlight = new Map<string, { controller: AbortController; startedAt?: number }>();
+  readonly #stageLeft = new Map<string, number>();
+  /** Launches not yet through their `#end` (a dependant's launch begins inside its parent's). */
+  #active = 0;
+  #stop: Stop | undefined;
+  #fatal: unknown;
+  #startedAt = 0;
+  #graceTimer: unknown;
+  #finished!: () => void;
+  readonly #done = new Promise<void>((resolve) => {
+    this.#finished = resolve;
+  });
+
+  constructor(
+    name: string,
+    graph: TaskGraph<I>,
+    options: RunPipelineOptions<I>,
+    scheduler: Scheduler,
+    runDir: RunDir | undefined,
+    journaled: Map<string, TaskRecord>,
+  ) {
+    this.#name = name;
+    this.#graph = graph;
+    this.#options = options;
+    this.#scheduler = scheduler;
+    this.#runDir = runDir;
+    this.#journaled = journaled;
+    this.#clock = options.clock ?? realClock;
+    for (const node of graph.order) this.#waiting.set(node.id, node.deps.length);
+    for (const stage of graph.stages) this.#stageLeft.set(stage.name, stage.ids.length);
+  }
+
+  async execute(): Promise<PipelineResult> {
+    this.#startedAt = this.#clock.now();
+    const startedAt = new Date().toISOString();
+    const offStarted = this.#scheduler.on("started", (event) => {
+      const entry = this.#inFlight.get(String(event.id));
+      if (entry !== undefined && entry.startedAt === undefined) entry.startedAt = event.at;
+    });
+    const signal = this.#options.signal;
+    const onAbort = () => this.#interrupt(signal?.reason);
+    if (signal?.aborted) onAbort();
+    else signal?.addEventListener("abort", onAbort, { once: true });
+    try {
+      this.#active++;
+      this.#launchAll(this.#graph.order.filter((node) => node.deps.length === 0));
+      this.#active--;
+      this.#checkDone();
+      await this.#done;
+    } finally {
+      offStarted();
+      signal?.removeEventListener("abort", onAbort);
+      if (this.#graceTimer !== undefined) this.#clock.clearTimeout(this.#graceTimer);
+    }
+    if (this.#fatal !== undefined) throw this.#fatal;
+
+    const stopError = this.#stop?.error ?? new PipelineStoppedError("(unknown)");
+    for (const node of this.#graph.order) {
+      if (this.#records.has(node.id)) continue;
+      this.#records.set(node.id, {
+        ...this.#base(node, [], false),
+        status: "cancelled",
+        error: errorInfo(stopError),
+        attempts: 0,
+      });
+    }
+    const makespanMs = this.#lastEnd();
+    const status: RunStatus =
+      this.#stop?.kind ??
+      ([...this.#records.values()].every((r) => r.status === "succeeded")
+        ? "succeeded"
+        : "partial");
+    const report = buildReport({
+      name: this.#name,
+      status,
+      startedAt,
+      makespanMs,
+      graph: this.#graph,
+      records: this.#records,
+    });
+    if (this.#runDir) {
+      await this.#runDir.updateMetadata({
+        status,
+        tasks: countTasks(this.#records.values(), this.#graph.order.length),
+      });
+      await this.#runDir.writeReport(report);
+    }
+    return { status, records: this.#records, report, runDir: this.#runDir?.dir };
+  }
+
+  #lastEnd(): number {
+    let last = 0;
+    for (const record of this.#records.values())
+      if (record.endedAtMs !== undefined) last = Math.max(last, record.endedAtMs);
+    return last;
+  }
+
+  #base(node: TaskNode<I>, missing: string[], reused: boolean) {
+    return {
+      task: node.id,
+      stage: node.stage,
+      key: node.key,
+      reused,
+      partial: missing.length > 0,
+      missing,
+    };
+  }
+
+  /** Runs (or reuses, or skips) a task whose dependencies have all ended. */
+  #launch(node: TaskNode<I>): void {
+    this.#active++;
+    void this.#run(node)
+      .catch((error: unknown) => {
+        this.#fatal ??= error;
+        this.#halt({ kind: "failed", error });
+      })
+      .finally(() => {
+        this.#active--;
+        this.#checkDone();
+      });
+  }
+
+  async #run(node: TaskNode<I>): Promise<void> {
+    if (this.#stop) return; // left without a record: cancelled at the end
+    const reused = this.#journaled.get(node.id);
+    if (reused !== undefined) {
+      const { readyAtMs, startedAtMs, endedAtMs, waitMs, ...kept } = reused;
+      await this.#end(node, { ...kept, reused: true });
+      return;
+    }
+    const readyAt = this.#clock.now();
+    const deps = node.deps.map((id) => upstreamOf(this.#records.get(id)!));
+    const missing = deps.filter((d) => !d.ok);
+    for (const dep of missing) {
+      if (this.#graph.nodes.get(dep.task)!.onFailure !== "skip") continue;
+      const error = new DependencyFailedError(node.id, dep.task, dep.errorCode ?? "no result");
+      await this.#end(node, {
+        ...this.#base(
+          node,
+          missing.map((d) => d.task),
+          false,
+        ),
+        status: "skipped",
+        error: errorInfo(error),
+        attempts: 0,
+      });
+      return;
+    }
+    const controller = new AbortController();
+    const entry: { controller: AbortController; startedAt?: number } = { controller };
+    this.#inFlight.set(node.id, entry);
+    let ended: Ended;
+    try {
+      ended = await this.#execute(node, {
+        input: this.#options.input,
+        task: node.id,
+        stage: node.stage,
+        key: node.key,
+        item: node.item,
+        deps,
+        partial: missing.length > 0,
+        missing: missing.map((d) => d.task),
+        maxTokens: node.settings.maxTokens,
+        signal: controller.signal,
+      });
+    } finally {
+      this.#inFlight.delete(node.id);
+    }
+    const now = this.#clock.now();
+    const startedAt = entry.startedAt;
+    ended.readyAtMs = readyAt - this.#startedAt;
+    ended.endedAtMs = now - this.#startedAt;
+    if (startedAt !== undefined) {
+      ended.startedAtMs = startedAt - this.#startedAt;
+      ended.waitMs = startedAt - readyAt;
+      ended.latencyMs = now - startedAt;
+    }
+    // An abort by the run (an interrupt, or another task's `fail`) cancels: the task did not fail.
+    if (controller.signal.aborted && ended.status === "failed") {
+      ended.status = "cancelled";
+      ended.error = errorInfo(controller.signal.reason);
+      delete ended.fallback;
+    }
+    await this.#end(node, {
+      ...this.#base(
+        node,
+        missing.map((d) => d.task),
+        false,
+      ),
+      ...ended,
+    });
+  }
+
+  /** Assembles the context, runs the task on the scheduler, and describes how it ended. */
+  async #execute(node: TaskNode<I>, base: ContextInput<I>): Promise<Ended> {
+    const { settings, stageDefinition: stage } = node;
+    let context: { text: string; report: ContextReport } | undefined;
+    try {
+      const sections = stage.context ? stage.context(base) : defaultSections(base.deps);
+      context = assembleContext(sections, stage.contextTokenBudget);
+    } catch (error) {
+      return this.#failed(node, base, new TaskFailedError(node.id, "context", { cause: error }), 0);
+    }
+    const task: TaskInput<I> = { ...base, context: context.text };
+    const options = {
+      id: node.id,
+      priority: this.#options.order === "fifo" ? 0 : node.rank,
+      signal: base.signal,
+    };
+    const contextReport = base.deps.length > 0 || stage.context ? context.report : undefined;
+
+    if (settings.request !== undefined) {
+      let request: ProviderRequest;
+      try {
+        request = withMaxTokens(settings.request(task), settings.maxTokens);
+      } catch (error) {
+        const failure = new TaskFailedError(node.id, "request builder", { cause: error });
+        return { ...(await this.#failed(node, base, failure, 0)), context: contextReport };
+      }
+      const llm = {
+        context: contextReport,
+        promptTokens: request.body.messages
+          ? estimatePromptTokens(request.body as ChatLike)
+          : undefined,
+        maxTokens: maxTokensOf(request),
+      };
+      const outcome = await this.#options.salvo!.settle(request, options);
+      if (!outcome.ok)
+        return { ...(await this.#failed(node, base, outcome.error, outcome.attempts)), ...llm };
+      const result: ProviderResult = outcome.value;
+      const answer = answerText(result.body);
+      let value: unknown = answer.text;
+      if (settings.parse) {
+        try {
+          value = settings.parse(answer.text, result);
+        } catch (error) {
+          const failure = new TaskFailedError(node.id, "parse", { cause: error });
+          return { ...(await this.#failed(node, base, failure, outcome.attempts)), ...llm };
+        }
+      }
+      return {
+        status: "succeeded",
+        value,
+        // The text only when the value is not the text itself (a `parse` made something else).
+        ...(value === answer.text ? {} : { text: answer.text }),
+        attempts: outcome.attempts,
+        usage: result.usage && {
+          inputTokens: result.usage.inputTokens,
+          outputTokens: result.usage.outputTokens,
+        },
+        truncatedAnswer: answer.truncated,
+        ...llm,
+      };
+    }
+
+    const run = settings.run!;
+    const outcome: Outcome<unknown> = await this.#scheduler.settle(() => run(task), {
+      ...options,
+      cost: { requests: 0 },
+    });
+    if (!outcome.ok) {
+      const error =
+        outcome.error instanceof SalvoError
+          ? outcome.error
+          : new TaskFailedError(node.id, "run", { cause: outcome.error });
+      return {
+        ...(await this.#failed(node, base, error, outcome.attempts)),
+        context: contextReport,
+      };
+    }
+    return {
+      status: "succeeded",
+      value: outcome.value,
+      attempts: outcome.attempts,
+      context: contextReport,
+    };
+  }
+
+  /** A failed task's record: its error and, if its fallback gives one, the value to use instead. */
+  async #failed(
+    node: TaskNode<I>,
+    base: ContextInput<I>,
+    error: unknown,
+    attempts: number,
+  ): Promise<Ended> {
+    let fallback: unknown;
+    if (node.settings.fallback && !base.signal.aborted) {
+      try {
+        fallback = await node.settings.fallback(error, base);
+      } catch {
+        fallback = undefined; // a fallback that throws gives none; the failure stands
+      }
+    }
+    return {
+      status: "failed",
+      error: errorInfo(error),
+      attempts,
+      ...(fallback === undefined ? {} : { fallback }),
+    };
+  }
+
+  /** Keeps a task's record (written, journaled) and then releases its dependants. */
+  async #end(node: TaskNode<I>, record: TaskRecord): Promise<void> {
+    this.#records.set(node.id, record);
+    await this.#runDir?.record(record);
+    this.#options.onTask?.(record);
+    const left = this.#stageLeft.get(node.stage)! - 1;
+    this.#stageLeft.set(node.stage, left);
+    if (left === 0 && this.#runDir) void this.#writeProgress();
+    const noResult =
+      record.status === "skipped" || (record.status === "failed" && record.fallback === undefined);
+    if (noResult && node.onFailure === "fail")
+      this.#halt({ kind: "failed", error: new PipelineStoppedError(node.id) });
+    const ready: Array<TaskNode<I>> = [];
+    for (const id of node.dependants) {
+      const waiting = this.#waiting.get(id)! - 1;
+      this.#waiting.set(id, waiting);
+      if (waiting === 0) ready.push(this.#graph.nodes.get(id)!);
+    }
+    this.#launchAll(ready);
+  }
+
+  /**
+   * Launches tasks that became ready together, highest rank first: a task reaches the scheduler
+   * synchronously, and one that finds a free slot starts at once, so the order of submission is
+   * the priority among tasks that do not queue (the scheduler's priority orders those that do).
+   */
+  #launchAll(ready: Array<TaskNode<I>>): void {
+    if (this.#options.order !== "fifo") ready.sort((a, b) => b.rank - a.rank);
+    for (const node of ready) this.#launch(node);
+  }
+
+  /** Metadata at a stage's end: per stage, how many tasks have ended. */
+  #writeProgress(): Promise<void> {
+    const stages = this.#graph.stages.map((s) => ({
+      name: s.name,
+      tasks: s.ids.length,
+      ended: s.ids.length - this.#stageLeft.get(s.name)!,
+    }));
+    const tasks = countTasks(this.#records.values(), this.#graph.order.length);
+    return this.#runDir!.updateMetadata({ stages, tasks }).catch((error: unknown) => {
+      this.#fatal ??= error;
+    });
+  }
+
+  /** Stops the run: nothing new starts and every task in flight is aborted. */
+  #halt(stop: Stop): void {
+    if (this.#stop?.kind === "failed") return;
+    this.#stop = stop;
+    for (const { controller } of this.#inFlight.values()) controller.abort(stop.error);
+  }
+
+  /** Stops starting tasks; those in flight get the grace period, those still queued stop now. */
+  #interrupt(reason: unknown): void {
+    if (this.#stop) return;
+    this.#stop = { kind: "interrupted", error: reason };
+    for (const { controller, startedAt } of this.#inFlight.values())
+      if (startedAt === undefined) controller.abort(reason);
+    const graceMs = this.#options.graceMs ?? 0;
+    const abortAll = () => {
+      for (const { controller } of this.#inFlight.values()) controller.abort(reason);
+    };
+    if (graceMs <= 0) abortAll();
+    else this.#graceTimer = this.#clock.setTimeout(abortAll, graceMs);
+  }
+
+  #checkDone(): void {
+    if (this.#active > 0) return;
+    this.#finished();
+  }
+}
