@@ -351,7 +351,12 @@ export class Salvo {
     if (result.rateLimits) context.reportRateLimits(result.rateLimits);
     if (result.usage) {
       const { inputTokens, outputTokens } = this.provider.charged(request, result.usage);
-      context.reportUsage({ tokens: inputTokens + outputTokens, inputTokens, outputTokens });
+      context.reportUsage({
+        tokens: inputTokens + outputTokens,
+        inputTokens,
+        outputTokens,
+        generatedTokens: result.usage.outputTokens,
+      });
       // Priced as the answer's model (a dated snapshot) when known, else as the request's.
       const answered = modelOf(result.body);
       const model = this.pricing.priceOf(answered) ? answered : modelOf(request.body);

@@ -116,6 +116,30 @@ describe("adaptive concurrency against the simulator", () => {
     // in adaptive-fake-server.test.ts; wall-clock ratios on 2 shared cores are not a test.
   });
 
+  it("the controller sees the answer's real length, not the max_tokens OpenAI charges", async () => {
+    sim = await startSimulator({ latency: { ttftMs: 5 }, output: { tokens: 8 } });
+    const seen: Array<number | undefined> = [];
+    const controller = new AdaptiveConcurrency({ initial: 4, max: 4 });
+    const onOutcome = controller.onOutcome.bind(controller);
+    controller.onOutcome = (sample) => {
+      seen.push(sample.outputTokens);
+      onOutcome(sample);
+    };
+    const salvo = new Salvo({
+      provider: new OpenAIProvider({ baseURL: sim.baseUrl, apiKey: FAKE_KEY }),
+      concurrency: controller,
+    });
+    const request = chat(0);
+    const outcomes = await salvo.map(
+      [0, 1, 2].map(() => ({
+        ...request,
+        body: { ...request.body, max_tokens: 64 },
+      })),
+    );
+    expect(outcomes.every((o) => o.ok)).toBe(true);
+    expect(seen).toEqual([8, 8, 8]);
+  });
+
   it("known RPM: the limit stays under the Little's-law ceiling, few 429s", async () => {
     // 3000 RPM = 50/s with a 1 s burst of 50; 100 ms calls: X* L = 5, ceiling ceil(1.2 * 5) = 6.
     const config: SimConfigInput = {

@@ -257,7 +257,8 @@ export class Engine {
 
   reportUsage(attempt: Attempt, usage: Usage): void {
     const now = this.clock.now();
-    if (usage.outputTokens !== undefined) attempt.outputTokens = usage.outputTokens;
+    const generated = usage.generatedTokens ?? usage.outputTokens;
+    if (generated !== undefined) attempt.outputTokens = generated;
     if (attempt.refunded) {
       // An orchestrator whose estimate was given back made a call after all: charge it again,
       // then reconcile it like any call's.

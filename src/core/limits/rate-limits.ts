@@ -10,9 +10,17 @@ import { TokenBucket } from "./token-bucket.ts";
 
 /** Actual usage reported after a call; a dimension left out keeps its estimate. */
 export type Usage = {
+  /** Input + output tokens the limiter charged. */
   tokens?: number | undefined;
+  /** Input tokens charged. */
   inputTokens?: number | undefined;
+  /** Output tokens charged (OpenAI keeps charging `max_tokens`, whatever the answer's length). */
   outputTokens?: number | undefined;
+  /**
+   * Output tokens the answer really had, when they differ from those charged: the adaptive
+   * controller explains latency by them. @default outputTokens
+   */
+  generatedTokens?: number | undefined;
 };
 
 export type RateLimitsOptions = {
