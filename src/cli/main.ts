@@ -77,6 +77,14 @@ export function main(): void {
   };
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
+  // A reader that went away (`salvo sim --help | head`) is not an error of ours: stop quietly,
+  // with the exit code a shell gives a process killed by SIGPIPE.
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on("error", (error: NodeJS.ErrnoException) => {
+      if (error.code !== "EPIPE") throw error;
+      process.exit(141);
+    });
+  }
   const io: CliIo = {
     signal: interrupt.signal,
     stdout: process.stdout,

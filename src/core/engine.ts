@@ -57,6 +57,8 @@ export class Engine {
   readonly options: ResolvedSchedulerOptions;
   readonly root: Lane<Item>;
   readonly #timers: TimerHeap;
+  /** The live items submitted with each signal (see `#watch`). */
+  readonly #watched = new WeakMap<AbortSignal, Set<Item>>();
   readonly #controller: ConcurrencyController;
   readonly #unsubscribe: () => void;
   readonly #rates: RateLimits;
@@ -198,6 +200,30 @@ export class Engine {
     return attempt;
   }
 
+  /**
+   * Aborts every live item that was submitted with the signal, when it fires. One listener per
+   * signal, and a set of its items: many calls sharing one signal (a client's batch, a caller's
+   * shutdown signal) cost O(1) each to add and remove, where a listener per item costs the
+   * signal's whole listener list to remove.
+   */
+  #watch(signal: AbortSignal, item: Item): void {
+    let items = this.#watched.get(signal);
+    if (items === undefined) {
+      const watched = new Set<Item>();
+      items = watched;
+      this.#watched.set(signal, watched);
+      signal.addEventListener(
+        "abort",
+        () => {
+          this.#watched.delete(signal);
+          for (const live of [...watched]) this.abortItem(live, signal.reason);
+        },
+        { once: true },
+      );
+    }
+    items.add(item);
+  }
+
   /** Takes a new item: refuses it at once if it can never run, else queues or starts it. */
   submit(item: Item, listen: boolean): void {
     const now = this.clock.now();
@@ -227,7 +253,7 @@ export class Engine {
       this.#fail(item, new RequestTooLargeError(tooLarge), "request-too-large", now);
       return;
     }
-    if (listen && signal !== undefined) signal.addEventListener("abort", item, { once: true });
+    if (listen && signal !== undefined) this.#watch(signal, item);
     this.#link(item);
     if (item.deadlineMs !== Number.POSITIVE_INFINITY) {
       item.deadlineTimer = new Deadline(this.#onDeadline, item);
@@ -718,7 +744,7 @@ export class Engine {
     item.settledAt = now;
     this.#pending--;
     if (item.deadlineTimer !== undefined) this.#timers.cancel(item.deadlineTimer);
-    if (item.signal !== undefined) item.signal.removeEventListener("abort", item);
+    if (item.signal !== undefined) this.#watched.get(item.signal)?.delete(item);
     if (item.ok) {
       if (this.events.has("succeeded")) {
         this.events.emit("succeeded", {

@@ -110,11 +110,6 @@ export class Item implements QueueEntry {
     this.sink = init.sink;
     if (init.parent !== undefined) this.group = init.parent.item.group;
   }
-
-  /** The caller's AbortSignal fired (EventTarget listener object: no closure per item). */
-  handleEvent(): void {
-    this.engine.abortItem(this, this.signal?.reason);
-  }
 }
 
 export class Attempt implements TaskContext {

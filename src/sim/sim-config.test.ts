@@ -1,6 +1,7 @@
-import { mkdtemp, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { ConfigError } from "../errors.ts";
 import { loadScenario, parseScenario } from "./load-scenario.ts";
@@ -89,6 +90,19 @@ describe("scenario files", () => {
       capacity: { slots: 4 },
       output: { tokens: { min: 2, max: 5 } },
     });
+  });
+});
+
+describe("bench scenarios", () => {
+  it("every checked-in bench scenario also loads as a simulator scenario", async () => {
+    const dir = new URL("../../scenarios/bench/", import.meta.url);
+    const files = (await readdir(dir)).filter((f) => f.endsWith(".yaml"));
+    expect(files.length).toBeGreaterThanOrEqual(9);
+    for (const file of files) {
+      const config = await loadScenario(fileURLToPath(new URL(file, dir)));
+      expect(config.bench, file).toBeDefined();
+      expect(() => resolveSimConfig(config), file).not.toThrow();
+    }
   });
 });
 

@@ -97,6 +97,11 @@ export type SimConfigInput = {
   /** Most requests kept in the stats timeline; later ones are counted, not kept. @default 100_000 */
   timelineLimit?: number;
   /**
+   * The work a bench scenario runs against this server (`salvo bench`, scenarios/bench/); the
+   * simulator ignores it, so a bench scenario also runs as `salvo sim --scenario FILE`.
+   */
+  bench?: unknown;
+  /**
    * Paths that get their own capacity and buckets. By default both protocol paths share one set
    * of slots, queue and limits.
    */
@@ -198,6 +203,7 @@ export const simConfigSchema = z.strictObject({
   faults: faultsSchema.optional(),
   quota: z.boolean().optional(),
   timelineLimit: count(0).optional(),
+  bench: z.unknown().optional(),
   paths: z
     .strictObject({ openai: pathSchema.optional(), anthropic: pathSchema.optional() })
     .optional(),
