@@ -8,6 +8,7 @@ import { setMaxListeners } from "node:events";
 import type { AuditContext } from "./audit/audit-context.ts";
 import type { CallAuditor } from "./audit/call-auditor.ts";
 import {
+  answered,
   type CallContext,
   type CallLayer,
   type CallOutcome,
@@ -286,7 +287,15 @@ export class Salvo {
    * answer that skipped the scheduler is still audited, as attempt 0.
    */
   async #submit(request: ProviderRequest, context: SalvoContext): Promise<CallOutcome> {
-    let outcome = await this.#chain(request, context);
+    let outcome: CallOutcome;
+    try {
+      outcome = await this.#chain(request, context);
+    } catch (error) {
+      // A request the chain cannot even estimate or fingerprint (e.g. `messages: [null]`) ends
+      // as its own failed outcome, like a task's exception in the scheduler: `settle` and `map`
+      // never reject for one item.
+      return answered(context, this.#clock.now(), { ok: false, error });
+    }
     if (outcome.index !== context.index) outcome = { ...outcome, index: context.index };
     if (this.#audit && outcome.ok && (outcome.value.cached || outcome.value.shared)) {
       const audit = this.#audit.attempt(context.captured ?? {}, request, {

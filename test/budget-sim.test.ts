@@ -105,6 +105,29 @@ function oneCallBound(i: number): { usd: number; tokens: number } {
 }
 
 describe("salvo run --max-cost", () => {
+  it("a rerun refuses answers kept past a budget stop when the input has changed since", async () => {
+    const { s, input, output } = await setup(3);
+    expect((await run(s, input, output, [])).code).toBe(0);
+    // As a budget stop leaves it: item 1 refused, item 2 answered after it.
+    const out = (await readFile(output, "utf8")).trimEnd().split("\n");
+    const refused = JSON.parse(out[1]!) as Record<string, unknown>;
+    refused.response = null;
+    refused.error = { code: "SALVO_BUDGET_EXCEEDED", message: "over budget" };
+    out[1] = JSON.stringify(refused);
+    await writeFile(output, `${out.join("\n")}\n`);
+    // The user then edits the input: item 2 is another line now.
+    const edited = (await readFile(input, "utf8")).replace(
+      '"custom_id":"line-2"',
+      '"custom_id":"line-2b"',
+    );
+    await writeFile(input, edited);
+    const rerun = await run(s, input, output, []);
+    expect(rerun.code).toBe(2);
+    expect(rerun.err).toMatch(
+      /its journal answers custom_id "line-2" at input line 3 for item 2, but item 2 of .* is custom_id "line-2b" at line 3\. Rerun with --fresh.*\[SALVO_RESUME_REFUSED\]/,
+    );
+  });
+
   it("stops within one call's cost of the limit, marks the rest, and a rerun with more budget runs exactly those", async () => {
     const n = 60;
     const { s, input, output } = await setup(n);

@@ -151,6 +151,17 @@ describe("salvo pipeline", () => {
     expect(sim.stats().arrivals).toBe(0);
   });
 
+  it("refuses a budget, cache or dry run it does not support, rather than ignore it (exit 2)", async () => {
+    const config = join(dir, "salvo.yaml");
+    await writeFile(config, "maxCost: 5\n");
+    const run = await pipeline(join(dir, "run"), "--config", config);
+    expect(run.code).toBe(2);
+    expect(run.err).toMatch(
+      /salvo\.yaml: --max-cost \/ SALVO_MAX_COST \/ maxCost: expected not set: salvo pipeline does not support budgets/,
+    );
+    expect(sim.stats().arrivals).toBe(0);
+  });
+
   it("exits 1 when a task fails, and the report and output file say why", async () => {
     await sim.close();
     sim = await startSimulator({ quota: true });

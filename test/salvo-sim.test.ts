@@ -26,6 +26,24 @@ const answer = (body: unknown) =>
   (body as { choices: Array<{ message: { content: string } }> }).choices[0]?.message.content ?? "";
 
 describe("Salvo against the simulator", () => {
+  it("a request that cannot be estimated is its own failed outcome; the others are answered", async () => {
+    sim = await startSimulator({ latency: { ttftMs: 5 }, output: { tokens: 4 } });
+    const salvo = new Salvo({
+      provider: new OpenAIProvider({ baseURL: sim.baseUrl, apiKey: FAKE_KEY }),
+      concurrency: 2,
+    });
+    const broken: ProviderRequest = {
+      path: "/chat/completions",
+      body: { model: "gpt-4o-mini", messages: [null] },
+    };
+    const outcomes = await salvo.map([chat(0), broken, chat(2)]);
+    expect(outcomes.map((o) => o.ok)).toEqual([true, false, true]);
+    expect(outcomes.map((o) => o.index)).toEqual([0, 1, 2]);
+    const alone = await salvo.settle(broken);
+    expect(alone.ok).toBe(false);
+    expect(sim.stats().arrivals).toBe(2);
+  });
+
   it("with the simulator's limits: zero 429s, slots never exceeded, every answer with its item", async () => {
     sim = await startSimulator({
       latency: { ttftMs: 20, msPerToken: 1 },

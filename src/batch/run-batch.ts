@@ -333,6 +333,14 @@ export async function runBatch(options: RunBatchOptions): Promise<BatchSummary> 
       }
       const journaled = resume.journaled.get(index);
       if (journaled !== undefined) {
+        // A kept answer must be this item's: the input may have changed since it was kept (lines
+        // carried over a budget stop are journaled under the current input's header).
+        const kept = JSON.parse(journaled) as { custom_id?: unknown; line?: unknown };
+        if (kept.custom_id !== entry.customId || kept.line !== entry.line)
+          throw new ResumeRefusedError(
+            output,
+            `its journal answers custom_id ${JSON.stringify(kept.custom_id)} at input line ${String(kept.line)} for item ${index}, but item ${index} of ${input} is custom_id ${JSON.stringify(entry.customId)} at line ${entry.line}`,
+          );
         writer.put(index, journaled);
         const status = statusOf(journaled);
         count(status);

@@ -20,6 +20,13 @@ describe("resolveRunSettings", () => {
     expect(settings.rpm).toBeUndefined();
   });
 
+  it("never shows a key given where a variable name belongs", () => {
+    const key = "sk-proj-abcdefghijklmnopqrstuvwxyz0123456789";
+    const message = error(() => resolveRunSettings({ flags: { apiKeyEnv: key }, env: {} })).message;
+    expect(message).not.toContain(key);
+    expect(message).not.toContain("abcdefghij");
+  });
+
   it("concurrency is auto by default; --max-concurrency caps it, and only it", () => {
     expect(schedulerOptionsFromSettings(resolveRunSettings({ flags: {}, env: {} }))).toMatchObject({
       concurrency: "auto",
@@ -76,7 +83,7 @@ describe("resolveRunSettings", () => {
     ],
     [
       { flags: { apiKeyEnv: "sk-live-123" }, env: {} },
-      'command line: --api-key-env: expected an environment variable name such as OPENAI_API_KEY, got "sk-live-123"',
+      'command line: --api-key-env: expected the name of an environment variable such as OPENAI_API_KEY, not the key itself, got "11 characters, not shown (it may be a key)"',
     ],
     [
       { flags: {}, env: {}, file: { path: "salvo.yaml", values: { rmp: 10 } } },

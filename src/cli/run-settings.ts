@@ -147,7 +147,13 @@ const url: Parse<string> = (raw, field, where) => {
 const envName: Parse<string> = (raw, field, where) => {
   const value = text(raw, field, where);
   if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(value)) {
-    fail(field, "an environment variable name such as OPENAI_API_KEY", raw, where);
+    // Not echoed: what lands here by mistake is most often the key itself.
+    fail(
+      field,
+      "the name of an environment variable such as OPENAI_API_KEY, not the key itself",
+      `${value.length} characters, not shown (it may be a key)`,
+      where,
+    );
   }
   return value;
 };

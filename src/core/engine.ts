@@ -58,7 +58,7 @@ export class Engine {
   readonly root: Lane<Item>;
   readonly #timers: TimerHeap;
   /** The live items submitted with each signal (see `#watch`). */
-  readonly #watched = new WeakMap<AbortSignal, Set<Item>>();
+  readonly #watched = new WeakMap<AbortSignal, { items: Set<Item>; onAbort: () => void }>();
   readonly #controller: ConcurrencyController;
   readonly #unsubscribe: () => void;
   readonly #rates: RateLimits;
@@ -207,21 +207,26 @@ export class Engine {
    * signal's whole listener list to remove.
    */
   #watch(signal: AbortSignal, item: Item): void {
-    let items = this.#watched.get(signal);
-    if (items === undefined) {
-      const watched = new Set<Item>();
-      items = watched;
-      this.#watched.set(signal, watched);
-      signal.addEventListener(
-        "abort",
-        () => {
-          this.#watched.delete(signal);
-          for (const live of [...watched]) this.abortItem(live, signal.reason);
-        },
-        { once: true },
-      );
+    let watch = this.#watched.get(signal);
+    if (watch === undefined) {
+      const items = new Set<Item>();
+      const onAbort = () => {
+        this.#watched.delete(signal);
+        for (const live of [...items]) this.abortItem(live, signal.reason);
+      };
+      watch = { items, onAbort };
+      this.#watched.set(signal, watch);
+      signal.addEventListener("abort", onAbort, { once: true });
     }
-    items.add(item);
+    watch.items.add(item);
+  }
+
+  /** The item has settled: the signal's listener goes when its last item does. */
+  #unwatch(signal: AbortSignal, item: Item): void {
+    const watch = this.#watched.get(signal);
+    if (watch === undefined || !watch.items.delete(item) || watch.items.size > 0) return;
+    this.#watched.delete(signal);
+    signal.removeEventListener("abort", watch.onAbort);
   }
 
   /** Takes a new item: refuses it at once if it can never run, else queues or starts it. */
@@ -650,6 +655,9 @@ export class Engine {
   }
 
   #sample(attempt: Attempt, result: AttemptResult, now: number, retryAfterMs: number | undefined) {
+    // A task that is not a request (a pipeline's function task, `cost: {requests: 0}`) says
+    // nothing about the provider's capacity: its latency must not teach the controller.
+    if (attempt.charge.requests === 0) return;
     this.#controller.onOutcome({
       result,
       latencyMs: now - attempt.startedAt,
@@ -744,7 +752,7 @@ export class Engine {
     item.settledAt = now;
     this.#pending--;
     if (item.deadlineTimer !== undefined) this.#timers.cancel(item.deadlineTimer);
-    if (item.signal !== undefined) this.#watched.get(item.signal)?.delete(item);
+    if (item.signal !== undefined) this.#unwatch(item.signal, item);
     if (item.ok) {
       if (this.events.has("succeeded")) {
         this.events.emit("succeeded", {

@@ -1,3 +1,4 @@
+import { getEventListeners } from "node:events";
 import { describe, expect, it } from "vitest";
 import {
   AbortedError,
@@ -621,6 +622,49 @@ describe("Scheduler: streaming", () => {
     await consumer;
     expect(of("failed").map((f) => f.reason)).toEqual(["aborted", "aborted", "aborted"]);
     expect(scheduler.pending).toBe(0);
+  });
+});
+
+describe("Scheduler: shared signals", () => {
+  it("calls sharing one signal: one listener while any is live, none after; an abort settles them all", async () => {
+    const { clock, scheduler } = setup({ concurrency: 2 });
+    const shared = new AbortController();
+    const calls = Array.from({ length: 5 }, (_, i) =>
+      scheduler.settle(() => clock.sleep(100 * (i + 1)), { signal: shared.signal }),
+    );
+    expect(getEventListeners(shared.signal, "abort")).toHaveLength(1);
+    await clock.runAll();
+    await Promise.all(calls);
+    expect(getEventListeners(shared.signal, "abort")).toHaveLength(0);
+
+    const more = Array.from({ length: 4 }, () =>
+      scheduler.settle(() => clock.sleep(1_000), { signal: shared.signal }),
+    );
+    shared.abort(new Error("stop"));
+    const outcomes = await Promise.all(more);
+    expect(outcomes.map((o) => o.ok)).toEqual([false, false, false, false]);
+    expect(getEventListeners(shared.signal, "abort")).toHaveLength(0);
+    await clock.runAll();
+  });
+
+  it("a task that is not a request (requests: 0) does not teach the concurrency controller", async () => {
+    const samples: number[] = [];
+    const controller = {
+      limit: 2,
+      onStart() {},
+      onOutcome(sample: { latencyMs: number }) {
+        samples.push(sample.latencyMs);
+      },
+      subscribe: () => () => {},
+    };
+    const { clock, scheduler } = setup({ concurrency: controller });
+    const work = Promise.all([
+      scheduler.run(() => clock.sleep(10), { cost: { requests: 0 } }),
+      scheduler.run(() => clock.sleep(20)),
+    ]);
+    await clock.runAll();
+    await work;
+    expect(samples).toEqual([20]);
   });
 });
 

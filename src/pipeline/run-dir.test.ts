@@ -21,7 +21,11 @@ afterEach(async () => {
 type Input = { claim: string; items: string[] };
 
 /** A pipeline of function tasks that records every call; `failing` tasks throw. */
-function pipeline(calls: string[], failing: ReadonlySet<string> = new Set()) {
+function pipeline(
+  calls: string[],
+  failing: ReadonlySet<string> = new Set(),
+  onFailure: "skip" | "continue" = "skip",
+) {
   const work = (task: string, value: unknown) => {
     calls.push(task);
     if (failing.has(task)) throw new Error(`${task} broke`);
@@ -33,6 +37,7 @@ function pipeline(calls: string[], failing: ReadonlySet<string> = new Set()) {
     stages: [
       {
         name: "items",
+        onFailure,
         run: ({ task, item }) => work(task, `judged ${item}`),
         tasks: (input) => input.items.map((item, i) => ({ key: `i${i}`, item })),
       },
@@ -51,9 +56,14 @@ const input: Input = { claim: "CLM-1", items: ["bumper", "radiator / coolant"] }
 
 async function run(
   calls: string[],
-  options: { failing?: Set<string>; input?: Input; fresh?: boolean } = {},
+  options: {
+    failing?: Set<string>;
+    input?: Input;
+    fresh?: boolean;
+    onFailure?: "skip" | "continue";
+  } = {},
 ) {
-  return runPipeline(pipeline(calls, options.failing), {
+  return runPipeline(pipeline(calls, options.failing, options.onFailure), {
     scheduler: new Scheduler({ concurrency: 4 }),
     input: options.input ?? input,
     runDir: dir,
@@ -118,6 +128,21 @@ describe("the run directory", () => {
     expect(again.sort()).toEqual(["claim/decision", "items/i1"]);
     expect(second.status).toBe("succeeded");
     expect(second.records.get("items/i0")!.reused).toBe(true);
+  });
+
+  it("a task built on a partial input is not reused once its missing dependency has run", async () => {
+    const calls: string[] = [];
+    const first = await run(calls, { failing: new Set(["items/i1"]), onFailure: "continue" });
+    const partial = first.records.get("claim/decision")!;
+    expect(partial.status).toBe("succeeded");
+    expect(partial.partial).toBe(true);
+
+    const again: string[] = [];
+    const second = await run(again, { onFailure: "continue" });
+    expect(again.sort()).toEqual(["claim/decision", "items/i1"]);
+    const decision = second.records.get("claim/decision")!;
+    expect(decision.reused).toBe(false);
+    expect(decision.value).toBe("CLM-1: judged bumper, judged radiator / coolant");
   });
 
   it("refuses a directory made for another input or definition, with the reason; --fresh starts over", async () => {

@@ -186,8 +186,11 @@ export class RunDir {
     this.#metadata = { ...this.#metadata, ...patch, updated_at: new Date().toISOString() };
     const text = `${JSON.stringify(this.#metadata, null, 2)}\n`;
     const path = join(this.dir, METADATA_FILE);
-    this.#metadataWrite = this.#metadataWrite.then(() => writeFileAtomic(path, text));
-    return this.#metadataWrite;
+    // Serialized, but each write stands on its own: one that failed (a full disk for a moment)
+    // is reported to its caller and does not fail every later one. It rewrites the whole file.
+    const write = this.#metadataWrite.catch(() => {}).then(() => writeFileAtomic(path, text));
+    this.#metadataWrite = write;
+    return write;
   }
 
   /** Writes report.json atomically. */

@@ -326,8 +326,11 @@ class PipelineRun<I> {
 
   async #run(node: TaskNode<I>): Promise<void> {
     if (this.#stop) return; // left without a record: cancelled at the end
+    // A journaled answer was built on its dependencies' results as they were then: it stands
+    // only if every one of them is reused too. A dependency run again (one that had failed and
+    // left a fallback or a gap) may answer differently, and its dependants must see that.
     const reused = this.#journaled.get(node.id);
-    if (reused !== undefined) {
+    if (reused !== undefined && node.deps.every((id) => this.#records.get(id)?.reused === true)) {
       const { readyAtMs, startedAtMs, endedAtMs, waitMs, ...kept } = reused;
       await this.#end(node, { ...kept, reused: true });
       return;

@@ -24,6 +24,7 @@ import { type CliIo, EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE } f
 import {
   addCallOptions,
   providerFromSettings,
+  type RunSettings,
   readConfigFile,
   resolveRunSettings,
   schedulerOptionsFromSettings,
@@ -78,6 +79,7 @@ export async function runPipelineJob(job: PipelineJob): Promise<number> {
       ? undefined
       : { path: job.config, values: await readConfigFile(job.config) };
   const settings = resolveRunSettings({ flags: job.flags, env: io.env, file });
+  refuseRunOnlySettings(settings, job.config);
   const input = job.input === undefined ? {} : await readInput(job.input);
   const pipeline = await loadPipelineFile(job.file, {
     provider: settings.provider,
@@ -190,4 +192,29 @@ export function pipelineCommand(io: CliIo) {
         io,
       });
     });
+}
+
+/**
+ * Settings `salvo run` honours and pipelines do not yet: a budget, the response cache and the
+ * dry run. One of them set (in a config file shared with `salvo run`, or SALVO_MAX_COST) must
+ * not be silently ignored: a budget that does not apply spends money.
+ */
+function refuseRunOnlySettings(settings: RunSettings, config: string | undefined): void {
+  const unsupported: Array<[keyof RunSettings, string]> = [
+    ["maxCost", "--max-cost / SALVO_MAX_COST / maxCost"],
+    ["maxTokensTotal", "--max-tokens-total / SALVO_MAX_TOKENS_TOTAL / maxTokensTotal"],
+    ["cache", "--cache / SALVO_CACHE / cache"],
+    ["dryRun", "--dry-run / SALVO_DRY_RUN / dryRun"],
+  ];
+  for (const [key, names] of unsupported) {
+    const value = settings[key];
+    if (value === undefined || value === false) continue;
+    throw new ConfigError({
+      field: names,
+      expected:
+        "not set: salvo pipeline does not support budgets, the response cache or dry runs yet (salvo run does)",
+      got: value,
+      where: config ?? "settings",
+    });
+  }
 }

@@ -76,7 +76,12 @@ export function probeSettings(options: RawOptions, env: CliIo["env"]): ProbeSett
   baseUrl ??= sim === undefined ? env[BASE_URL_ENV[provider]] : undefined;
   const apiKeyEnv = (options.apiKeyEnv as string | undefined) ?? KEY_ENV[provider];
   if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(apiKeyEnv)) {
-    fail("--api-key-env", "an environment variable name", apiKeyEnv);
+    // Not echoed: what lands here by mistake is most often the key itself.
+    fail(
+      "--api-key-env",
+      "the name of an environment variable, not the key itself",
+      `${apiKeyEnv.length} characters, not shown (it may be a key)`,
+    );
   }
   const maxRequests =
     options.maxRequests === undefined
