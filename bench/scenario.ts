@@ -3,12 +3,10 @@
 // stages, the concurrency every contender gets). The `bench:` section is cut out before the rest
 // is validated as a simulator config, with its lines blanked so errors keep their line numbers.
 
-import { readFile } from "node:fs/promises";
 import { basename } from "node:path";
-import { isMap, isScalar, LineCounter, parseDocument } from "yaml";
 import { z } from "zod";
 import { ConfigError } from "../src/errors.ts";
-import { parseScenario, type SimConfigInput } from "../src/sim/index.ts";
+import { parseScenario, readScenarioFile, type SimConfigInput } from "../src/sim/index.ts";
 
 /** The work a scenario runs, as written in its `bench:` section (every field optional). */
 export type WorkloadInput = {
@@ -131,25 +129,19 @@ const workloadSchema = z.strictObject({
 
 /** Reads a bench scenario file; `quick` picks the `bench.quick` overrides. */
 export async function loadBenchScenario(path: string, quick: boolean): Promise<BenchScenario> {
-  let text: string;
-  try {
-    text = await readFile(path, "utf8");
-  } catch (error) {
-    throw new ConfigError(
-      { field: "scenario", expected: "a readable YAML or JSON file", got: path, where: path },
-      { cause: error },
-    );
-  }
-  return parseBenchScenario(text, path, quick);
+  return parseBenchScenario(await readScenarioFile(path), path, quick);
 }
 
-/** Parses bench scenario text; `where` names it in errors. */
+/**
+ * Parses bench scenario text; `where` names it in errors. The file is a simulator scenario (the
+ * simulator validates it and ignores its `bench` section), and `bench` describes the work.
+ */
 export function parseBenchScenario(text: string, where: string, quick: boolean): BenchScenario {
-  const { simText, bench, benchLine } = splitBench(text);
-  const sim = parseScenario(simText, where);
+  const { bench, ...sim } = parseScenario(text, where);
   const parsed = workloadSchema.safeParse(bench ?? {});
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
+    const benchLine = text.split("\n").findIndex((line) => /^bench\s*:/.test(line)) + 1;
     throw new ConfigError({
       field: ["bench", ...issue.path.map(String)].join("."),
       expected: issue.message,
@@ -157,32 +149,12 @@ export function parseBenchScenario(text: string, where: string, quick: boolean):
         (v, k) => (v as Record<PropertyKey, unknown> | undefined)?.[k],
         bench,
       ),
-      where: benchLine ? `${where}:${benchLine}` : where,
+      where: benchLine > 0 ? `${where}:${benchLine}` : where,
     });
   }
   const id = basename(where).replace(/\.(ya?ml|json)$/i, "");
   const workload = resolveWorkload(parsed.data, id, quick);
   return { id, path: where, sim: scaleSim(sim, workload.timeScale), workload };
-}
-
-// Cuts the top-level `bench` pair out of the text (its lines become blank, so line numbers of the
-// rest stay right) and returns its value.
-function splitBench(text: string): { simText: string; bench: unknown; benchLine?: number } {
-  const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false });
-  if (doc.errors.length > 0 || !isMap(doc.contents)) return { simText: text, bench: undefined };
-  const pair = doc.contents.items.find((p) => isScalar(p.key) && p.key.value === "bench");
-  if (!pair || !isScalar(pair.key) || !pair.key.range) return { simText: text, bench: undefined };
-  const start = pair.key.range[0];
-  const value = pair.value as { range?: [number, number, number] } | null;
-  const end = value?.range ? value.range[2] : pair.key.range[2];
-  const blanked = text.slice(start, end).replace(/[^\n]/g, " ");
-  const benchValue = (doc.toJS() as Record<string, unknown>).bench;
-  return {
-    simText: text.slice(0, start) + blanked + text.slice(end),
-    bench: benchValue,
-    benchLine: lines.linePos(start).line,
-  };
 }
 
 function resolveWorkload(input: WorkloadInput, id: string, quick: boolean): Workload {

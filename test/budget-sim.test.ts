@@ -1,29 +1,20 @@
 // Budgets end to end: `salvo run --max-cost` / `--max-tokens-total` against the simulator over
 // HTTP. The spend is recomputed from the simulator's own record of the tokens it served, not
 // from Salvo's accounting, and compared with the limit.
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { EXIT_BUDGET_EXCEEDED } from "../src/cli/commands/run.ts";
 import { runCli } from "../src/cli/main.ts";
 import { Pricing } from "../src/cost/pricing.ts";
 import { OpenAIProvider } from "../src/providers/openai-provider.ts";
-import { type SimHandle, startSimulator } from "../src/sim/index.ts";
+import type { SimHandle } from "../src/sim/index.ts";
 import { memoryIo } from "./support/memory-io.ts";
+import { useWorkspace } from "./support/workspace.ts";
 
 const FAKE_KEY = "sk-test-budget-not-a-real-key";
 const MAX_TOKENS = 40;
-let dir: string;
-let sim: SimHandle | undefined;
-beforeEach(async () => {
-  dir = await mkdtemp(join(tmpdir(), "salvo-budget-"));
-});
-afterEach(async () => {
-  await sim?.close();
-  sim = undefined;
-  await rm(dir, { recursive: true, force: true });
-});
+const ws = useWorkspace("salvo-budget-");
 
 const body = (i: number) => ({
   model: "gpt-4o-mini",
@@ -32,11 +23,11 @@ const body = (i: number) => ({
 });
 
 async function setup(n: number): Promise<{ s: SimHandle; input: string; output: string }> {
-  sim = await startSimulator({
+  const sim = await ws.simulator({
     latency: { ttftMs: 20, msPerToken: 0 },
     output: { tokens: { min: 5, max: MAX_TOKENS } },
   });
-  const input = join(dir, "in.jsonl");
+  const input = join(ws.dir, "in.jsonl");
   await writeFile(
     input,
     Array.from({ length: n }, (_, i) =>
@@ -48,14 +39,14 @@ async function setup(n: number): Promise<{ s: SimHandle; input: string; output: 
       }),
     ).join("\n"),
   );
-  return { s: sim, input, output: join(dir, "out.jsonl") };
+  return { s: sim, input, output: join(ws.dir, "out.jsonl") };
 }
 
 async function run(s: SimHandle, input: string, output: string, extra: string[]) {
   const io = memoryIo({ OPENAI_API_KEY: FAKE_KEY });
   const code = await runCli(
     ["run", input, "-o", output, "--base-url", s.baseUrl, "--concurrency", "4"]
-      .concat(["--progress", "none", "--report", join(dir, "report.json")])
+      .concat(["--progress", "none", "--report", join(ws.dir, "report.json")])
       .concat(extra),
     io,
   );
@@ -139,7 +130,7 @@ describe("salvo run --max-cost", () => {
     const spent = served(s);
     expect(spent.usd).toBeLessThanOrEqual(limit);
     expect(limit - spent.usd).toBeLessThan(oneCallBound(0).usd);
-    const report = JSON.parse(await readFile(join(dir, "report.json"), "utf8"));
+    const report = JSON.parse(await readFile(join(ws.dir, "report.json"), "utf8"));
     expect(report.budget.spent.usd).toBeCloseTo(spent.usd, 12);
     expect(report.run.cost.usd).toBeCloseTo(spent.usd, 12);
 

@@ -1,38 +1,28 @@
 // The response cache and single-flight end to end: the official SDK through our provider, over
 // HTTP to the simulator, asserting on the simulator's own count of requests and on the
 // scheduler's events and buckets (a cache hit takes no slot and no rate budget).
-import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { ResponseCache } from "../src/cache/response-cache.ts";
 import { runCli } from "../src/cli/main.ts";
 import { OpenAIProvider } from "../src/providers/openai-provider.ts";
 import type { ProviderRequest } from "../src/providers/provider.ts";
 import { Salvo } from "../src/salvo.ts";
-import { type SimConfigInput, type SimHandle, startSimulator } from "../src/sim/index.ts";
+import type { SimConfigInput, SimHandle } from "../src/sim/index.ts";
 import { memoryIo } from "./support/memory-io.ts";
+import { useWorkspace } from "./support/workspace.ts";
 
 const KEY_A = "sk-test-cache-key-one-not-real";
 const KEY_B = "sk-test-cache-key-two-not-real";
-let dir: string;
-let sim: SimHandle | undefined;
-beforeEach(async () => {
-  dir = await mkdtemp(join(tmpdir(), "salvo-cache-sim-"));
-});
-afterEach(async () => {
-  await sim?.close();
-  sim = undefined;
-  await rm(dir, { recursive: true, force: true });
-});
+const ws = useWorkspace("salvo-cache-sim-");
 
-async function simulator(config: SimConfigInput = {}): Promise<SimHandle> {
-  sim = await startSimulator({
+function simulator(config: SimConfigInput = {}): Promise<SimHandle> {
+  return ws.simulator({
     latency: { ttftMs: 30, msPerToken: 0 },
     output: { tokens: 8 },
     ...config,
   });
-  return sim;
 }
 
 const chat = (i: number, extra: Record<string, unknown> = { temperature: 0 }): ProviderRequest => ({
@@ -60,7 +50,7 @@ function client(s: SimHandle, options: Partial<ConstructorParameters<typeof Salv
 describe("response cache (library)", () => {
   it("a second pass is answered from the cache: zero HTTP calls, no scheduler event, no rate budget", async () => {
     const s = await simulator();
-    const cache = await ResponseCache.open(join(dir, "cache"));
+    const cache = await ResponseCache.open(join(ws.dir, "cache"));
     const requests = Array.from({ length: 12 }, (_, i) => chat(i));
     const first = client(s, { cache });
     const called = await first.map(requests);
@@ -75,7 +65,7 @@ describe("response cache (library)", () => {
       concurrency: 4,
       requestsPerMinute: 6000,
       endpoint: "sim",
-      cache: await ResponseCache.open(join(dir, "cache")),
+      cache: await ResponseCache.open(join(ws.dir, "cache")),
     });
     const events: string[] = [];
     for (const name of ["queued", "started", "succeeded", "failed"] as const)
@@ -98,7 +88,10 @@ describe("response cache (library)", () => {
     await second.close();
 
     // No key reached the cache's files.
-    for (const entry of await readdir(join(dir, "cache"), { recursive: true, withFileTypes: true }))
+    for (const entry of await readdir(join(ws.dir, "cache"), {
+      recursive: true,
+      withFileTypes: true,
+    }))
       if (entry.isFile()) {
         const content = await readFile(join(entry.parentPath, entry.name), "utf8");
         expect(content).not.toContain(KEY_A);
@@ -108,7 +101,7 @@ describe("response cache (library)", () => {
 
   it("stores only successful answers, and does not cache samples unless forced", async () => {
     const s = await simulator({ faults: { p500: 1 } });
-    const cache = await ResponseCache.open(join(dir, "cache"));
+    const cache = await ResponseCache.open(join(ws.dir, "cache"));
     const failing = client(s, { cache, retry: { maxAttempts: 1 } });
     const [failed] = await failing.map([chat(1)]);
     expect(failed!.ok).toBe(false);
@@ -137,7 +130,7 @@ describe("response cache (library)", () => {
 describe("single-flight (library)", () => {
   it("identical requests in flight make one HTTP call, with or without the disk cache", async () => {
     const s = await simulator({ latency: { ttftMs: 150, msPerToken: 0 } });
-    for (const cache of [undefined, await ResponseCache.open(join(dir, "cache"))]) {
+    for (const cache of [undefined, await ResponseCache.open(join(ws.dir, "cache"))]) {
       s.reset();
       const salvo = client(s, { cache, concurrency: 16 });
       const outcomes = await salvo.map([chat(7), chat(7), chat(7), chat(8), chat(7)]);
@@ -194,7 +187,7 @@ const lines = async (path: string) =>
 describe("salvo run --cache", () => {
   it("a rerun makes zero HTTP calls and writes the same answers; duplicates in one batch make one call each", async () => {
     const s = await simulator({ capacity: { slots: 4 } });
-    const input = join(dir, "in.jsonl");
+    const input = join(ws.dir, "in.jsonl");
     // 30 lines, 20 distinct requests: lines 20..29 repeat lines 0..9.
     await writeFile(
       input,
@@ -218,7 +211,7 @@ describe("salvo run --cache", () => {
           "--base-url",
           s.baseUrl,
           "--cache",
-          join(dir, "cache"),
+          join(ws.dir, "cache"),
           "--concurrency",
           "4",
           "--progress",
@@ -230,19 +223,22 @@ describe("salvo run --cache", () => {
       );
       return { code, out: io.out, err: io.err };
     };
-    const first = await run(join(dir, "out1.jsonl"), join(dir, "r1.json"));
+    const first = await run(join(ws.dir, "out1.jsonl"), join(ws.dir, "r1.json"));
     expect(first.code).toBe(0);
     expect(s.stats().arrivals).toBe(20);
     s.reset();
-    const second = await run(join(dir, "out2.jsonl"), join(dir, "r2.json"));
+    const second = await run(join(ws.dir, "out2.jsonl"), join(ws.dir, "r2.json"));
     expect(second.code).toBe(0);
     expect(s.stats().arrivals).toBe(0);
     expect(second.out).toContain("30 answered from the cache");
-    const [a, b] = [await lines(join(dir, "out1.jsonl")), await lines(join(dir, "out2.jsonl"))];
+    const [a, b] = [
+      await lines(join(ws.dir, "out1.jsonl")),
+      await lines(join(ws.dir, "out2.jsonl")),
+    ];
     expect(b.map((l) => l.custom_id)).toEqual(a.map((l) => l.custom_id));
     expect(b.map((l) => l.response?.body)).toEqual(a.map((l) => l.response?.body));
     expect(b.every((l) => l.cached === true && l.error === null)).toBe(true);
-    const report = JSON.parse(await readFile(join(dir, "r2.json"), "utf8"));
+    const report = JSON.parse(await readFile(join(ws.dir, "r2.json"), "utf8"));
     expect(report.run.cached).toBe(30);
     expect(report.run.attempts).toBe(0);
     expect(report.cache).toMatchObject({ stored: 0 });
@@ -250,7 +246,7 @@ describe("salvo run --cache", () => {
 
   it("the call log prices every call and marks answers that were not called; salvo cache stats and clear", async () => {
     const s = await simulator();
-    const input = join(dir, "in.jsonl");
+    const input = join(ws.dir, "in.jsonl");
     await writeFile(
       input,
       Array.from({ length: 6 }, (_, i) =>
@@ -262,8 +258,8 @@ describe("salvo run --cache", () => {
         }),
       ).join("\n"),
     );
-    const log = join(dir, "calls.log");
-    const cacheDir = join(dir, "cache");
+    const log = join(ws.dir, "calls.log");
+    const cacheDir = join(ws.dir, "cache");
     const cli = async (args: string[]) => {
       const io = memoryIo({ OPENAI_API_KEY: KEY_A });
       return { code: await runCli(args, io), out: io.out };
@@ -278,8 +274,8 @@ describe("salvo run --cache", () => {
       "--progress",
       "none",
     ];
-    expect((await cli(["run", input, "-o", join(dir, "o1.jsonl"), ...common])).code).toBe(0);
-    expect((await cli(["run", input, "-o", join(dir, "o2.jsonl"), ...common])).code).toBe(0);
+    expect((await cli(["run", input, "-o", join(ws.dir, "o1.jsonl"), ...common])).code).toBe(0);
+    expect((await cli(["run", input, "-o", join(ws.dir, "o2.jsonl"), ...common])).code).toBe(0);
     type Record = { type: string; attempt: number; attributes: { [k: string]: unknown } };
     const records = (await readFile(log, "utf8"))
       .trim()

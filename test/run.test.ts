@@ -3,31 +3,16 @@
 // input shape and provider, Ctrl-C and kill -9 with resume.
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { runCli } from "../src/cli/main.ts";
-import {
-  expectedMarker,
-  type SimConfigInput,
-  type SimHandle,
-  startSimulator,
-} from "../src/sim/index.ts";
+import { expectedMarker, type SimConfigInput, type SimHandle } from "../src/sim/index.ts";
 import { memoryIo } from "./support/memory-io.ts";
+import { useWorkspace } from "./support/workspace.ts";
 
 const FAKE_KEY = "sk-test-run-e2e-not-a-real-key";
-let dir: string;
-let sim: SimHandle | undefined;
-
-beforeEach(async () => {
-  dir = await mkdtemp(join(tmpdir(), "salvo-run-"));
-});
-afterEach(async () => {
-  await sim?.close();
-  sim = undefined;
-  await rm(dir, { recursive: true, force: true });
-});
+const ws = useWorkspace("salvo-run-");
 
 const prompt = (i: number) => `Assess line item ${i}: brake pads, 2 units`;
 
@@ -46,13 +31,17 @@ function openAiBatch(n: number): string {
   ).join("\n");
 }
 
-async function simulator(config: SimConfigInput): Promise<SimHandle> {
-  sim = await startSimulator({
+function simulator(config: SimConfigInput): Promise<SimHandle> {
+  return ws.simulator({
     latency: { ttftMs: 10, msPerToken: 0 },
     output: { tokens: 8 },
     ...config,
   });
-  return sim;
+}
+
+/** `salvo run INPUT -o OUTPUT` against the simulator, quietly, with `extra` flags. */
+function runArgs(input: string, output: string, s: SimHandle, ...extra: string[]): string[] {
+  return ["run", input, "-o", output, "--base-url", s.baseUrl, "--progress", "none", ...extra];
 }
 
 type Run = { code: number; out: string; err: string };
@@ -100,28 +89,25 @@ function expectMapped(lines: Line[], n: number) {
 describe("salvo run", () => {
   it("every answer with its item, in order; slots and rate limits never exceeded; zero 429s when the limits match", async () => {
     const s = await simulator({ capacity: { slots: 4 }, limits: { rpm: 3000, tpm: 300_000 } });
-    const input = join(dir, "in.jsonl");
+    const input = join(ws.dir, "in.jsonl");
     await writeFile(input, openAiBatch(80));
-    const output = join(dir, "out.jsonl");
-    const report = join(dir, "report.json");
-    const run = await salvo([
-      "run",
-      input,
-      "-o",
-      output,
-      "--base-url",
-      s.baseUrl,
-      "--concurrency",
-      "4",
-      "--rpm",
-      "3000",
-      "--tpm",
-      "300000",
-      "--progress",
-      "none",
-      "--report",
-      report,
-    ]);
+    const output = join(ws.dir, "out.jsonl");
+    const report = join(ws.dir, "report.json");
+    const run = await salvo(
+      runArgs(
+        input,
+        output,
+        s,
+        "--concurrency",
+        "4",
+        "--rpm",
+        "3000",
+        "--tpm",
+        "300000",
+        "--report",
+        report,
+      ),
+    );
     expect(run.code, run.err).toBe(0);
     expectMapped(await outputLines(output), 80);
     const stats = s.stats();
@@ -140,23 +126,10 @@ describe("salvo run", () => {
       seed: 3,
       faults: { p500: 0.05, p503: 0.05, pReset: 0.04, pHang: 0.03, pMalformed: 0.03 },
     });
-    const input = join(dir, "in.jsonl");
+    const input = join(ws.dir, "in.jsonl");
     await writeFile(input, openAiBatch(100));
-    const output = join(dir, "out.jsonl");
-    const run = await salvo([
-      "run",
-      input,
-      "-o",
-      output,
-      "--base-url",
-      s.baseUrl,
-      "--timeout",
-      "300ms",
-      "--max-attempts",
-      "8",
-      "--progress",
-      "none",
-    ]);
+    const output = join(ws.dir, "out.jsonl");
+    const run = await salvo(runArgs(input, output, s, "--timeout", "300ms", "--max-attempts", "8"));
     expect([0, 1]).toContain(run.code);
     const lines = await outputLines(output);
     expectMapped(lines, 100);
@@ -169,7 +142,7 @@ describe("salvo run", () => {
 
   it("bad input lines get an error line at their position naming file:line; the rest run", async () => {
     const s = await simulator({});
-    const input = join(dir, "mixed.jsonl");
+    const input = join(ws.dir, "mixed.jsonl");
     const good = openAiBatch(3).split("\n");
     await writeFile(
       input,
@@ -185,17 +158,8 @@ describe("salvo run", () => {
         }),
       ].join("\n"),
     );
-    const output = join(dir, "out.jsonl");
-    const run = await salvo([
-      "run",
-      input,
-      "-o",
-      output,
-      "--base-url",
-      s.baseUrl,
-      "--progress",
-      "none",
-    ]);
+    const output = join(ws.dir, "out.jsonl");
+    const run = await salvo(runArgs(input, output, s));
     expect(run.code).toBe(1);
     const lines = await outputLines(output);
     expect(lines.map((l) => l.error?.code ?? "ok")).toEqual([
@@ -211,29 +175,19 @@ describe("salvo run", () => {
 
   it("--strict and duplicate custom_ids stop before any call (exit 2)", async () => {
     const s = await simulator({});
-    const input = join(dir, "in.jsonl");
-    const output = join(dir, "out.jsonl");
+    const input = join(ws.dir, "in.jsonl");
+    const output = join(ws.dir, "out.jsonl");
     await writeFile(input, `${openAiBatch(2)}\nnot json\n`);
-    const strict = await salvo([
-      "run",
-      input,
-      "-o",
-      output,
-      "--base-url",
-      s.baseUrl,
-      "--strict",
-      "--progress",
-      "none",
-    ]);
+    const strict = await salvo(runArgs(input, output, s, "--strict"));
     expect(strict.code).toBe(2);
     expect(strict.err).toContain(`${input}:3`);
-    const dup = join(dir, "dup.jsonl");
+    const dup = join(ws.dir, "dup.jsonl");
     await writeFile(dup, `${openAiBatch(2)}\n${openAiBatch(1)}\n`);
     const duplicates = await salvo([
       "run",
       dup,
       "-o",
-      join(dir, "dup-out.jsonl"),
+      join(ws.dir, "dup-out.jsonl"),
       "--base-url",
       s.baseUrl,
       "--progress",
@@ -246,7 +200,7 @@ describe("salvo run", () => {
 
   it("reads bare request bodies with metadata (the cookbook format)", async () => {
     const s = await simulator({});
-    const input = join(dir, "bodies.jsonl");
+    const input = join(ws.dir, "bodies.jsonl");
     await writeFile(
       input,
       Array.from({ length: 5 }, (_, i) =>
@@ -256,26 +210,15 @@ describe("salvo run", () => {
         }),
       ).join("\n"),
     );
-    const output = join(dir, "out.jsonl");
-    const run = await salvo([
-      "run",
-      input,
-      "-o",
-      output,
-      "--base-url",
-      s.baseUrl,
-      "--model",
-      "gpt-4o-mini",
-      "--progress",
-      "none",
-    ]);
+    const output = join(ws.dir, "out.jsonl");
+    const run = await salvo(runArgs(input, output, s, "--model", "gpt-4o-mini"));
     expect(run.code, run.err).toBe(0);
     expectMapped(await outputLines(output), 5);
   });
 
   it("Anthropic batch lines go to the Anthropic provider, with ITPM/OTPM limits", async () => {
     const s = await simulator({ limits: { rpm: 3000, itpm: 100_000, otpm: 20_000 } });
-    const input = join(dir, "anthropic.jsonl");
+    const input = join(ws.dir, "anthropic.jsonl");
     await writeFile(
       input,
       Array.from({ length: 20 }, (_, i) =>
@@ -289,7 +232,7 @@ describe("salvo run", () => {
         }),
       ).join("\n"),
     );
-    const output = join(dir, "out.jsonl");
+    const output = join(ws.dir, "out.jsonl");
     const run = await salvo(
       [
         "run",
@@ -318,32 +261,24 @@ describe("salvo run", () => {
   });
 
   it("a missing API key is a usage error naming the variable, never a value", async () => {
-    const input = join(dir, "in.jsonl");
+    const input = join(ws.dir, "in.jsonl");
     await writeFile(input, openAiBatch(1));
-    const run = await salvo(["run", input, "-o", join(dir, "o.jsonl"), "--api-key-env", "MY_KEY"], {
-      OPENAI_API_KEY: "",
-    });
+    const run = await salvo(
+      ["run", input, "-o", join(ws.dir, "o.jsonl"), "--api-key-env", "MY_KEY"],
+      {
+        OPENAI_API_KEY: "",
+      },
+    );
     expect(run.code).toBe(2);
     expect(run.err).toContain("MY_KEY");
   });
 
   it("Ctrl-C: stops admitting, lets calls in flight finish, saves; the rerun pays for nothing twice", async () => {
     const s = await simulator({ latency: { ttftMs: 40 } });
-    const input = join(dir, "in.jsonl");
+    const input = join(ws.dir, "in.jsonl");
     await writeFile(input, openAiBatch(120));
-    const output = join(dir, "out.jsonl");
-    const args = [
-      "run",
-      input,
-      "-o",
-      output,
-      "--base-url",
-      s.baseUrl,
-      "--concurrency",
-      "6",
-      "--progress",
-      "none",
-    ];
+    const output = join(ws.dir, "out.jsonl");
+    const args = runArgs(input, output, s, "--concurrency", "6");
     const interrupt = new AbortController();
     const stop = setTimeout(() => interrupt.abort(new Error("SIGINT")), 250);
     const first = await salvo(args, {}, interrupt.signal);
@@ -363,22 +298,10 @@ describe("salvo run", () => {
 
   it("kill -9 mid-run, then rerun: every line once, in order; only calls in flight are paid twice", async () => {
     const s = await simulator({ latency: { ttftMs: 30 } });
-    const input = join(dir, "in.jsonl");
+    const input = join(ws.dir, "in.jsonl");
     await writeFile(input, openAiBatch(200));
-    const output = join(dir, "out.jsonl");
-    const args = [
-      "bin/salvo.js",
-      "run",
-      input,
-      "-o",
-      output,
-      "--base-url",
-      s.baseUrl,
-      "--concurrency",
-      "8",
-      "--progress",
-      "none",
-    ];
+    const output = join(ws.dir, "out.jsonl");
+    const args = ["bin/salvo.js", ...runArgs(input, output, s, "--concurrency", "8")];
     const env = { ...process.env, OPENAI_API_KEY: FAKE_KEY };
     const child: ChildProcess = spawn(process.execPath, args, { env, stdio: "ignore" });
     await expect
@@ -401,25 +324,12 @@ describe("salvo run", () => {
 describe("salvo run --audit", () => {
   it("writes a hash-chained call log, one record per attempt, that salvo verify accepts; no key in any file", async () => {
     const s = await simulator({ seed: 5, faults: { p500: 0.2 } });
-    const input = join(dir, "in.jsonl");
+    const input = join(ws.dir, "in.jsonl");
     await writeFile(input, openAiBatch(30));
-    const output = join(dir, "out.jsonl");
-    const log = join(dir, "calls.log");
-    const report = join(dir, "report.json");
-    const run = await salvo([
-      "run",
-      input,
-      "-o",
-      output,
-      "--base-url",
-      s.baseUrl,
-      "--audit",
-      log,
-      "--report",
-      report,
-      "--progress",
-      "none",
-    ]);
+    const output = join(ws.dir, "out.jsonl");
+    const log = join(ws.dir, "calls.log");
+    const report = join(ws.dir, "report.json");
+    const run = await salvo(runArgs(input, output, s, "--audit", log, "--report", report));
     expect(run.code, run.err).toBe(0);
     const records = (await readFile(log, "utf8"))
       .trim()

@@ -8,7 +8,7 @@ import type {
   ProviderResult,
   TokenUsage,
 } from "./provider.ts";
-import { SDK_TIMEOUT_MS, sdkCall } from "./sdk-call.ts";
+import { callThrough, type SdkWire, sdkClient } from "./sdk-call.ts";
 import { type ChatLike, estimatePromptTokens } from "./token-estimate.ts";
 
 export type AnthropicProviderOptions = {
@@ -37,32 +37,26 @@ function apiPath(path: string): string {
   return path.startsWith("/v1/") ? path : `/v1${path}`;
 }
 
+const WIRE: SdkWire = {
+  apiPath,
+  requestIdHeader: "request-id",
+  requiredArray: (path) => (path.endsWith("/messages") ? "content" : undefined),
+  usage: usageFromAnthropic,
+};
+
 export class AnthropicProvider implements Provider {
   readonly name = "anthropic";
   #client: Anthropic;
 
   constructor(options: AnthropicProviderOptions = {}) {
-    this.#client = options.client
-      ? options.client.withOptions({ maxRetries: 0, timeout: SDK_TIMEOUT_MS })
-      : new Anthropic({
-          apiKey: options.apiKey,
-          baseURL: options.baseURL,
-          maxRetries: 0,
-          timeout: SDK_TIMEOUT_MS,
-        });
+    this.#client = sdkClient(
+      options.client,
+      (own) => new Anthropic({ apiKey: options.apiKey, baseURL: options.baseURL, ...own }),
+    );
   }
 
   call(request: ProviderRequest, { signal }: CallOptions): Promise<ProviderResult> {
-    return sdkCall({
-      client: this.#client,
-      provider: this.name,
-      path: apiPath(request.path),
-      body: request.body,
-      signal,
-      requestIdHeader: "request-id",
-      requiredArray: request.path.endsWith("/messages") ? "content" : undefined,
-      usage: usageFromAnthropic,
-    });
+    return callThrough(this.#client, this.name, WIRE, request, signal);
   }
 
   /** ITPM counts uncached input and cache writes, not cache reads; OTPM counts the real output. */

@@ -9,7 +9,7 @@ import type {
   ProviderResult,
   TokenUsage,
 } from "./provider.ts";
-import { SDK_TIMEOUT_MS, sdkCall } from "./sdk-call.ts";
+import { callThrough, type SdkWire, sdkClient } from "./sdk-call.ts";
 import { type ChatLike, countTokens, estimatePromptTokens } from "./token-estimate.ts";
 
 export type OpenAIProviderOptions = {
@@ -49,34 +49,28 @@ function apiPath(path: string): string {
   return path.startsWith("/v1/") ? path.slice(3) : path;
 }
 
+const WIRE: SdkWire = {
+  apiPath,
+  requestIdHeader: "x-request-id",
+  requiredArray: (path) => (path.endsWith("/chat/completions") ? "choices" : undefined),
+  usage: usageFromOpenAI,
+};
+
 export class OpenAIProvider implements Provider {
   readonly name = "openai";
   #client: OpenAI;
   #defaultMaxTokens: number;
 
   constructor(options: OpenAIProviderOptions = {}) {
-    this.#client = options.client
-      ? options.client.withOptions({ maxRetries: 0, timeout: SDK_TIMEOUT_MS })
-      : new OpenAI({
-          apiKey: options.apiKey,
-          baseURL: options.baseURL,
-          maxRetries: 0,
-          timeout: SDK_TIMEOUT_MS,
-        });
+    this.#client = sdkClient(
+      options.client,
+      (own) => new OpenAI({ apiKey: options.apiKey, baseURL: options.baseURL, ...own }),
+    );
     this.#defaultMaxTokens = options.defaultMaxTokens ?? 4096;
   }
 
   call(request: ProviderRequest, { signal }: CallOptions): Promise<ProviderResult> {
-    return sdkCall({
-      client: this.#client,
-      provider: this.name,
-      path: apiPath(request.path),
-      body: request.body,
-      signal,
-      requestIdHeader: "x-request-id",
-      requiredArray: request.path.endsWith("/chat/completions") ? "choices" : undefined,
-      usage: usageFromOpenAI,
-    });
+    return callThrough(this.#client, this.name, WIRE, request, signal);
   }
 
   /** OpenAI counts `max_tokens` against TPM whatever the answer's length: only the input is reconciled. */

@@ -17,6 +17,51 @@ export type SdkClient = {
   ): { withResponse(): Promise<{ data: T; response: Response }> };
 };
 
+/** The options every SDK client of ours runs with: no retries of its own, no timeout of its own. */
+const OWN_RETRIES_OFF = { maxRetries: 0, timeout: SDK_TIMEOUT_MS } as const;
+
+/**
+ * The SDK client an adapter uses: the caller's, reconfigured, or a new one from `create`, both
+ * with the SDK's own retries and timeout off (the scheduler is the one retry authority).
+ */
+export function sdkClient<C extends { withOptions(options: typeof OWN_RETRIES_OFF): C }>(
+  given: C | undefined,
+  create: (options: typeof OWN_RETRIES_OFF) => C,
+): C {
+  return given ? given.withOptions(OWN_RETRIES_OFF) : create(OWN_RETRIES_OFF);
+}
+
+/** What differs between the providers' wire formats for one attempt. */
+export type SdkWire = {
+  /** The path as the SDK's base URL needs it. */
+  apiPath: (path: string) => string;
+  /** The response header holding the provider's request id. */
+  requestIdHeader: string;
+  /** A field an answer on this path must have (e.g. `choices`); undefined for none. */
+  requiredArray: (path: string) => string | undefined;
+  usage: (body: unknown) => TokenUsage | undefined;
+};
+
+/** One attempt of `request` through `client`, in the provider's wire format. */
+export function callThrough(
+  client: SdkClient,
+  provider: string,
+  wire: SdkWire,
+  request: { path: string; body: unknown },
+  signal: AbortSignal,
+): Promise<ProviderResult> {
+  return sdkCall({
+    client,
+    provider,
+    path: wire.apiPath(request.path),
+    body: request.body,
+    signal,
+    requestIdHeader: wire.requestIdHeader,
+    requiredArray: wire.requiredArray(request.path),
+    usage: wire.usage,
+  });
+}
+
 export type SdkCall = {
   client: SdkClient;
   provider: string;

@@ -6,6 +6,8 @@ import type { LimitDimension, RateLimiter } from "./rate-limiter.ts";
 import type { TokenBucket } from "./token-bucket.ts";
 import {
   type ChatRequest,
+  type CheckedBody,
+  checkBody,
   checkMessages,
   type ErrorKind,
   isBadRequest,
@@ -52,12 +54,9 @@ export const anthropicWire: Wire = {
   idPrefix: "msg_",
 
   parse(body) {
-    if (body === null || typeof body !== "object" || Array.isArray(body)) {
-      return { error: "The request body must be a JSON object.", param: null };
-    }
-    const b = body as Record<string, unknown>;
-    if (typeof b.model !== "string" || b.model === "")
-      return { error: "model: Field required", param: "model" };
+    const invalid = checkBody(body, "model: Field required");
+    if (invalid) return invalid;
+    const b = body as CheckedBody;
     if (b.max_tokens === undefined)
       return { error: "max_tokens: Field required", param: "max_tokens" };
     const max = optionalCount(b.max_tokens, "max_tokens");

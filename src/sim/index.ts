@@ -10,7 +10,7 @@
 export type { FaultKind } from "./fault-picker.ts";
 export { FAULT_KINDS } from "./fault-picker.ts";
 export { formatGoDuration } from "./go-duration.ts";
-export { loadScenario, parseScenario } from "./load-scenario.ts";
+export { loadScenario, parseScenario, readScenarioFile } from "./load-scenario.ts";
 export type { MarkerOptions, SimContentPart, SimMessage } from "./marker.ts";
 export { expectedMarker } from "./marker.ts";
 export { countPromptTokens } from "./prompt-tokens.ts";

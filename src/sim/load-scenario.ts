@@ -12,16 +12,19 @@ import { type SimConfigInput, validateSimConfig } from "./sim-config.ts";
  * too.
  */
 export async function loadScenario(path: string): Promise<SimConfigInput> {
-  let text: string;
+  return parseScenario(await readScenarioFile(path), path);
+}
+
+/** A scenario file's text; one that cannot be read is a `ConfigError` naming it. */
+export async function readScenarioFile(path: string): Promise<string> {
   try {
-    text = await readFile(path, "utf8");
+    return await readFile(path, "utf8");
   } catch (error) {
     throw new ConfigError(
       { field: "scenario", expected: "a readable YAML or JSON file", got: path, where: path },
       { cause: error },
     );
   }
-  return parseScenario(text, path);
 }
 
 /** Parses and validates scenario text; `where` names it in errors. */

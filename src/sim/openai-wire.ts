@@ -8,6 +8,8 @@ import type { TokenBucket } from "./token-bucket.ts";
 import {
   type Answer,
   type ChatRequest,
+  type CheckedBody,
+  checkBody,
   checkMessages,
   type ErrorKind,
   isBadRequest,
@@ -59,13 +61,9 @@ export const openaiWire: Wire = {
   idPrefix: "chatcmpl-",
 
   parse(body) {
-    if (body === null || typeof body !== "object" || Array.isArray(body)) {
-      return { error: "The request body must be a JSON object.", param: null };
-    }
-    const b = body as Record<string, unknown>;
-    if (typeof b.model !== "string" || b.model === "") {
-      return { error: "you must provide a model parameter", param: "model" };
-    }
+    const invalid = checkBody(body, "you must provide a model parameter");
+    if (invalid) return invalid;
+    const b = body as CheckedBody;
     const bad = checkMessages(b.messages, ROLES);
     if (bad) return bad;
     const maxCompletion = optionalCount(b.max_completion_tokens, "max_completion_tokens");

@@ -70,6 +70,19 @@ export type Wire = {
 };
 
 /** Validates message objects shared by both shapes; returns the error or undefined. */
+/** A request body that is not a JSON object with a model: the provider's 400 (its own wording). */
+export function checkBody(body: unknown, noModel: string): BadRequest | undefined {
+  if (body === null || typeof body !== "object" || Array.isArray(body)) {
+    return { error: "The request body must be a JSON object.", param: null };
+  }
+  const model = (body as Record<string, unknown>).model;
+  if (typeof model !== "string" || model === "") return { error: noModel, param: "model" };
+  return undefined;
+}
+
+/** A body `checkBody` accepted. */
+export type CheckedBody = Record<string, unknown> & { model: string };
+
 export function checkMessages(messages: unknown, roles: readonly string[]): BadRequest | undefined {
   if (!Array.isArray(messages) || messages.length === 0) {
     return { error: "messages: expected a non-empty array", param: "messages" };
