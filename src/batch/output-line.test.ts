@@ -137,6 +137,8 @@ describe("itemError and itemOutcomeFrom", () => {
           usage: undefined,
           rateLimits: undefined,
           requestId: "r",
+          cached: false,
+          shared: false,
         },
       }),
     ).toEqual({
