@@ -44,7 +44,7 @@ export function spendLines(
     const { stored, errors } = cache.counters;
     const failures = errors > 0 ? `, ${errors} cache errors` : "";
     lines.push(
-      `  cache ${cache.dir}: ${run.cached} answered from it without a call, ${stored} new answers stored${failures}`,
+      `  cache: ${run.cached} answered from the cache without a call, ${stored} new answers stored${failures} (${cache.dir})`,
     );
   }
   if (run.shared > 0)

@@ -59,7 +59,12 @@ export type RunMetricsOptions = {
  */
 export type OutsideOutcome =
   | { ok: true; source: "cache" | "shared"; status?: number | undefined }
-  | { ok: false; error: unknown };
+  | {
+      ok: false;
+      error: unknown;
+      /** It was stopped (an interrupt), not failed; also read from a SALVO_ABORTED/CLOSED code. */
+      stopped?: boolean | undefined;
+    };
 
 /** Something with the scheduler's `bucket(dimension)` (a `Scheduler`). */
 export type BucketSource = {
@@ -314,7 +319,7 @@ export class RunMetrics {
       return;
     }
     const code = errorCode(outcome.error);
-    if (STOP_CODES.has(code)) {
+    if (outcome.stopped || STOP_CODES.has(code)) {
       this.#outsideStopped++;
       return;
     }

@@ -12,10 +12,12 @@ export type PlainProgressOptions = {
   clock: Clock;
   groups?: ProgressGroups | undefined;
   lingerMs?: number | undefined;
+  /** Printed once when the display starts. */
+  intro?: string | undefined;
 };
 
 function groupText(g: GroupSnapshot): string {
-  const done = g.succeeded + g.failed + g.skipped;
+  const done = g.succeeded + g.failed + g.skipped + g.resumed;
   const parts = [`${g.failed} failed`];
   if (g.stopped > 0) parts.push(`${g.stopped} stopped`);
   if (!g.finished) parts.push(`${g.inFlight} in flight`);
@@ -38,6 +40,7 @@ export class PlainProgress implements ProgressRenderer {
 
   start(metrics: RunMetrics, events: EventSource, now: () => number): void {
     if (this.#print !== undefined || this.#stopped) return;
+    if (this.#options.intro) this.#output.write(this.#options.intro);
     const groups = this.#options.groups;
     this.#detach = groups?.attach(events);
     this.#print = () => {

@@ -5,8 +5,11 @@
 import type { ItemId } from "../core/outcome.ts";
 import type { EventSource } from "../metrics/run-metrics.ts";
 
-/** How a group's items ended. `stopped`: by an interrupt or abort (not a failure). */
-export type GroupEnd = "succeeded" | "failed" | "stopped" | "skipped";
+/**
+ * How a group's items ended. `stopped`: by an interrupt or abort (not a failure). `skipped`:
+ * without a call (e.g. a failed dependency). `resumed`: done by an earlier run.
+ */
+export type GroupEnd = "succeeded" | "failed" | "stopped" | "skipped" | "resumed";
 
 /** One group's counts at one moment. */
 export type GroupSnapshot = {
@@ -18,8 +21,10 @@ export type GroupSnapshot = {
   succeeded: number;
   failed: number;
   stopped: number;
-  /** Ended without a call of this run (resumed, skipped for a failed dependency). */
+  /** Ended without a call (skipped for a failed dependency). */
   skipped: number;
+  /** Done by an earlier run (reused from its journal). */
+  resumed: number;
   /** Attempts running now. */
   inFlight: number;
   retries: number;
@@ -36,6 +41,7 @@ export type GroupTotals = {
   failed: number;
   stopped: number;
   skipped: number;
+  resumed: number;
   inFlight: number;
   /** The names of the last few groups added (newest last). */
   names: string[];
@@ -68,6 +74,7 @@ function emptyTotals(): GroupTotals {
     failed: 0,
     stopped: 0,
     skipped: 0,
+    resumed: 0,
     inFlight: 0,
     names: [],
   };
@@ -80,6 +87,7 @@ function addTo(totals: GroupTotals, g: GroupSnapshot): void {
   totals.failed += g.failed;
   totals.stopped += g.stopped;
   totals.skipped += g.skipped;
+  totals.resumed += g.resumed;
   totals.inFlight += g.inFlight;
   totals.names.push(g.name);
   if (totals.names.length > KEPT_NAMES) totals.names.shift();
@@ -108,6 +116,7 @@ class Group {
   failed = 0;
   stopped = 0;
   skipped = 0;
+  resumed = 0;
   retries = 0;
   rateLimited = 0;
   /** Running attempts by item id (a count: ids given by callers may repeat). */
@@ -119,7 +128,7 @@ class Group {
     this.name = name;
   }
   get ended(): number {
-    return this.succeeded + this.failed + this.stopped + this.skipped;
+    return this.succeeded + this.failed + this.stopped + this.skipped + this.resumed;
   }
   start(id: ItemId): void {
     this.running.set(id, (this.running.get(id) ?? 0) + 1);
@@ -144,6 +153,7 @@ class Group {
       failed: this.failed,
       stopped: this.stopped,
       skipped: this.skipped,
+      resumed: this.resumed,
       inFlight: this.inFlight,
       retries: this.retries,
       rateLimited: this.rateLimited,

@@ -48,8 +48,13 @@ export function overallLine(s: RunSnapshot, width: number, options: StatusOption
   return withBar("", fraction, statusFields(s, options), width, { min: 8, max: 30, keepAbove: 50 });
 }
 
+/** Items of a group that are done: answered, failed, skipped or done by an earlier run. */
+function doneIn(g: GroupSnapshot | GroupTotals): number {
+  return g.succeeded + g.failed + g.skipped + g.resumed;
+}
+
 function groupFields(g: GroupSnapshot): Field[] {
-  const done = g.succeeded + g.failed + g.skipped;
+  const done = doneIn(g);
   const fields: Field[] = [
     { text: `${done}/${g.total}${g.declared ? "" : "+"}`, priority: REQUIRED },
     { text: `${g.failed} failed`, priority: REQUIRED },
@@ -59,7 +64,7 @@ function groupFields(g: GroupSnapshot): Field[] {
     fields.push({ text: "done", priority: 90 });
   } else {
     if (g.inFlight > 0) fields.push(inFlightField(g.inFlight, Number.POSITIVE_INFINITY, 70));
-    const waiting = g.total - g.succeeded - g.failed - g.stopped - g.skipped - g.inFlight;
+    const waiting = g.total - done - g.stopped - g.inFlight;
     if (waiting > 0) fields.push({ text: `${waiting} waiting`, priority: 40 });
   }
   if (g.skipped > 0)
@@ -74,7 +79,7 @@ function groupFields(g: GroupSnapshot): Field[] {
 }
 
 function totalsFields(t: GroupTotals): Field[] {
-  const done = t.succeeded + t.failed + t.skipped;
+  const done = doneIn(t);
   const fields: Field[] = [
     { text: `${done}/${t.total}`, priority: REQUIRED },
     { text: `${t.failed} failed`, priority: REQUIRED },
@@ -109,7 +114,7 @@ export function groupLines(view: GroupsView, noun: string, width: number): strin
   const label = Math.min(24, Math.max(0, ...view.lines.map((g) => g.name.length)));
   for (const g of view.lines) {
     const name = g.name.length > label ? `${g.name.slice(0, label - 1)}…` : g.name.padEnd(label);
-    const fraction = g.total > 0 ? (g.succeeded + g.failed + g.skipped) / g.total : 0;
+    const fraction = g.total > 0 ? doneIn(g) / g.total : 0;
     lines.push(
       withBar(`  ${name} `, fraction, groupFields(g), width, { min: 6, max: 20, keepAbove: 60 }),
     );

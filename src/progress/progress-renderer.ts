@@ -61,17 +61,16 @@ export function createProgress(
 ): ProgressRenderer | undefined {
   const clock = options.clock ?? realClock;
   const plainIntervalMs = options.plainIntervalMs ?? 5_000;
-  const plain = () => new PlainProgress(output, { ...options, clock, intervalMs: plainIntervalMs });
+  const plain = (intro?: string) =>
+    new PlainProgress(output, { ...options, clock, intervalMs: plainIntervalMs, intro });
   switch (mode) {
     case "auto":
       return output.isTTY ? createProgress("bar", output, options) : plain();
     case "bar":
-      if (!output.isTTY) {
-        output.write(
+      if (!output.isTTY)
+        return plain(
           `salvo: --progress bar needs a terminal and this output is not one: a status line every ${plainIntervalMs / 1000}s instead\n`,
         );
-        return plain();
-      }
       return new BarProgress(output, {
         ...options,
         clock,

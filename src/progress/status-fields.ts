@@ -55,7 +55,7 @@ export function statusFields(s: RunSnapshot, options: StatusOptions = {}): Field
       priority: 10,
     },
   );
-  if (s.etaMs !== undefined && s.stopped === 0 && !options.note)
+  if (s.etaMs !== undefined && s.etaMs > 0 && s.stopped === 0 && !options.note)
     fields.push({ text: `eta ${formatDuration(s.etaMs)}`, priority: 80 });
   if (s.paused)
     fields.push({

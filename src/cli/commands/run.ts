@@ -58,16 +58,19 @@ export async function runJob(job: RunJob): Promise<number> {
     return dryRunJob({ input, output, settings, io });
   }
   const stderr = { write: (t: string) => io.stderr.write(t), isTTY: io.isTTY, columns: io.columns };
+  const progress = createProgress(settings.progress, stderr);
+  // Messages go through the display while it is live, so that it never draws over them.
+  const say = (text: string) => (progress ? progress.print(text) : io.stderr.write(text));
   const onEvent = (event: BatchFileEvent) => {
     if (event.type === "interrupted")
-      io.stderr.write(
+      say(
         `\nsalvo: interrupted: finishing ${event.inFlight} call(s) in flight (up to ${formatDuration(event.graceMs)}); Ctrl-C again to stop now\n`,
       );
     else if (event.type === "grace-expired")
-      io.stderr.write(
+      say(
         `salvo: the grace period ended: ${event.aborted} call(s) still in flight were stopped (they run on resume)\n`,
       );
-    else if (event.type === "warning") io.stderr.write(`salvo: warning: ${event.message}\n`);
+    else if (event.type === "warning") say(`salvo: warning: ${event.message}\n`);
   };
   let sim = job.simulator;
   const ownSim = sim === undefined && settings.sim !== undefined;
@@ -93,7 +96,7 @@ export async function runJob(job: RunJob): Promise<number> {
       maxTokensTotal: settings.maxTokensTotal,
       pricing: settings.pricing,
       report: settings.report,
-      progress: createProgress(settings.progress, stderr),
+      progress,
       signal: io.signal,
       onEvent,
       env: io.env,
