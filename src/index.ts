@@ -80,7 +80,14 @@ export {
 export * from "./errors.ts";
 // Run metrics and the physical bound M*.
 export { type Bound, physicalBound } from "./metrics/physical-bound.ts";
-export { RunMetrics, type RunSnapshot, type RunSummary } from "./metrics/run-metrics.ts";
+export {
+  type BoundLimits,
+  type LimitInForce,
+  RunMetrics,
+  type RunSnapshot,
+  type RunSummary,
+  rateLimitsInForce,
+} from "./metrics/run-metrics.ts";
 // Pipelines: stages of tasks with item-level dependencies, token-budgeted context, run directories.
 export {
   assembleContext,
@@ -122,6 +129,19 @@ export {
   probeRequest,
 } from "./probe/probe-endpoint.ts";
 export type { LevelResult, SweepResult } from "./probe/sweep.ts";
+// Progress: a live display of a scheduler's work, one line per named scope; renderers for runBatchFile.
+export {
+  createProgress,
+  type ProgressMode,
+  type ProgressOptions,
+  type ProgressOutput,
+  type ProgressRenderer,
+} from "./progress/progress-renderer.ts";
+export {
+  type ProgressHandle,
+  type ShowProgressOptions,
+  showProgress,
+} from "./progress/show-progress.ts";
 // Providers: the interface and the adapters (the SDKs' own retries off).
 export {
   AnthropicProvider,

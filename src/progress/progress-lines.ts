@@ -56,7 +56,8 @@ function doneIn(g: GroupSnapshot | GroupTotals): number {
 function groupFields(g: GroupSnapshot): Field[] {
   const done = doneIn(g);
   const fields: Field[] = [
-    { text: `${done}/${g.total}${g.declared ? "" : "+"}`, priority: REQUIRED },
+    // Undeclared (a scope): more items may still come while it runs.
+    { text: `${done}/${g.total}${g.declared || g.finished ? "" : "+"}`, priority: REQUIRED },
     { text: `${g.failed} failed`, priority: REQUIRED },
   ];
   if (g.stopped > 0) fields.push({ text: `${g.stopped} stopped`, priority: REQUIRED });
@@ -123,7 +124,10 @@ export function groupLines(view: GroupsView, noun: string, width: number): strin
     lines.push(
       fitLine(
         [
-          { text: `  + ${view.more.groups} more ${noun}`, priority: REQUIRED },
+          {
+            text: `  + ${view.more.groups} more ${view.more.groups === 1 ? noun.replace(/s$/, "") : noun}`,
+            priority: REQUIRED,
+          },
           ...totalsFields(view.more),
         ],
         width,

@@ -35,9 +35,11 @@ export type StatusOptions = {
 /** The status fields, most important first in priority, in reading order. */
 export function statusFields(s: RunSnapshot, options: StatusOptions = {}): Field[] {
   const total = s.total ?? s.submitted;
+  // Without a total, more items may still come while any runs.
+  const more = s.total === undefined && (doneOf(s) + s.stopped < s.submitted || s.inFlight > 0);
   const word = options.doneWord ? ` ${options.doneWord}` : "";
   const fields: Field[] = [
-    { text: `${doneOf(s)}/${total}${s.total === undefined ? "+" : ""}${word}`, priority: REQUIRED },
+    { text: `${doneOf(s)}/${total}${more ? "+" : ""}${word}`, priority: REQUIRED },
     { text: `${s.failed} failed`, priority: REQUIRED },
   ];
   // Stopped by an interrupt or abort: not failures, and a resumed run runs them.

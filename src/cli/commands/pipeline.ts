@@ -94,8 +94,9 @@ export async function runPipelineJob(job: PipelineJob): Promise<number> {
   const callLog = settings.audit
     ? await openCallLog(settings.audit, { content: settings.auditContent, env: io.env })
     : undefined;
-  // One line per stage under the overall bar. A task's id is `stage/key`; its events give the
-  // stage's calls in flight, retries and 429s, its record (onTask) how it ended.
+  // One line per stage under the overall bar. A task's id is `stage/key`: the scheduler's events
+  // give each stage's calls in flight, retries, 429s and ends, as they give the overall line's
+  // (so the lines stay in sync); tasks that end without the scheduler are told from onTask.
   const stages = new Set<string>();
   const groups = new ProgressGroups({
     groupOf: ({ id }) => {
@@ -103,7 +104,6 @@ export async function runPipelineJob(job: PipelineJob): Promise<number> {
       return stages.has(stage) ? stage : undefined;
     },
     noun: "stages",
-    endsFromEvents: false,
   });
   const progress = createProgress(settings.progress, stderr, { groups });
   // Messages go through the display while it is live, so that it never draws over them.
@@ -157,13 +157,11 @@ export async function runPipelineJob(job: PipelineJob): Promise<number> {
         progress?.start(metrics, scheduler, () => realClock.now());
       },
       onTask: (record) => {
-        groups.ended(
-          record.stage,
-          record.reused ? "resumed" : record.status === "cancelled" ? "stopped" : record.status,
-        );
         // A task that ended without the scheduler (reused, skipped, shared, refused before a
-        // call) is counted here, as the scheduler's events counted the others.
+        // call) is counted here; the scheduler's events counted the others.
         if (settledByScheduler.delete(record.task)) return;
+        if (record.reused) groups.ended(record.stage, "resumed");
+        else groups.ended(record.stage, record.status === "cancelled" ? "stopped" : record.status);
         if (record.status === "succeeded" || record.status === "skipped") metrics.addSkipped(1);
         else
           metrics.settledOutside({
