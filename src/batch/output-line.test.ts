@@ -143,7 +143,14 @@ describe("itemError and itemOutcomeFrom", () => {
       }),
     ).toEqual({
       ok: true,
-      value: { status: 200, body: { x: 1 }, requestId: "r", usage: undefined },
+      value: {
+        status: 200,
+        body: { x: 1 },
+        requestId: "r",
+        usage: undefined,
+        cached: false,
+        shared: false,
+      },
       attempts: 1,
       latencyMs: 5,
     });

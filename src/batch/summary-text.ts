@@ -109,7 +109,7 @@ function latencyLines(run: RunSummary): string[] {
     return [`  latency per call ${p(run.latencyMs)}; ${tokens}`];
   }
   const lines = [
-    `  latency of all ${all.count} attempts, the ${failed.count} failed ones (errors, timeouts, 429s) included: ${p(all)}, max ${formatDuration(all.max)}`,
+    `  latency of all ${all.count} attempts, the ${failed.count} failed ${failed.count === 1 ? "one" : "ones"} (errors, timeouts, 429s) included: ${p(all)}, max ${formatDuration(all.max)}`,
   ];
   lines.push(
     run.latencyMs.count > 0
@@ -160,7 +160,7 @@ export function summaryText(
   if (run.attemptLatencyMs.count > 0) {
     const sequentialMs = run.attemptLatencyMs.mean * run.attemptLatencyMs.count;
     lines.push(
-      `  throughput ${run.throughputPerSecond.toFixed(1)} calls/s; one at a time these attempts would have taken about ${formatDuration(sequentialMs)}`,
+      `  throughput ${run.throughputPerSecond.toFixed(1)} calls/s; one at a time these calls would have taken about ${formatDuration(sequentialMs)}`,
     );
   }
   const { limit } = run;
