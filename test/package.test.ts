@@ -105,7 +105,8 @@ export async function main(sim: SimHandle): Promise<number> {
 void startSimulator;
 `;
 
-describe("the packed package, installed into a fresh project", () => {
+// npm, two Node versions and a TypeScript check: slow steps, and slower still on a busy machine.
+describe("the packed package, installed into a fresh project", { timeout: 180_000 }, () => {
   beforeAll(async () => {
     project = await mkdtemp(join(tmpdir(), "salvo-consumer-"));
     const packed = await exec("npm", ["pack", "--silent", "--pack-destination", project], {
