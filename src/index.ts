@@ -129,7 +129,10 @@ export {
   probeRequest,
 } from "./probe/probe-endpoint.ts";
 export type { LevelResult, SweepResult } from "./probe/sweep.ts";
-// Progress: a live display of a scheduler's work, one line per named scope; renderers for runBatchFile.
+// Progress displays (a live display of several lines, plain lines, JSON lines) over a run's
+// metrics; showProgress draws a scheduler's progress with one line per named scope; durations as
+// Salvo prints them.
+export { formatDuration } from "./progress/format.ts";
 export {
   createProgress,
   type ProgressMode,
