@@ -23,6 +23,7 @@ import {
   outputLine,
 } from "./output-line.ts";
 import { prepareResume, type ResumeState } from "./resume.ts";
+import { RunLock } from "./run-lock.ts";
 
 export type RunBatchOptions = {
   /** The input JSONL path (OpenAI Batch, cookbook body + metadata, or Anthropic batch lines). */
@@ -162,10 +163,28 @@ function statusOf(line: string): "succeeded" | "failed" | "invalid" {
  * ones get an error line, the rest go to `execute`. Each outcome is journaled, then written in
  * input order. After a complete run the journal is deleted.
  *
- * Rejects with InputRejectedError, ResumeRefusedError, ConfigError, or an I/O error (after the
+ * One run at a time per output: a second one (in any process on this host, or one whose lock it
+ * cannot check on another host) is refused with RunLockedError before anything is read or
+ * changed. The lock, `<output>.lock`, is released when the run ends; a killed run's lock is taken
+ * over at once by the next run.
+ *
+ * Rejects with RunLockedError, InputRejectedError, ResumeRefusedError, ConfigError, or an I/O error (after the
  * calls in flight have settled and everything completed is journaled).
  */
 export async function runBatch(options: RunBatchOptions): Promise<BatchSummary> {
+  // One run per output, taken before any file is read or changed (--fresh deletes files).
+  const lock = await RunLock.acquire(options.output, `${options.output}.lock`, {
+    purpose: "salvo run",
+    field: "output",
+  });
+  try {
+    return await runLocked(options);
+  } finally {
+    await lock.release();
+  }
+}
+
+async function runLocked(options: RunBatchOptions): Promise<BatchSummary> {
   const { input, output, execute, signal } = options;
   const window = positiveInteger("window", options.window, 1024);
   const concurrency = positiveInteger("concurrency", options.concurrency, window);
