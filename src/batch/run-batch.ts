@@ -18,9 +18,14 @@ import { OrderedWriter } from "./ordered-writer.ts";
 import {
   formatOutputLine,
   type ItemOutcome,
+  invalidDigest,
   invalidOutputLine,
   itemError,
   outputLine,
+  type Redo,
+  type RedoReason,
+  redoOf,
+  requestDigest,
 } from "./output-line.ts";
 import { prepareResume, type ResumeState } from "./resume.ts";
 import { RunLock } from "./run-lock.ts";
@@ -39,6 +44,13 @@ export type RunBatchOptions = {
   execute: (item: BatchItem, signal: AbortSignal) => Promise<ItemOutcome>;
   /** Delete an existing output and journal and start over, instead of resuming. @default false */
   fresh?: boolean | undefined;
+  /**
+   * On a rerun, also run again the lines that failed for good (400, 401, 403, 404, quota, context
+   * too long: see `failureKind`). Lines that failed transiently (timeouts, network errors, 5xx,
+   * 429/529 after their attempts) are run again whatever this says; answers never are.
+   * @default false
+   */
+  retryFailed?: boolean | undefined;
   /** Refuse the whole input (InputRejectedError) if any line is invalid, before any call. @default false */
   strict?: boolean | undefined;
   /** The model for requests that name none; a line without either is invalid. @default undefined */
@@ -77,6 +89,8 @@ export type BatchEvent =
       truncatedBytes: ResumeState["truncatedBytes"];
       /** Items an earlier run did not attempt (over budget), run now. */
       rerun: number;
+      /** Items with a line to run again (over budget, changed, failed), by reason. */
+      redo: Record<RedoReason, number>;
     }
   /** One item's line was handed to the output writer. */
   | {
@@ -87,6 +101,8 @@ export type BatchEvent =
       status: "succeeded" | "failed" | "invalid";
       /** Where its line came from: a call now, the journal of an earlier run, or the input (invalid). */
       source: "executed" | "journal" | "input";
+      /** Why an item that had a line is run again (see `RedoReason`); absent for a first run. */
+      redo?: RedoReason | undefined;
     };
 
 /** What a run did. `succeeded + failed + invalid` = lines in the output. */
@@ -107,6 +123,16 @@ export type BatchSummary = {
   executed: number;
   /** Items an earlier run did not attempt (its budget stopped it), run again by this one. */
   rerun: number;
+  /**
+   * Items an earlier run ended with a failure, run again by this one: `transient` ones always,
+   * `permanent` ones under `retryFailed`; `byCode` counts them by their earlier error code.
+   */
+  retried: { transient: number; permanent: number; byCode: Record<string, number> };
+  /**
+   * Items whose input line was edited after an earlier run answered (or refused) it: the old line
+   * is replaced by a new call's (or, for a line now invalid, by its error line).
+   */
+  changed: number;
   /** The signal stopped the run; rerun to resume. The journal is kept. */
   interrupted: boolean;
 };
@@ -129,7 +155,7 @@ export function journalHeader(
   scan: Pick<InputScan, "bytes" | "sha256">,
 ): JournalHeader {
   return {
-    salvo_journal: 1,
+    salvo_journal: 2,
     input: { path: options.input, bytes: scan.bytes, sha256: scan.sha256 },
     output: options.output,
     options_sha256: createHash("sha256")
@@ -137,6 +163,65 @@ export function journalHeader(
       .digest("hex"),
     created_at: new Date().toISOString(),
   };
+}
+
+/**
+ * The digest of each item of the scanned input, by index (`requestDigest`, or `invalidDigest` for
+ * an invalid line): 32 bytes per item, outside the JS heap.
+ */
+async function inputDigests(
+  input: string,
+  scan: Pick<InputScan, "bytes" | "total">,
+  defaultModel: string | undefined,
+  signal: AbortSignal | undefined,
+): Promise<Buffer> {
+  const digests = Buffer.alloc(scan.total * 32);
+  for await (const entry of readInput(input, { defaultModel, bytes: scan.bytes, signal })) {
+    if (entry.index >= scan.total) break;
+    const digest = isInvalid(entry) ? invalidDigest(entry.error.message) : requestDigest(entry);
+    digest.copy(digests, entry.index * 32);
+  }
+  return digests;
+}
+
+export type BatchResumeOptions = Pick<
+  RunBatchOptions,
+  "input" | "output" | "defaultModel" | "fresh" | "retryFailed" | "signal"
+> & {
+  /** The input's scan (its size bounds what is read). */
+  scan: InputScan;
+  /** This run's journal header (`journalHeader`). */
+  header: JournalHeader;
+  /** The journal path. @default `${output}.journal` */
+  journal?: string | undefined;
+  /** Change no file (a dry run). @default false */
+  readOnly?: boolean | undefined;
+};
+
+/**
+ * Where a run of `options` resumes (`prepareResume`), with the batch driver's rule for which
+ * existing lines to run again: a budget stopped them, their input line changed since (its
+ * request's digest differs), or they failed transiently (or, with `retryFailed`, at all). For a
+ * dry run (`readOnly`) as for a real one.
+ */
+export async function prepareBatchResume(options: BatchResumeOptions): Promise<ResumeState> {
+  const { scan } = options;
+  const digests = options.fresh
+    ? Buffer.alloc(0)
+    : await inputDigests(options.input, scan, options.defaultModel, options.signal);
+  return prepareResume({
+    output: options.output,
+    journal: options.journal,
+    header: options.header,
+    total: scan.total,
+    fresh: options.fresh,
+    signal: options.signal,
+    readOnly: options.readOnly,
+    redo: (index, line) =>
+      redoOf(line, digests.subarray(index * 32, index * 32 + 32), {
+        retryFailed: options.retryFailed,
+      }),
+  });
 }
 
 function positiveInteger(field: string, value: number | undefined, fallback: number): number {
@@ -205,6 +290,8 @@ async function runLocked(options: RunBatchOptions): Promise<BatchSummary> {
     resumedFromJournal: 0,
     executed: 0,
     rerun: 0,
+    retried: { transient: 0, permanent: 0, byCode: {} },
+    changed: 0,
     interrupted: false,
   };
 
@@ -228,20 +315,22 @@ async function runLocked(options: RunBatchOptions): Promise<BatchSummary> {
         duplicates: scan.duplicates,
       });
     const header = journalHeader(options, scan);
-    resume = await prepareResume({
-      output,
+    resume = await prepareBatchResume({
+      ...options,
       journal: journalPath,
+      scan,
       header,
-      total: scan.total,
-      fresh: options.fresh,
       signal,
     });
+    const redo: Record<RedoReason, number> = { budget: 0, changed: 0, transient: 0, permanent: 0 };
+    for (const again of resume.redo.values()) redo[again.reason] += 1;
     emit({
       type: "resumed",
       doneInOutput: resume.doneInOutput,
       journaled: resume.journaled.size,
       truncatedBytes: resume.truncatedBytes,
       rerun: resume.rerun,
+      redo,
     });
     if (signal?.aborted) throw signal.reason;
     journal = await Journal.open(journalPath, resume.journalExists ? undefined : header, {
@@ -291,6 +380,17 @@ async function runLocked(options: RunBatchOptions): Promise<BatchSummary> {
   const count = (status: "succeeded" | "failed" | "invalid"): void => {
     summary[status] += 1;
   };
+  /** Counts an item run again once its new line is written (an interrupted redo is not counted). */
+  const countRedo = (again: Redo | undefined): void => {
+    if (again === undefined || again.reason === "budget") return;
+    if (again.reason === "changed") {
+      summary.changed += 1;
+      return;
+    }
+    summary.retried[again.reason] += 1;
+    const code = again.code ?? "unknown";
+    summary.retried.byCode[code] = (summary.retried.byCode[code] ?? 0) + 1;
+  };
 
   const run = async (item: BatchItem): Promise<void> => {
     const started = performance.now();
@@ -312,6 +412,8 @@ async function runLocked(options: RunBatchOptions): Promise<BatchSummary> {
     writer.put(item.index, text);
     const status = outcome.ok ? "succeeded" : "failed";
     count(status);
+    const again = resume.redo.get(item.index);
+    countRedo(again);
     emit({
       type: "item",
       index: item.index,
@@ -319,11 +421,17 @@ async function runLocked(options: RunBatchOptions): Promise<BatchSummary> {
       line: item.line,
       status,
       source: "executed",
+      redo: again?.reason,
     });
   };
 
   try {
-    for await (const entry of readInput(input, { defaultModel: options.defaultModel })) {
+    // Only what the scan read: an input still growing yields the scanned items (the next run
+    // takes the rest), never items past the totals this run reported and checked.
+    for await (const entry of readInput(input, {
+      defaultModel: options.defaultModel,
+      bytes: scan.bytes,
+    })) {
       if (stop.aborted) break;
       const { index } = entry;
       if (index < resume.doneInOutput) {
@@ -340,6 +448,8 @@ async function runLocked(options: RunBatchOptions): Promise<BatchSummary> {
       if (isInvalid(entry)) {
         writer.put(index, formatOutputLine(invalidOutputLine(entry)));
         count("invalid");
+        const again = resume.redo.get(index);
+        countRedo(again);
         emit({
           type: "item",
           index,
@@ -347,6 +457,7 @@ async function runLocked(options: RunBatchOptions): Promise<BatchSummary> {
           line: entry.line,
           status: "invalid",
           source: "input",
+          redo: again?.reason,
         });
         continue;
       }
