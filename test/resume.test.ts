@@ -65,8 +65,8 @@ async function output(path: string): Promise<OutputLine[]> {
 }
 
 const answerOf = (line: OutputLine) =>
-  (line.response?.body as { choices: Array<{ message: { content: string } }> }).choices[0]!.message
-    .content;
+  (line.response?.body as { choices: Array<{ message: { content: string } }> } | undefined)
+    ?.choices[0]?.message.content ?? "";
 
 /** The simulator's requests since the last call, as prompt markers. */
 function asked(sim: SimHandle): () => string[] {
