@@ -220,4 +220,11 @@ it("a rerun asks again the lines that failed transiently, keeps those that faile
     .stats()
     .timeline.filter((e) => e.status === 200 && e.fault === null && e.marker !== null);
   expect(answered).toHaveLength(N - permanent.size);
+
+  // --retry-failed asks the permanent failures again too (they fail again), and still no answer.
+  const retry = await salvo([...args, "--retry-failed"]);
+  expect(retry.code).toBe(1);
+  // (the simulator refuses their bodies before it reads a prompt: they carry no marker)
+  expect(newRequests()).toEqual([...permanent].map(() => "(bad body)"));
+  expect((await output(out)).filter((l) => l.error !== null)).toHaveLength(permanent.size);
 }, 60_000);
