@@ -90,6 +90,7 @@ export async function runPipelineJob(job: PipelineJob): Promise<number> {
   const stderr = { write: (t: string) => io.stderr.write(t), isTTY: io.isTTY, columns: io.columns };
   let sim: SimHandle | undefined;
   let salvo: Salvo | undefined;
+  const clients: Record<string, Salvo> = {};
   const callLog = settings.audit
     ? await openCallLog(settings.audit, { content: settings.auditContent, env: io.env })
     : undefined;
@@ -101,11 +102,32 @@ export async function runPipelineJob(job: PipelineJob): Promise<number> {
   io.signal.addEventListener("abort", onInterrupt, { once: true });
   try {
     if (settings.sim !== undefined) sim = await startSimulatorFor(settings.sim);
-    salvo = new Salvo({
-      provider: providerFromSettings(pipeline.provider, settings, io.env, sim),
-      ...schedulerOptionsFromSettings(settings),
-      audit: callLog,
-    });
+    // The default client (tasks that name none) takes the command line's settings; each named
+    // client its own entry under clients: (with --sim, those without a baseUrl use the simulator).
+    if (pipeline.usesDefaultClient || pipeline.clients.length === 0)
+      salvo = new Salvo({
+        provider: providerFromSettings(pipeline.provider, settings, io.env, sim),
+        ...schedulerOptionsFromSettings(settings),
+        audit: callLog,
+      });
+    for (const client of pipeline.clients) {
+      const own = resolveRunSettings({
+        flags: {},
+        env: {},
+        file: { path: client.where, values: client.settings },
+      });
+      clients[client.name] = new Salvo({
+        provider: providerFromSettings(
+          client.provider,
+          own,
+          io.env,
+          own.baseUrl === undefined ? sim : undefined,
+        ),
+        ...schedulerOptionsFromSettings(own),
+        audit: callLog,
+      });
+    }
+    const schedulers = [salvo, ...Object.values(clients)].flatMap((s) => (s ? [s.scheduler] : []));
     const metrics = new RunMetrics({
       startedAt: realClock.now(),
       usageOf: (value) => (value as ProviderResult | undefined)?.usage,
@@ -116,9 +138,10 @@ export async function runPipelineJob(job: PipelineJob): Promise<number> {
         burstSeconds: settings.burstSeconds,
       },
     });
-    metrics.attach(salvo.scheduler);
+    for (const scheduler of schedulers) metrics.attach(scheduler);
     const result = await runPipeline(pipeline, {
       salvo,
+      clients,
       input,
       runDir: job.runDir,
       fresh: settings.fresh,
@@ -126,7 +149,7 @@ export async function runPipelineJob(job: PipelineJob): Promise<number> {
       graceMs: settings.graceMs,
       onStart: ({ tasks }) => {
         metrics.setTotal(tasks);
-        progress?.start(metrics, salvo!.scheduler, () => realClock.now());
+        progress?.start(metrics, schedulers[0]!, () => realClock.now());
       },
       // Tasks that end without a call (reused, skipped, cancelled before they started) count as done.
       onTask: (record) => {
@@ -151,6 +174,7 @@ export async function runPipelineJob(job: PipelineJob): Promise<number> {
     progress?.stop();
     io.signal.removeEventListener("abort", onInterrupt);
     await salvo?.close();
+    for (const client of Object.values(clients)) await client.close();
     await callLog?.close();
     await sim?.close();
   }
