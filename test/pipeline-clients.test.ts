@@ -79,7 +79,9 @@ it("each task goes to its own upstream with its own limit, and the two overlap s
   const extracted = await Promise.all(statements.map((s) => record("extract", s)));
   const analysed = await Promise.all(statements.map((s) => record("analyse", s)));
   const lastExtraction = Math.max(...extracted.map((r) => r.endedAtMs));
-  analysed.forEach((a, i) => expect(a.startedAtMs).toBeGreaterThanOrEqual(extracted[i]!.endedAtMs));
+  analysed.forEach((a, i) => {
+    expect(a.startedAtMs).toBeGreaterThanOrEqual(extracted[i]!.endedAtMs);
+  });
   expect(analysed.filter((a) => a.startedAtMs < lastExtraction).length).toBeGreaterThanOrEqual(8);
   const report = JSON.parse(await readFile(join(runDir, "report.json"), "utf8")) as PipelineReport;
   expect(report.status).toBe("succeeded");
