@@ -37,8 +37,7 @@ export type Timing = {
  * included). Draws two numbers from `random` (or none when jitter is 0).
  */
 export function sampleTiming(settings: LatencySettings, random: Random, inService: number): Timing {
-  const load =
-    1 + settings.loadFactor * Math.max(0, inService - 1) ** (settings.loadExponent ?? 1);
+  const load = 1 + settings.loadFactor * Math.max(0, inService - 1) ** (settings.loadExponent ?? 1);
   if (settings.jitter === 0) {
     return { ttftMs: settings.ttftMs * load, msPerToken: settings.msPerToken * load };
   }
