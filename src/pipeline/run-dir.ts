@@ -216,9 +216,14 @@ export class RunDir {
       record.reused && (await exists(output))
         ? undefined
         : writeFileAtomic(output, `${JSON.stringify(record, null, 2)}\n`, { fsync: false });
-    if (record.status === "succeeded" && !record.reused)
-      await this.#journal.write(`${JSON.stringify(record)}\n`);
-    await write;
+    const journal =
+      record.status === "succeeded" && !record.reused
+        ? this.#journal.write(`${JSON.stringify(record)}\n`)
+        : undefined;
+    // Both settle before this returns (a failed journal write leaves no output write running).
+    const [journaled, written] = await Promise.allSettled([journal, write]);
+    if (journaled.status === "rejected") throw journaled.reason;
+    if (written.status === "rejected") throw written.reason;
   }
 
   /** Merges `patch` into metadata.json and writes it atomically (writes are serialized). */
