@@ -48,12 +48,14 @@ it("a second salvo run on the same output is refused at once, naming the first; 
   const args = ["run", input, "-o", output, "--base-url", sim.baseUrl, "--concurrency", "4"];
   const first = startSalvo([...args, "--progress", "none"], env);
   await until(() => completeLines(output).length >= 5, 20_000, "the first run's output");
+  // Paused (not dead) while the second starts, however slowly: it must still count as the holder.
+  first.kill("SIGSTOP");
   const second = startSalvo([...args, "--progress", "none"], env);
   const refused = await second.exited;
+  first.kill("SIGCONT");
   expect(refused.code, second.stderr()).toBe(2);
   expect(second.stderr()).toContain(`pid ${first.pid} on host ${hostname()}, since `);
   expect(second.stderr()).toContain("[SALVO_LOCKED]");
-  expect(completeLines(output).length).toBeLessThan(LINES); // refused while the first was running
 
   const done = await first.exited;
   expect(done.code, first.stderr()).toBe(0);
@@ -91,7 +93,7 @@ stages:
 `;
 
 it("a second salvo pipeline on the same run directory is refused at once, naming the first; a killed one's lock is taken over", async () => {
-  const sim = await ws.simulator({ latency: { ttftMs: 150, msPerToken: 0 } });
+  const sim = await ws.simulator();
   const file = join(ws.dir, "p.yaml");
   const inputPath = join(ws.dir, "input.json");
   const runDir = join(ws.dir, "run");
@@ -117,6 +119,7 @@ it("a second salvo pipeline on the same run directory is refused at once, naming
   const journal = join(runDir, "journal.jsonl");
   const first = startSalvo(args, env);
   await until(() => completeLines(journal).length >= 3, 20_000, "the first pipeline's journal");
+  first.kill("SIGSTOP"); // paused, not dead: still the holder
   const second = startSalvo(args, env);
   const refused = await second.exited;
   expect(refused.code, second.stderr()).toBe(2);
@@ -124,6 +127,11 @@ it("a second salvo pipeline on the same run directory is refused at once, naming
 
   first.kill("SIGKILL");
   await first.exited;
+  await until(
+    () => sim.stats().inService === 0 && sim.stats().queued === 0,
+    10_000,
+    "the killed run's calls to end",
+  );
   expect(existsSync(join(runDir, "run.lock"))).toBe(true);
   const rerun = startSalvo(args, env);
   const { code } = await rerun.exited;
