@@ -7,6 +7,11 @@
 // the output prefix, then the journal, before calling anything. So after a kill -9 at any moment
 // (even mid-write), a rerun yields every line exactly once, in input order, and no item whose
 // answer had reached the journal is called again: only the items in flight at the kill are.
+//
+// What a rerun runs again on purpose (`redoOf`): lines that failed transiently (permanent
+// failures too under `retryFailed`), lines of items a budget stopped, and lines whose input was
+// edited since (each output line carries its request's SHA-256). Never an answer to the same
+// request. One run per output at a time (`RunLock`).
 
 import { createHash } from "node:crypto";
 import { rm } from "node:fs/promises";
