@@ -105,7 +105,8 @@ export async function main(sim: SimHandle): Promise<number> {
 void startSimulator;
 `;
 
-describe("the packed package, installed into a fresh project", () => {
+// npm, two Node versions and a TypeScript check: slow steps, and slower still on a busy machine.
+describe("the packed package, installed into a fresh project", { timeout: 180_000 }, () => {
   beforeAll(async () => {
     project = await mkdtemp(join(tmpdir(), "salvo-consumer-"));
     const packed = await exec("npm", ["pack", "--silent", "--pack-destination", project], {
@@ -159,25 +160,38 @@ describe("the packed package, installed into a fresh project", () => {
     if (project) await rm(project, { recursive: true, force: true });
   });
 
-  it("ships compiled JavaScript, declarations and the scenarios; no sources, tests or bench", async () => {
-    const pkg = JSON.parse(
-      await readFile(join(project, "node_modules", "salvo", "package.json"), "utf8"),
-    );
+  it("ships compiled JavaScript with declarations and source maps, the sources they map to, the scenarios; no tests, no bench", async () => {
+    const installed = join(project, "node_modules", "salvo");
+    const pkg = JSON.parse(await readFile(join(installed, "package.json"), "utf8"));
     expect(pkg.exports["."]).toEqual({ types: "./dist/index.d.ts", default: "./dist/index.js" });
-    const { stdout } = await exec("npm", ["ls", "--all", "--parseable", "--omit=dev"], {
-      cwd: join(project, "node_modules", "salvo"),
-    }).catch((error: { stdout: string }) => ({ stdout: error.stdout }));
-    // Nothing a consumer loads is a devDependency: the package's own dependencies are installed
-    // from its dependencies alone, and every import below resolves.
-    expect(stdout).not.toMatch(/p-limit|bottleneck|vitest|@types\/cacache/);
-    const files = await exec(
-      "find",
-      ["node_modules/salvo", "-name", "*.ts", "-not", "-name", "*.d.ts"],
-      {
-        cwd: project,
-      },
+    const { stdout: tests } = await exec("find", [
+      installed,
+      "-name",
+      "*.test.*",
+      "-o",
+      "-name",
+      "bench",
+      "-type",
+      "d",
+    ]);
+    expect(tests.trim()).toBe("");
+    // Every source a map names is in the package, so stack traces and "go to definition" land
+    // in real code.
+    const { stdout: maps } = await exec("find", [join(installed, "dist"), "-name", "*.map"]);
+    const missing: string[] = [];
+    for (const map of maps.trim().split("\n")) {
+      const { sources } = JSON.parse(await readFile(map, "utf8")) as { sources: string[] };
+      for (const source of sources) {
+        const path = join(dirname(map), source);
+        await readFile(path).catch(() => missing.push(path));
+      }
+    }
+    expect(missing).toEqual([]);
+    // Nothing a consumer loads is a devDependency.
+    const { stdout } = await exec("npm", ["ls", "--all", "--parseable"], { cwd: project }).catch(
+      (error: { stdout: string }) => ({ stdout: error.stdout }),
     );
-    expect(files.stdout.trim()).toBe("");
+    expect(stdout).not.toMatch(/p-limit|bottleneck|vitest|@types\/cacache|@biomejs/);
   });
 
   for (const version of ["22", "24"] as const) {
