@@ -64,6 +64,11 @@ export type RunBatchFileOptions = Omit<SchedulerOptions, "window" | "concurrency
   concurrency?: SchedulerOptions["concurrency"];
   /** Start over: delete the output and its journal first, instead of resuming. @default false */
   fresh?: boolean | undefined;
+  /**
+   * A rerun also runs again the lines that failed for good (400, 401, 403, 404, quota, context
+   * too long); lines that failed transiently are run again whatever this says. @default false
+   */
+  retryFailed?: boolean | undefined;
   /** Refuse the whole input before any call if one line is invalid. @default false */
   strict?: boolean | undefined;
   /** After the signal fires, how long calls in flight may finish before they are aborted, ms. @default 30_000 */
@@ -192,6 +197,7 @@ export async function runBatchFile(options: RunBatchFileOptions): Promise<BatchF
     providerName,
     model,
     fresh,
+    retryFailed,
     strict,
     audit,
     auditContent,
@@ -375,6 +381,7 @@ export async function runBatchFile(options: RunBatchFileOptions): Promise<BatchF
       output,
       execute,
       fresh,
+      retryFailed,
       strict,
       defaultModel: model,
       runKey: batchRunKey(providerName, endpoint),

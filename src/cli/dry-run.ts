@@ -7,8 +7,8 @@ import { writeFile } from "node:fs/promises";
 import { isInvalid } from "../batch/input-line.ts";
 import { readInput, scanInput } from "../batch/input-reader.ts";
 import { splitLines } from "../batch/line-splitter.ts";
-import { prepareResume, type ResumeState } from "../batch/resume.ts";
-import { journalHeader } from "../batch/run-batch.ts";
+import type { ResumeState } from "../batch/resume.ts";
+import { journalHeader, prepareBatchResume } from "../batch/run-batch.ts";
 import { batchFileShape, batchRunKey } from "../batch/run-batch-file.ts";
 import { fingerprint, isShareable } from "../cache/fingerprint.ts";
 import { ResponseCache } from "../cache/response-cache.ts";
@@ -116,11 +116,15 @@ export async function dryRun(job: DryRunJob): Promise<number> {
       duplicates: scan.duplicates,
     });
   const header = journalHeader({ input, output, defaultModel, runKey: job.runKey }, scan);
-  const resume = await prepareResume({
+  // What the run would find: the same lines to run again (budget, changed, failed) as a real run.
+  const resume = await prepareBatchResume({
+    input,
     output,
+    defaultModel,
+    scan,
     header,
-    total: scan.total,
     fresh: settings.fresh,
+    retryFailed: settings.retryFailed,
     readOnly: true,
   });
   const isDone = (index: number) => index < resume.doneInOutput || resume.journaled.has(index);

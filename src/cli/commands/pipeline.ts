@@ -6,6 +6,7 @@
 import { readFile } from "node:fs/promises";
 import { resolve as resolvePath } from "node:path";
 import { Option } from "commander";
+import type { Scheduler } from "../../core/scheduler.ts";
 import { ConfigError, RunDirRefusedError } from "../../errors.ts";
 import type { ProviderResult } from "../../providers/provider.ts";
 import type { Salvo } from "../../salvo.ts";
@@ -91,6 +92,7 @@ export async function runPipelineJob(job: PipelineJob): Promise<number> {
   const stderr = { write: (t: string) => io.stderr.write(t), isTTY: io.isTTY, columns: io.columns };
   let sim: SimHandle | undefined;
   let salvo: Salvo | undefined;
+  const clients: Record<string, Salvo> = {};
   const callLog = settings.audit
     ? await openCallLog(settings.audit, { content: settings.auditContent, env: io.env })
     : undefined;
@@ -119,12 +121,41 @@ export async function runPipelineJob(job: PipelineJob): Promise<number> {
   io.signal.addEventListener("abort", onInterrupt, { once: true });
   try {
     if (settings.sim !== undefined) sim = await startSimulatorFor(settings.sim);
-    salvo = new Salvo({
-      provider: providerFromSettings(pipeline.provider, settings, io.env, sim),
-      ...schedulerOptionsFromSettings(settings),
-      audit: callLog,
-    });
-    const scheduler = salvo.scheduler;
+    // The default client (tasks that name none) takes the command line's settings; each named
+    // client its own entry under clients: (with --sim, those without a baseUrl use the simulator).
+    if (pipeline.usesDefaultClient || pipeline.clients.length === 0)
+      salvo = new Salvo({
+        provider: providerFromSettings(pipeline.provider, settings, io.env, sim),
+        ...schedulerOptionsFromSettings(settings),
+        audit: callLog,
+      });
+    for (const client of pipeline.clients) {
+      const own = resolveRunSettings({
+        flags: {},
+        env: {},
+        file: { path: client.where, values: client.settings },
+      });
+      clients[client.name] = new Salvo({
+        provider: providerFromSettings(
+          client.provider,
+          own,
+          io.env,
+          own.baseUrl === undefined ? sim : undefined,
+        ),
+        ...schedulerOptionsFromSettings(own),
+        audit: callLog,
+      });
+    }
+    const schedulers = [salvo, ...Object.values(clients)].flatMap((s) => (s ? [s.scheduler] : []));
+    // Progress and metrics hear every client's scheduler.
+    const events = {
+      on: ((event, listener) => {
+        const offs = schedulers.map((s) => s.on(event, listener));
+        return () => {
+          for (const off of offs) off();
+        };
+      }) as Scheduler["on"],
+    };
     const metrics = new RunMetrics({
       startedAt: realClock.now(),
       usageOf: (value) => (value as ProviderResult | undefined)?.usage,
@@ -134,15 +165,16 @@ export async function runPipelineJob(job: PipelineJob): Promise<number> {
         tokensPerMinute: settings.tpm,
         burstSeconds: settings.burstSeconds,
       },
-      limitsInForce: () => rateLimitsInForce(scheduler),
+      limitsInForce: () => rateLimitsInForce(schedulers[0]!),
     });
-    metrics.attach(scheduler);
-    // Tasks the scheduler settled (its events counted them); the others ended without it.
+    for (const scheduler of schedulers) metrics.attach(scheduler);
+    // Tasks a scheduler settled (its events counted them); the others ended without one.
     const settledByScheduler = new Set<string>();
     for (const terminal of ["succeeded", "failed"] as const)
-      scheduler.on(terminal, (e) => settledByScheduler.add(String(e.id)));
+      events.on(terminal, (e) => settledByScheduler.add(String(e.id)));
     const result = await runPipeline(pipeline, {
       salvo,
+      clients,
       input,
       runDir: job.runDir,
       fresh: settings.fresh,
@@ -154,7 +186,7 @@ export async function runPipelineJob(job: PipelineJob): Promise<number> {
           stages.add(stage.name);
           groups.declare(stage.name, stage.tasks);
         }
-        progress?.start(metrics, scheduler, () => realClock.now());
+        progress?.start(metrics, events, () => realClock.now());
       },
       onTask: (record) => {
         // A task that ended without the scheduler (reused, skipped, shared, refused before a
@@ -189,6 +221,7 @@ export async function runPipelineJob(job: PipelineJob): Promise<number> {
     progress?.stop();
     io.signal.removeEventListener("abort", onInterrupt);
     await salvo?.close();
+    for (const client of Object.values(clients)) await client.close();
     await callLog?.close();
     await sim?.close();
   }

@@ -85,6 +85,7 @@ export async function runJob(job: RunJob): Promise<number> {
       model: settings.model,
       endpoint: settings.sim === undefined ? settings.baseUrl : `simulator:${settings.sim}`,
       fresh: settings.fresh,
+      retryFailed: settings.retryFailed,
       strict: settings.strict,
       graceMs: settings.graceMs,
       audit: settings.audit,
@@ -111,7 +112,7 @@ export async function runJob(job: RunJob): Promise<number> {
 export function runCommand(io: CliIo) {
   const command = cliCommand("run", io)
     .description(
-      "run every request of a JSONL batch file (OpenAI Batch, cookbook request bodies, or Anthropic batch lines) within the rate limits, writing one answer per line in input order; rerun the same command to resume",
+      "run every request of a JSONL batch file (OpenAI Batch, cookbook request bodies, or Anthropic batch lines) within the rate limits, writing one answer per line in input order; rerun the same command to resume, to run again the lines that failed transiently, and the lines whose input changed",
     )
     .argument("<input>", "the input JSONL file")
     .requiredOption("-o, --output <file>", "the output JSONL file (its journal is <file>.journal)")
@@ -127,6 +128,10 @@ export function runCommand(io: CliIo) {
     .option(
       "--fresh",
       "start over: remove the output and its journal, which must be Salvo's own (default: resume)",
+    )
+    .option(
+      "--retry-failed",
+      "a rerun also runs again the lines that failed for good (400, 401, 403, 404, insufficient_quota, context too long); lines that failed transiently (timeouts, network errors, 5xx, 429/529 after their attempts) are always run again, answers never (default: off)",
     )
     .option(
       "--strict",
