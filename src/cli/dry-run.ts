@@ -29,7 +29,7 @@ import type { Provider } from "../providers/provider.ts";
 import { baseUrlFor } from "../providers/provider-from-env.ts";
 import { loadScenario, resolveSimConfig, type SimConfig } from "../sim/index.ts";
 import type { CliIo } from "./io.ts";
-import { type RunSettings, scenarioPath } from "./run-settings.ts";
+import { type RunSettings, scenarioPath } from "../config/run-settings.ts";
 
 export type DryRunJob = {
   input: string;

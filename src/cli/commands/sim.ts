@@ -7,7 +7,7 @@ import { ConfigError } from "../../errors.ts";
 import type { SimConfigInput, SimHandle, SimStats } from "../../sim/index.ts";
 import { cliCommand } from "../cli-command.ts";
 import type { CliIo } from "../io.ts";
-import { SCENARIO_DIR } from "../scenario-dir.ts";
+import { SCENARIO_DIR } from "../../sim/scenario-dir.ts";
 
 export { SCENARIO_DIR };
 
