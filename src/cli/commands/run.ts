@@ -5,11 +5,11 @@
 import { resolve as resolvePath } from "node:path";
 import { Option } from "commander";
 import type { BatchFileEvent, BatchFileResult } from "../../batch/run-batch-file.ts";
+import type { RunSettings } from "../../config/run-settings.ts";
 import type { SimHandle } from "../../sim/index.ts";
 import { addCallOptions } from "../call-options.ts";
 import { cliCommand } from "../cli-command.ts";
 import { type CliIo, EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED } from "../io.ts";
-import type { RunSettings } from "../../config/run-settings.ts";
 
 /** A budget (--max-cost, --max-tokens-total) stopped admitting: rerun with a larger one to finish. */
 export const EXIT_BUDGET_EXCEEDED = 3;
