@@ -90,23 +90,34 @@ export class SecretScrubber {
   }
 
   /**
-   * Scrubs an error in place (message, stack, and the SDK's `error` body and `headers`), and the
-   * errors in its `cause` chain; returns it. In place, so it keeps its class and fields.
+   * Scrubs an error in place (its message, stack and every own field: the SDKs' `error` body,
+   * `headers`, `requestID`, ...), and the errors in its `cause` chain; returns it. In place, so
+   * it keeps its class and fields.
    */
   error<E>(error: E): E {
     if (!this.active) return error;
     const seen = new Set<unknown>();
     for (let e: unknown = error; e instanceof Error && !seen.has(e); e = e.cause) {
       seen.add(e);
-      const fields = e as Error & { error?: unknown; headers?: unknown; requestId?: unknown };
       if (this.found(e.message)) e.message = this.text(e.message);
       if (typeof e.stack === "string" && this.found(e.stack)) e.stack = this.text(e.stack);
-      for (const key of ["error", "headers", "requestId", "request_id"] as const) {
-        const field = (fields as unknown as Record<string, unknown>)[key];
-        if (field === undefined) continue;
-        const clean = key === "headers" ? this.headers(field) : this.value(field);
+      const fields = e as unknown as Record<string, unknown>;
+      for (const key of Object.keys(fields)) {
+        const field = fields[key];
+        if (field instanceof Error) continue; // scrubbed in place when the chain reaches it
+        const clean =
+          typeof field === "string"
+            ? this.text(field)
+            : field instanceof Headers
+              ? this.headers(field)
+              : this.value(field);
         if (clean !== field)
-          Object.defineProperty(e, key, { value: clean, writable: true, configurable: true });
+          Object.defineProperty(e, key, {
+            value: clean,
+            writable: true,
+            configurable: true,
+            enumerable: true,
+          });
       }
     }
     return error;
