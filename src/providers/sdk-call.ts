@@ -106,7 +106,6 @@ export function clientScrubber(client: Pick<SdkClient, "apiKey" | "authToken">):
 
 export async function sdkCall(call: SdkCall): Promise<ProviderResult> {
   const { provider, signal } = call;
-  const scrubber = clientScrubber(call.client);
   if (valueTooDeep(call.body))
     throw new RequestInvalidError(
       `${provider}: the request body nests deeper than ${MAX_JSON_DEPTH} levels; it was not sent`,
@@ -118,8 +117,11 @@ export async function sdkCall(call: SdkCall): Promise<ProviderResult> {
       .post<unknown>(call.path, { body: call.body, signal })
       .withResponse());
   } catch (error) {
+    // The keys read after the call: a key given as a function is fetched by the call itself.
+    const scrubber = clientScrubber(call.client);
     throw scrubber.error(errorFromSdk(scrubber.error(error), provider, signal));
   }
+  const scrubber = clientScrubber(call.client);
   const header = response.headers.get(call.requestIdHeader);
   const requestId = header === null ? undefined : scrubber.text(header);
   if (typeof data !== "object" || data === null)
