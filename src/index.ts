@@ -71,6 +71,15 @@ export {
   Pricing,
 } from "./cost/pricing.ts";
 export * from "./errors.ts";
+// Integrations: one fetch for any SDK, the SDK wrappers, OpenTelemetry.
+export {
+  type SalvoFetch,
+  type SalvoFetchOptions,
+  type SalvoFetchTarget,
+  salvoFetch,
+} from "./integrations/salvo-fetch.ts";
+export { wrapAnthropic } from "./integrations/wrap-anthropic.ts";
+export { wrapOpenAI } from "./integrations/wrap-openai.ts";
 // Run metrics and the physical bound M*.
 export { type Bound, physicalBound } from "./metrics/physical-bound.ts";
 export { RunMetrics, type RunSnapshot, type RunSummary } from "./metrics/run-metrics.ts";
@@ -135,4 +144,3 @@ export {
   type SalvoOptions,
   type SalvoResult,
 } from "./salvo.ts";
-export { wrapOpenAI } from "./wrap-openai.ts";
