@@ -78,6 +78,15 @@ export {
   type SalvoFetchTarget,
   salvoFetch,
 } from "./integrations/salvo-fetch.ts";
+export { langchainAnthropic, langchainOpenAI } from "./integrations/langchain.ts";
+export {
+  type GenAiRequest,
+  INSTRUMENTATION_NAME,
+  instrument,
+  type ResponseDescription,
+  type TelemetryOptions,
+  withGenAiRequest,
+} from "./integrations/otel/telemetry.ts";
 export { wrapAnthropic } from "./integrations/wrap-anthropic.ts";
 export { wrapOpenAI } from "./integrations/wrap-openai.ts";
 // Run metrics and the physical bound M*.
