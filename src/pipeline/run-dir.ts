@@ -6,6 +6,7 @@
 //                   task ends and before any dependant starts; never rewritten
 //   outputs/<stage>/<key>.json   one file per task that ended, replaced atomically
 //   report.json     the run's report, at the end
+//   report.html     the same report as a page: stages, tasks over time, the critical path
 //
 // A rerun on the same directory reuses every task in the journal. A directory made for another
 // definition or input is refused (RunDirRefusedError) unless the run is `fresh`, which deletes
@@ -23,6 +24,7 @@ export const METADATA_FILE = "metadata.json";
 export const JOURNAL_FILE = "journal.jsonl";
 export const OUTPUTS_DIR = "outputs";
 export const REPORT_FILE = "report.json";
+export const REPORT_HTML_FILE = "report.html";
 
 /** What a run directory is for. */
 export type RunIdentity = {
@@ -124,7 +126,7 @@ export class RunDir {
     const metadataPath = join(dir, METADATA_FILE);
     const journalPath = join(dir, JOURNAL_FILE);
     if (options.fresh) {
-      for (const name of [METADATA_FILE, JOURNAL_FILE, OUTPUTS_DIR, REPORT_FILE])
+      for (const name of [METADATA_FILE, JOURNAL_FILE, OUTPUTS_DIR, REPORT_FILE, REPORT_HTML_FILE])
         await rm(join(dir, name), { recursive: true, force: true });
     }
     const previous = await readMetadata(dir, metadataPath);
@@ -196,6 +198,11 @@ export class RunDir {
   /** Writes report.json atomically. */
   writeReport(report: unknown): Promise<void> {
     return writeFileAtomic(join(this.dir, REPORT_FILE), `${JSON.stringify(report, null, 2)}\n`);
+  }
+
+  /** Writes report.html (the HTML report's page) atomically. */
+  writeHtmlReport(html: string): Promise<void> {
+    return writeFileAtomic(join(this.dir, REPORT_HTML_FILE), html);
   }
 
   /** Flushes and closes the journal; waits for metadata writes. */
