@@ -42,12 +42,19 @@ function noRetries(maxRetries: unknown, model: string): void {
  */
 export function langchainOpenAI<
   F extends { maxRetries?: number | undefined; configuration?: object | undefined },
->(target: Target, fields: F = {} as F, options: SalvoFetchOptions = {}): F {
+>(
+  target: Target,
+  fields: F = {} as F,
+  options: SalvoFetchOptions = {},
+): F & { maxRetries: 0; configuration: NonNullable<F["configuration"]> & { fetch: SalvoFetch } } {
   noRetries(fields.maxRetries, "ChatOpenAI");
   return {
     ...fields,
     maxRetries: 0,
     configuration: { ...fields.configuration, fetch: fetchFor(target, options) },
+  } as F & {
+    maxRetries: 0;
+    configuration: NonNullable<F["configuration"]> & { fetch: SalvoFetch };
   };
 }
 
@@ -57,11 +64,18 @@ export function langchainOpenAI<
  */
 export function langchainAnthropic<
   F extends { maxRetries?: number | undefined; clientOptions?: object | undefined },
->(target: Target, fields: F = {} as F, options: SalvoFetchOptions = {}): F {
+>(
+  target: Target,
+  fields: F = {} as F,
+  options: SalvoFetchOptions = {},
+): F & { maxRetries: 0; clientOptions: NonNullable<F["clientOptions"]> & { fetch: SalvoFetch } } {
   noRetries(fields.maxRetries, "ChatAnthropic");
   return {
     ...fields,
     maxRetries: 0,
     clientOptions: { ...fields.clientOptions, fetch: fetchFor(target, options) },
+  } as F & {
+    maxRetries: 0;
+    clientOptions: NonNullable<F["clientOptions"]> & { fetch: SalvoFetch };
   };
 }
