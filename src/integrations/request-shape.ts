@@ -60,7 +60,11 @@ function embeddingTokens(input: unknown): number {
   return tokens;
 }
 
-/** The tokens to reserve for a request of this family to `path`. */
+/**
+ * The tokens to reserve for a request of this family to `path`: chat completions, the Responses
+ * API, embeddings and moderations, legacy completions, Anthropic messages. Other endpoints are
+ * charged a request only.
+ */
 export function estimateRequest(
   kind: ApiKind,
   path: string,
@@ -75,7 +79,7 @@ export function estimateRequest(
       outputTokens: typeof max === "number" ? max : 0,
     };
   }
-  if (/(^|\/)embeddings$/.test(path)) {
+  if (/(^|\/)(embeddings|moderations)$/.test(path)) {
     return { inputTokens: embeddingTokens(body.input), outputTokens: 0 };
   }
   if (/(^|\/)responses$/.test(path)) {
@@ -87,10 +91,21 @@ export function estimateRequest(
   }
   const n = typeof body.n === "number" && body.n > 0 ? body.n : 1;
   const max = body.max_completion_tokens ?? body.max_tokens;
-  return {
-    inputTokens: estimatePromptTokens(body as ChatLike),
-    outputTokens: n * (typeof max === "number" ? max : defaultMaxTokens),
-  };
+  if (/(^|\/)chat\/completions$/.test(path)) {
+    return {
+      inputTokens: estimatePromptTokens(body as ChatLike),
+      outputTokens: n * (typeof max === "number" ? max : defaultMaxTokens),
+    };
+  }
+  if (/(^|\/)completions$/.test(path)) {
+    // The legacy completions endpoint: a prompt (or prompts), 16 output tokens by default.
+    return {
+      inputTokens: embeddingTokens(body.prompt),
+      outputTokens: n * (typeof max === "number" ? max : 16),
+    };
+  }
+  // Any other endpoint (images, audio, ...): a request against RPM, no token estimate.
+  return { inputTokens: 0, outputTokens: 0 };
 }
 
 /** The usage an answer of this family reports. */

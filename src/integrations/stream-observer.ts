@@ -56,6 +56,11 @@ export class StreamObserver {
     if (this.#buffer !== "") this.#buffer += "\n";
     this.#lines();
     this.#dispatch();
+    // Some OpenAI-compatible servers end a chat stream without `[DONE]`: every choice finished
+    // is a complete answer too.
+    if (this.#kind === "openai" && this.#response === undefined && this.#choices.size > 0) {
+      this.complete ||= [...this.#choices.values()].every((c) => c.finish !== null);
+    }
   }
 
   #lines(): void {

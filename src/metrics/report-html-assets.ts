@@ -31,7 +31,7 @@ td, th { border-bottom: 1px solid var(--line); padding: 4px 10px 4px 0; text-ali
 th { color: var(--muted); font-weight: 600; }
 `;
 
-export const REPORT_SCRIPT = String.raw`
+export const REPORT_SCRIPT = `
 (function () {
   "use strict";
   var data = JSON.parse(document.getElementById("salvo-report").textContent);
