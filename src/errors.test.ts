@@ -36,6 +36,11 @@ const table: Array<[new (...args: never[]) => errors.SalvoError, string, unknown
     ],
   ],
   [errors.ResumeRefusedError, "SALVO_RESUME_REFUSED", ["out.jsonl", "it answers another input"]],
+  [
+    errors.RunLockedError,
+    "SALVO_LOCKED",
+    ["out.jsonl", "out.jsonl.lock", { pid: 42, host: "h", since: "2025-01-01T00:00:00.000Z" }],
+  ],
   [errors.AbortedError, "SALVO_ABORTED", []],
   [errors.DeadlineExceededError, "SALVO_DEADLINE_EXCEEDED", []],
   [errors.RequestTooLargeError, "SALVO_REQUEST_TOO_LARGE", []],

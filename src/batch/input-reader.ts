@@ -15,6 +15,11 @@ export type ReadInputOptions = {
   signal?: AbortSignal | undefined;
   /** Read chunk size, in bytes. Lines may be longer than this. @default 65_536 */
   chunkBytes?: number | undefined;
+  /**
+   * Read only the file's first `bytes` bytes (its size when it was scanned), so that a file
+   * still being appended to yields the items the scan counted and no more. @default to the end
+   */
+  bytes?: number | undefined;
 };
 
 /** The file's shape as detected so far; updated by `entriesOf` as it reads. */
@@ -44,9 +49,11 @@ async function* entriesOf(
 }
 
 function open(file: string, options: ReadInputOptions): AsyncIterable<Buffer> {
+  if (options.bytes === 0) return (async function* () {})();
   return createReadStream(file, {
     highWaterMark: options.chunkBytes ?? 65_536,
     ...(options.signal ? { signal: options.signal } : {}),
+    ...(options.bytes === undefined ? {} : { end: options.bytes - 1 }), // `end` is inclusive
   });
 }
 

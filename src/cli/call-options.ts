@@ -12,6 +12,7 @@ export const RUN_DEFAULTS = {
   deadlineMs: Number.POSITIVE_INFINITY,
   progress: "auto",
   fresh: false,
+  retryFailed: false,
   strict: false,
   graceMs: 30_000,
   auditContent: "hash",

@@ -60,6 +60,8 @@ export type RunSettings = {
   report: string | undefined;
   /** Start over: remove the output and its journal. @default false */
   fresh: boolean;
+  /** A rerun also runs again the lines that failed for good (400, 401, 403, 404, quota...). @default false */
+  retryFailed: boolean;
   /** Check every input line before any call; stop on the first bad one. @default false */
   strict: boolean;
   /** Run against the built-in simulator with this scenario (a name in scenarios/ or a file). */
@@ -242,6 +244,13 @@ const FIELDS: readonly Field[] = [
   },
   { key: "report", option: "report", flag: "--report", env: "SALVO_REPORT", parse: text },
   { key: "fresh", option: "fresh", flag: "--fresh", env: "SALVO_FRESH", parse: flag },
+  {
+    key: "retryFailed",
+    option: "retryFailed",
+    flag: "--retry-failed",
+    env: "SALVO_RETRY_FAILED",
+    parse: flag,
+  },
   { key: "strict", option: "strict", flag: "--strict", env: "SALVO_STRICT", parse: flag },
   { key: "sim", option: "sim", flag: "--sim", env: "SALVO_SIM", parse: text },
   { key: "graceMs", option: "grace", flag: "--grace", env: "SALVO_GRACE", parse: duration },

@@ -44,6 +44,8 @@ export type LatencyInput = {
   jitter?: number;
   /** Latency grows by this factor per other request in service. @default 0 */
   loadFactor?: number;
+  /** Latency scales by `1 + loadFactor * (others in service) ^ loadExponent`. @default 1 */
+  loadExponent?: number;
 };
 
 export type OutputInput = {
@@ -189,6 +191,7 @@ export const simConfigSchema = z.strictObject({
       msPerToken: z.number().min(0).finite().optional(),
       jitter: z.number().min(0).max(1).optional(),
       loadFactor: z.number().min(0).finite().optional(),
+      loadExponent: z.number().positive().finite().optional(),
     })
     .optional(),
   output: z
@@ -350,6 +353,7 @@ export function resolveSimConfig(input: SimConfigInput = {}, source?: ConfigSour
       msPerToken: c.latency?.msPerToken ?? 0,
       jitter: c.latency?.jitter ?? 0,
       loadFactor: c.latency?.loadFactor ?? 0,
+      loadExponent: c.latency?.loadExponent ?? 1,
     },
     output: {
       range,

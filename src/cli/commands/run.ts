@@ -58,16 +58,19 @@ export async function runJob(job: RunJob): Promise<number> {
     return dryRunJob({ input, output, settings, io });
   }
   const stderr = { write: (t: string) => io.stderr.write(t), isTTY: io.isTTY, columns: io.columns };
+  const progress = createProgress(settings.progress, stderr);
+  // Messages go through the display while it is live, so that it never draws over them.
+  const say = (text: string) => (progress ? progress.print(text) : io.stderr.write(text));
   const onEvent = (event: BatchFileEvent) => {
     if (event.type === "interrupted")
-      io.stderr.write(
+      say(
         `\nsalvo: interrupted: finishing ${event.inFlight} call(s) in flight (up to ${formatDuration(event.graceMs)}); Ctrl-C again to stop now\n`,
       );
     else if (event.type === "grace-expired")
-      io.stderr.write(
+      say(
         `salvo: the grace period ended: ${event.aborted} call(s) still in flight were stopped (they run on resume)\n`,
       );
-    else if (event.type === "warning") io.stderr.write(`salvo: warning: ${event.message}\n`);
+    else if (event.type === "warning") say(`salvo: warning: ${event.message}\n`);
   };
   let sim = job.simulator;
   const ownSim = sim === undefined && settings.sim !== undefined;
@@ -82,6 +85,7 @@ export async function runJob(job: RunJob): Promise<number> {
       model: settings.model,
       endpoint: settings.sim === undefined ? settings.baseUrl : `simulator:${settings.sim}`,
       fresh: settings.fresh,
+      retryFailed: settings.retryFailed,
       strict: settings.strict,
       graceMs: settings.graceMs,
       audit: settings.audit,
@@ -93,7 +97,7 @@ export async function runJob(job: RunJob): Promise<number> {
       maxTokensTotal: settings.maxTokensTotal,
       pricing: settings.pricing,
       report: settings.report,
-      progress: createProgress(settings.progress, stderr),
+      progress,
       signal: io.signal,
       onEvent,
       env: io.env,
@@ -108,7 +112,7 @@ export async function runJob(job: RunJob): Promise<number> {
 export function runCommand(io: CliIo) {
   const command = cliCommand("run", io)
     .description(
-      "run every request of a JSONL batch file (OpenAI Batch, cookbook request bodies, or Anthropic batch lines) within the rate limits, writing one answer per line in input order; rerun the same command to resume",
+      "run every request of a JSONL batch file (OpenAI Batch, cookbook request bodies, or Anthropic batch lines) within the rate limits, writing one answer per line in input order; rerun the same command to resume, to run again the lines that failed transiently, and the lines whose input changed",
     )
     .argument("<input>", "the input JSONL file")
     .requiredOption("-o, --output <file>", "the output JSONL file (its journal is <file>.journal)")
@@ -127,6 +131,10 @@ export function runCommand(io: CliIo) {
     .option(
       "--fresh",
       "start over: remove the output and its journal, which must be Salvo's own (default: resume)",
+    )
+    .option(
+      "--retry-failed",
+      "a rerun also runs again the lines that failed for good (400, 401, 403, 404, insufficient_quota, context too long); lines that failed transiently (timeouts, network errors, 5xx, 429/529 after their attempts) are always run again, answers never (default: off)",
     )
     .option(
       "--strict",
