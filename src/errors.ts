@@ -33,7 +33,8 @@ function show(value: unknown): string {
     text =
       typeof value === "string" ? JSON.stringify(value) : (JSON.stringify(value) ?? String(value));
   } catch {
-    text = String(value);
+    // A cycle or a value too deep to serialise (String() of a deep array recurses too).
+    text = Array.isArray(value) ? "an array" : typeof value;
   }
   return text.length > 80 ? `${text.slice(0, 77)}...` : text;
 }
@@ -278,6 +279,18 @@ export class RequestTooLargeError extends SalvoError {
     this.dimension = details.dimension;
     this.limit = details.limit;
     this.cost = details.cost;
+  }
+}
+
+/**
+ * Salvo would not send the request as it is (e.g. JSON nested deeper than MAX_JSON_DEPTH, which
+ * the serialisers on the path could not handle): nothing was sent, and it is not retried.
+ */
+export class RequestInvalidError extends SalvoError {
+  override readonly code = "SALVO_REQUEST_INVALID";
+  constructor(message = "the request cannot be sent as it is", options?: ErrorOptions) {
+    super(message, options);
+    this.name = "RequestInvalidError";
   }
 }
 

@@ -12,6 +12,7 @@ import { journalHeader, prepareBatchResume } from "../batch/run-batch.ts";
 import { batchFileShape, batchRunKey } from "../batch/run-batch-file.ts";
 import { fingerprint, isShareable } from "../cache/fingerprint.ts";
 import { ResponseCache } from "../cache/response-cache.ts";
+import { type RunSettings, scenarioPath } from "../config/run-settings.ts";
 import {
   BatchEstimate,
   type BatchEstimateSummary,
@@ -29,7 +30,6 @@ import type { Provider } from "../providers/provider.ts";
 import { baseUrlFor } from "../providers/provider-from-env.ts";
 import { loadScenario, resolveSimConfig, type SimConfig } from "../sim/index.ts";
 import type { CliIo } from "./io.ts";
-import { type RunSettings, scenarioPath } from "./run-settings.ts";
 
 export type DryRunJob = {
   input: string;

@@ -5,11 +5,11 @@
 import { resolve as resolvePath } from "node:path";
 import { Option } from "commander";
 import type { BatchFileEvent, BatchFileResult } from "../../batch/run-batch-file.ts";
+import type { RunSettings } from "../../config/run-settings.ts";
 import type { SimHandle } from "../../sim/index.ts";
 import { addCallOptions } from "../call-options.ts";
 import { cliCommand } from "../cli-command.ts";
 import { type CliIo, EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED } from "../io.ts";
-import type { RunSettings } from "../run-settings.ts";
 
 /** A budget (--max-cost, --max-tokens-total) stopped admitting: rerun with a larger one to finish. */
 export const EXIT_BUDGET_EXCEEDED = 3;
@@ -51,7 +51,7 @@ export async function runJob(job: RunJob): Promise<number> {
   const { createProgress } = await import("../../progress/progress-renderer.ts");
   const { runBatchFile } = await import("../../batch/run-batch-file.ts");
   const { providerFromSettings, schedulerOptionsFromSettings, startSimulatorFor } = await import(
-    "../run-settings.ts"
+    "../../config/run-settings.ts"
   );
   if (settings.dryRun) {
     const { dryRunJob } = await import("../dry-run.ts");
@@ -174,7 +174,7 @@ export function runCommand(io: CliIo) {
         "the output went away (a closed pipe).\n",
     )
     .action(async (input: string, options: Record<string, unknown>) => {
-      const { readConfigFile, resolveRunSettings } = await import("../run-settings.ts");
+      const { readConfigFile, resolveRunSettings } = await import("../../config/run-settings.ts");
       const { output, config, ...flags } = options;
       if (flags.sim === true) flags.sim = "demo";
       const file =

@@ -20,8 +20,8 @@ import {
 import { parseDurationMs } from "../providers/rate-limit-headers.ts";
 import type { SalvoOptions } from "../salvo.ts";
 import { loadScenario, type SimHandle, startSimulator } from "../sim/index.ts";
-import { RUN_DEFAULTS } from "./call-options.ts";
-import { SCENARIO_DIR } from "./scenario-dir.ts";
+import { SCENARIO_DIR } from "../sim/scenario-dir.ts";
+import { RUN_DEFAULTS } from "./run-defaults.ts";
 
 export type { ProviderName };
 
@@ -444,7 +444,7 @@ export function resolveRunSettings(sources: SettingsSources): RunSettings {
 /** The key used against the in-process simulator: never a real one. */
 export const SIM_KEY = "sk-salvo-simulator-local";
 
-export { addCallOptions, RUN_DEFAULTS } from "./call-options.ts";
+export { RUN_DEFAULTS } from "./run-defaults.ts";
 export { BASE_URL_ENV, KEY_ENV };
 
 /** The file of `--sim`'s scenario: a name in scenarios/, or a path. */
@@ -495,4 +495,16 @@ export function schedulerOptionsFromSettings(
     deadlineMs: settings.deadlineMs,
     retry: { maxAttempts: settings.maxAttempts },
   };
+}
+
+/** A pipeline file's named client's settings (`clients: {name: {...}}`), checked like a config file's. */
+export function clientSettings(client: {
+  settings: Record<string, unknown>;
+  where: string;
+}): RunSettings {
+  return resolveRunSettings({
+    flags: {},
+    env: {},
+    file: { path: client.where, values: client.settings },
+  });
 }
