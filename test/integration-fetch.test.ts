@@ -378,6 +378,67 @@ describe("salvoFetch: what reaches the scheduler", () => {
   });
 });
 
+describe("salvoFetch: keys", () => {
+  it("a key the server echoes (in an error, an answer, a header) reaches no record, error or event", async () => {
+    dir = await mkdtemp(join(tmpdir(), "salvo-fetch-keys-"));
+    const path = join(dir, "calls.log");
+    const audit = await openCallLog(path, { content: "full" });
+    let calls = 0;
+    // An upstream that echoes the key it is sent everywhere it can.
+    const echo: typeof fetch = async (_url, init) => {
+      const key = new Headers(init?.headers).get("authorization")!.replace("Bearer ", "");
+      const headers = { "content-type": "application/json", "x-request-id": `req-${key}` };
+      if (calls++ === 0) {
+        const error = { message: `The server choked on key ${key}`, type: "server_error" };
+        return new Response(JSON.stringify({ error }), { status: 500, headers });
+      }
+      const answer = {
+        id: "chatcmpl-1",
+        object: "chat.completion",
+        model: "m",
+        choices: [
+          {
+            index: 0,
+            message: { role: "assistant", content: `you sent ${key}` },
+            finish_reason: "stop",
+          },
+        ],
+        usage: { prompt_tokens: 3, completion_tokens: 3, total_tokens: 6 },
+      };
+      return new Response(JSON.stringify(answer), { status: 200, headers });
+    };
+    salvo = new Salvo({
+      provider: new OpenAIProvider({ baseURL: "http://upstream.invalid/v1", apiKey: KEY }),
+      audit,
+      retry: { baseDelayMs: 1, maxDelayMs: 2 },
+    });
+    const seen: unknown[] = [];
+    salvo.scheduler.on("attempt-failed", (e) => seen.push(e.error));
+    salvo.scheduler.on("succeeded", (e) => seen.push(e.value));
+    const client = new OpenAI({
+      baseURL: "http://upstream.invalid/v1",
+      apiKey: KEY,
+      fetch: salvoFetch(salvo, { fetch: echo }),
+      maxRetries: 0,
+    });
+    const answer = await client.chat.completions.create(ask("echo"));
+    // The caller's own SDK gets the answer as it was sent.
+    expect(answer.choices[0]?.message.content).toBe(`you sent ${KEY}`);
+    await salvo.close();
+    await audit.close();
+    expect(calls).toBe(2);
+    const log = await readFile(path, "utf8");
+    expect(log.split("\n").filter((l) => l.includes('"llm_call"'))).toHaveLength(2);
+    expect(log).not.toContain(KEY);
+    expect(log).toContain("[REDACTED]");
+    const events = seen.map((v) =>
+      v instanceof Error ? `${v.message} ${JSON.stringify(v)}` : JSON.stringify(v),
+    );
+    expect(events).toHaveLength(2);
+    for (const text of events) expect(text).not.toContain(KEY);
+  });
+});
+
 describe("the wrappers and the middleware: Salvo's typed errors", () => {
   it("wrapOpenAI: a 400 is a ClientError, with the SDK's own error as its cause", async () => {
     const { sim, salvo } = await setUp({});

@@ -17,6 +17,7 @@ import type {
 } from "../providers/provider.ts";
 import { parseRateLimitHeaders } from "../providers/rate-limit-headers.ts";
 import { errorFromSdk } from "../providers/sdk-errors.ts";
+import { registerSecret, SecretScrubber } from "../providers/secret-scrubber.ts";
 import { holdStream } from "./held-stream.ts";
 import {
   type ApiKind,
@@ -59,6 +60,26 @@ export function bodyHeaders(headers: Headers): Headers {
   const copy = new Headers(headers);
   for (const name of WIRE_HEADERS) copy.delete(name);
   return copy;
+}
+
+/** The headers the SDKs send their key in. */
+const KEY_HEADERS = ["authorization", "x-api-key", "api-key", "x-goog-api-key"];
+
+/**
+ * The scrubber of the keys a request sends (each also registered process-wide, so the audit log
+ * masks it): what a server echoes of them never reaches a result, an error or a record. The
+ * caller's own SDK still gets the answer as it was sent.
+ */
+function keyScrubber(headers: Headers): SecretScrubber {
+  const keys: string[] = [];
+  for (const name of KEY_HEADERS) {
+    const value = headers.get(name);
+    if (value === null) continue;
+    const key = value.replace(/^(Bearer|Basic)\s+/i, "");
+    keys.push(key);
+    registerSecret(key);
+  }
+  return new SecretScrubber(keys);
 }
 
 const REQUIRED_ARRAY: Array<[RegExp, string]> = [
@@ -106,6 +127,7 @@ export class FetchProvider implements Provider {
       );
     }
     transport.attempts++;
+    const scrubber = keyScrubber(transport.headers);
     const headers = new Headers(transport.headers);
     // Upstream sees Salvo's attempt number where the SDKs put theirs.
     if (headers.has("x-stainless-retry-count")) {
@@ -120,11 +142,11 @@ export class FetchProvider implements Provider {
         signal,
       });
     } catch (error) {
-      throw errorFromSdk(error, this.name, signal);
+      throw scrubber.error(errorFromSdk(scrubber.error(error), this.name, signal));
     }
     const rateLimits = parseRateLimitHeaders(response.headers);
-    const requestId =
-      response.headers.get("x-request-id") ?? response.headers.get("request-id") ?? undefined;
+    const idHeader = response.headers.get("x-request-id") ?? response.headers.get("request-id");
+    const requestId = idHeader === null ? undefined : scrubber.text(idHeader);
     if (!response.ok) {
       const bytes = await this.#read(response, signal);
       const text = new TextDecoder().decode(bytes);
@@ -134,13 +156,18 @@ export class FetchProvider implements Provider {
       } catch {
         body = undefined;
       }
-      const error = errorFromResponse({
-        status: response.status,
-        headers: response.headers,
-        body,
-        message: body === undefined ? text.slice(0, 500) || response.statusText : undefined,
-        provider: this.name,
-      });
+      const error = scrubber.error(
+        errorFromResponse({
+          status: response.status,
+          headers: scrubber.headers(response.headers),
+          body: scrubber.value(body),
+          message:
+            body === undefined
+              ? scrubber.text(text.slice(0, 500)) || response.statusText
+              : undefined,
+          provider: this.name,
+        }),
+      );
       rawAnswers.set(error, {
         status: response.status,
         statusText: response.statusText,
@@ -151,12 +178,12 @@ export class FetchProvider implements Provider {
     }
     const type = response.headers.get("content-type") ?? "";
     if (type.includes("text/event-stream") && response.body !== null) {
-      return this.#stream(transport, response, signal, rateLimits, requestId);
+      return this.#stream(transport, response, signal, rateLimits, requestId, scrubber);
     }
     const bytes = await this.#read(response, signal);
-    let body: unknown;
+    let parsed: unknown;
     try {
-      body = JSON.parse(new TextDecoder().decode(bytes));
+      parsed = JSON.parse(new TextDecoder().decode(bytes));
     } catch (error) {
       throw new InvalidResponseError(
         `${this.name}: the answer was not valid JSON: ${(error as Error).message}`,
@@ -164,13 +191,14 @@ export class FetchProvider implements Provider {
         { cause: error },
       );
     }
-    if (typeof body !== "object" || body === null) {
+    if (typeof parsed !== "object" || parsed === null) {
       throw new InvalidResponseError(`${this.name}: the answer is not a JSON object`, {
         provider: this.name,
         status: response.status,
         requestId,
       });
     }
+    const body = scrubber.value(parsed);
     for (const [path, field] of REQUIRED_ARRAY) {
       if (path.test(request.path) && !Array.isArray((body as Record<string, unknown>)[field])) {
         throw new InvalidResponseError(`${this.name}: the answer has no \`${field}\``, {
@@ -192,7 +220,7 @@ export class FetchProvider implements Provider {
       usage: usageOf(this.name, body),
       rateLimits,
       requestId,
-      headers: response.headers,
+      headers: scrubber.headers(response.headers),
     };
     return result;
   }
@@ -218,6 +246,7 @@ export class FetchProvider implements Provider {
     signal: AbortSignal,
     rateLimits: ProviderResult["rateLimits"],
     requestId: string | undefined,
+    scrubber: SecretScrubber,
   ): Promise<ProviderResult> {
     const kind = this.name;
     const observer = new StreamObserver(kind);
@@ -249,14 +278,14 @@ export class FetchProvider implements Provider {
       }
       if (how.kind === "cancelled") throw how.error;
       if (how.kind === "done" && observer.complete && observer.error === undefined) {
-        const body = observer.body();
+        const body = scrubber.value(observer.body());
         const result: FetchResult = {
           status: response.status,
           body,
           usage: usageOf(kind, body),
           rateLimits,
           requestId,
-          headers: response.headers,
+          headers: scrubber.headers(response.headers),
         };
         return result;
       }
@@ -264,12 +293,14 @@ export class FetchProvider implements Provider {
         how.kind === "error"
           ? `the stream broke off: ${how.error instanceof Error ? how.error.message : String(how.error)}`
           : observer.error !== undefined
-            ? `the stream carried an error: ${JSON.stringify(observer.error).slice(0, 300)}`
+            ? `the stream carried an error: ${scrubber.text(JSON.stringify(observer.error).slice(0, 300))}`
             : "the stream ended before its final event";
-      throw new InvalidResponseError(
-        `${kind}: ${why}`,
-        { provider: kind, status: response.status, requestId, shouldRetry: false },
-        { cause: how.kind === "error" ? how.error : undefined },
+      throw scrubber.error(
+        new InvalidResponseError(
+          `${kind}: ${why}`,
+          { provider: kind, status: response.status, requestId, shouldRetry: false },
+          { cause: how.kind === "error" ? how.error : undefined },
+        ),
       );
     });
   }
