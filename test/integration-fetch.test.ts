@@ -19,6 +19,7 @@ import {
   ConfigError,
   InvalidResponseError,
   QuotaExceededError,
+  RequestInvalidError,
 } from "../src/errors.ts";
 import { salvoMiddleware } from "../src/integrations/ai-sdk.ts";
 import { langchainAnthropic, langchainOpenAI } from "../src/integrations/langchain.ts";
@@ -294,6 +295,22 @@ describe("salvoFetch: what reaches the scheduler", () => {
     const reset = await fetch(`${sim.origin}/_sim/reset`, { method: "POST", body: "{}" });
     expect(reset.status).toBe(200);
     expect(started).toBe(0);
+  });
+
+  it("refuses a body nested too deep before anything is sent", async () => {
+    const { sim, salvo } = await setUp({});
+    let nested: unknown = "deep";
+    for (let i = 0; i < 200; i++) nested = { a: nested };
+    const fetch = salvoFetch(salvo);
+    const error = await rejection(
+      fetch(`${sim.baseUrl}/chat/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${KEY}` },
+        body: JSON.stringify({ ...ask("x"), metadata: nested }),
+      }),
+    );
+    expect(error).toBeInstanceOf(RequestInvalidError);
+    expect(sim.stats().arrivals).toBe(0);
   });
 
   it("shares one call between identical embedding requests in flight", async () => {

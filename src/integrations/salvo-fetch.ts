@@ -15,7 +15,8 @@
 
 import { requestAttributes } from "../audit/call-record.ts";
 import { Scheduler } from "../core/scheduler.ts";
-import { ConfigError } from "../errors.ts";
+import { ConfigError, RequestInvalidError } from "../errors.ts";
+import { MAX_JSON_DEPTH, valueTooDeep } from "../providers/json-depth.ts";
 import type { ProviderRequest } from "../providers/provider.ts";
 import { Salvo, type SalvoOptions, type SalvoResult } from "../salvo.ts";
 import { bodyHeaders, FetchProvider, rawAnswers, type Transport } from "./fetch-provider.ts";
@@ -161,6 +162,12 @@ export function salvoFetch(
         process.emitWarning(error.message, { code: "SALVO_SDK_RETRIES" });
       }
       throw error;
+    }
+    if (valueTooDeep(body)) {
+      // Refused before it reaches the fingerprint or the audit log, as the SDK providers do.
+      throw new RequestInvalidError(
+        `${method} ${url.pathname}: the request body nests deeper than ${MAX_JSON_DEPTH} levels; it was not sent`,
+      );
     }
     const kind = apiKind(url.pathname, headers);
     const { provider, client } = lane(kind);
