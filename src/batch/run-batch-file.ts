@@ -107,6 +107,11 @@ export type RunBatchFileOptions = Omit<SchedulerOptions, "window" | "concurrency
   env?: Record<string, string | undefined> | undefined;
   /** Items admitted ahead of the oldest unwritten one (the reorder window). @default 4096 */
   window?: number | undefined;
+  /**
+   * Called with the run's client once it exists, before any call: e.g. `instrument` (spans and
+   * metrics through OpenTelemetry). What it returns is called when the run ends. @default none
+   */
+  observe?: ((client: Salvo) => (() => void) | undefined) | undefined;
 };
 
 /** How a batch-file run ended, with everything `salvo run` prints and reports. */
@@ -223,6 +228,7 @@ export async function runBatchFile(options: RunBatchFileOptions): Promise<BatchF
     window = 4096,
     graceMs = 30_000,
     endpoint: endpointOption,
+    observe,
     ...schedulerOptions
   } = options;
   const clock: Clock = schedulerOptions.clock ?? realClock;
@@ -312,6 +318,7 @@ export async function runBatchFile(options: RunBatchFileOptions): Promise<BatchF
     }, graceMs);
   };
 
+  let stopObserving: (() => void) | undefined;
   try {
     salvo = new Salvo({
       ...schedulerOptions,
@@ -323,6 +330,7 @@ export async function runBatchFile(options: RunBatchFileOptions): Promise<BatchF
       pricing,
       endpoint,
     });
+    stopObserving = observe?.(salvo);
     const scheduler = salvo.scheduler;
     metrics = new RunMetrics({
       startedAt,
@@ -409,6 +417,7 @@ export async function runBatchFile(options: RunBatchFileOptions): Promise<BatchF
     signal?.removeEventListener("abort", onInterrupt);
     progress?.stop();
     await salvo?.close();
+    stopObserving?.();
     await callLog?.close();
   }
 
