@@ -3,13 +3,20 @@
 // Audit: per-call context, the hash-chained call and decision logs, verification.
 export * from "./audit/index.ts";
 export { type ItemOutcome, itemOutcomeFrom, type OutputLine } from "./batch/output-line.ts";
-// Batch files: the engine behind `salvo run`.
 export {
   type BatchEvent,
   type BatchSummary,
   type RunBatchOptions,
   runBatch,
 } from "./batch/run-batch.ts";
+// Batch files: `salvo run` as a library call, and the batch driver beneath it.
+export {
+  type BatchFileEvent,
+  type BatchFileResult,
+  batchFileShape,
+  type RunBatchFileOptions,
+  runBatchFile,
+} from "./batch/run-batch-file.ts";
 // The response cache and request fingerprints (identical requests share one answer).
 export { fingerprint, isShareable } from "./cache/fingerprint.ts";
 export {
@@ -106,6 +113,15 @@ export {
   runPipeline,
 } from "./pipeline/run-pipeline.ts";
 export type { RunStatus, TaskRecord, TaskStatus } from "./pipeline/task-record.ts";
+// `salvo probe` as a library call.
+export type { KneeOptions, Recommendation } from "./probe/knee.ts";
+export {
+  type ProbeEndpointOptions,
+  type ProbeEndpointResult,
+  probeEndpoint,
+  probeRequest,
+} from "./probe/probe-endpoint.ts";
+export type { LevelResult, SweepResult } from "./probe/sweep.ts";
 // Providers: the interface and the adapters (the SDKs' own retries off).
 export {
   AnthropicProvider,
@@ -126,6 +142,14 @@ export type {
   ProviderResult,
   TokenUsage,
 } from "./providers/provider.ts";
+export {
+  BASE_URL_ENV,
+  baseUrlFor,
+  KEY_ENV,
+  type ProviderFromEnvOptions,
+  type ProviderName,
+  providerFromEnv,
+} from "./providers/provider-from-env.ts";
 export { parseRateLimitHeaders } from "./providers/rate-limit-headers.ts";
 // The client: a provider behind a scheduler; and the drop-in for existing OpenAI code.
 export {

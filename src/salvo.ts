@@ -257,6 +257,16 @@ export class Salvo {
     }
   }
 
+  /**
+   * A graceful stop: admits nothing more (what waits settles with AbortedError), lets the calls
+   * in flight finish without retrying them, and resolves once none is in flight. Answers that
+   * arrive meanwhile reach their callers, followers of a shared call included.
+   */
+  drain(reason?: unknown): Promise<void> {
+    this.#closed = true;
+    return this.scheduler.drain(reason);
+  }
+
   /** Stops admitting, settles what waits, and resolves when every attempt has ended. */
   close(reason?: unknown): Promise<void> {
     this.#closed = true;

@@ -53,7 +53,6 @@ describe("README", () => {
       "demo",
       "probe",
       "verify",
-      "bench",
       "pipeline",
       "cache stats",
       "cache clear",

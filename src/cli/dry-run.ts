@@ -9,6 +9,7 @@ import { readInput, scanInput } from "../batch/input-reader.ts";
 import { splitLines } from "../batch/line-splitter.ts";
 import { prepareResume, type ResumeState } from "../batch/resume.ts";
 import { journalHeader } from "../batch/run-batch.ts";
+import { batchFileShape, batchRunKey } from "../batch/run-batch-file.ts";
 import { fingerprint, isShareable } from "../cache/fingerprint.ts";
 import { ResponseCache } from "../cache/response-cache.ts";
 import {
@@ -18,14 +19,17 @@ import {
   expectedFromHistory,
   uniformCappedMean,
 } from "../cost/batch-estimate.ts";
-import { formatUsd, type Pricing } from "../cost/pricing.ts";
+import { formatUsd, Pricing } from "../cost/pricing.ts";
 import { InputRejectedError } from "../errors.ts";
 import { type Bound, physicalBound } from "../metrics/physical-bound.ts";
 import { formatCount, formatDuration } from "../progress/format.ts";
+import { AnthropicProvider } from "../providers/anthropic-provider.ts";
+import { OpenAIProvider } from "../providers/openai-provider.ts";
 import type { Provider } from "../providers/provider.ts";
-import type { SimConfig } from "../sim/index.ts";
+import { baseUrlFor } from "../providers/provider-from-env.ts";
+import { loadScenario, resolveSimConfig, type SimConfig } from "../sim/index.ts";
 import type { CliIo } from "./io.ts";
-import type { RunSettings } from "./run-settings.ts";
+import { type RunSettings, scenarioPath } from "./run-settings.ts";
 
 export type DryRunJob = {
   input: string;
@@ -292,4 +296,40 @@ function budgetNote(e: BatchEstimateSummary, settings: RunSettings): string | un
     notes.push(`--max-tokens-total ${formatCount(settings.maxTokensTotal)} ${fits}`);
   }
   return notes.length > 0 ? `budget: ${notes.join("; ")}` : undefined;
+}
+
+/** `salvo run --dry-run` for these settings: what the run would call, with its estimate. */
+export async function dryRunJob(job: {
+  input: string;
+  output: string;
+  settings: RunSettings;
+  io: CliIo;
+}): Promise<number> {
+  const { input, output, settings, io } = job;
+  const shape = await batchFileShape(input, {
+    model: settings.model,
+    providerName: settings.provider,
+  });
+  const endpoint =
+    settings.sim !== undefined
+      ? `simulator:${settings.sim}`
+      : baseUrlFor(shape, { baseUrl: settings.baseUrl, env: io.env });
+  return dryRun({
+    input,
+    output,
+    settings,
+    io,
+    // Only its estimate is used: no key is read and nothing is called.
+    provider:
+      shape === "anthropic"
+        ? new AnthropicProvider({ apiKey: "unused" })
+        : new OpenAIProvider({ apiKey: "unused" }),
+    pricing: new Pricing(settings.pricing),
+    runKey: batchRunKey(settings.provider, endpoint),
+    endpoint,
+    simulator:
+      settings.sim === undefined
+        ? undefined
+        : resolveSimConfig(await loadScenario(scenarioPath(settings.sim))),
+  });
 }

@@ -3,7 +3,6 @@
 // library, and resolves to an exit code.
 import { Command, CommanderError } from "commander";
 import { SalvoError } from "../errors.ts";
-import { benchCommand } from "./commands/bench.ts";
 import { cacheCommand } from "./commands/cache.ts";
 import { demoCommand } from "./commands/demo.ts";
 import { pipelineCommand } from "./commands/pipeline.ts";
@@ -41,7 +40,6 @@ export function buildProgram(io: CliIo): Command {
     probeCommand,
     simCommand,
     verifyCommand,
-    benchCommand,
     cacheCommand,
     pipelineCommand,
   ])

@@ -5,12 +5,12 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import type { Command } from "commander";
-import { loadScenario, startSimulator } from "../../sim/index.ts";
+import { RUN_DEFAULTS } from "../call-options.ts";
 import { cliCommand } from "../cli-command.ts";
 import type { CliIo } from "../io.ts";
-import { RUN_DEFAULTS, type RunSettings } from "../run-settings.ts";
+import type { RunSettings } from "../run-settings.ts";
+import { SCENARIO_DIR } from "../scenario-dir.ts";
 import { runJob } from "./run.ts";
-import { SCENARIO_DIR } from "./sim.ts";
 
 const PARTS = [
   "front brake pads",
@@ -78,6 +78,7 @@ export function demoCommand(io: CliIo): Command {
         input,
         `${Array.from({ length: items }, (_, i) => lineItem(i)).join("\n")}\n`,
       );
+      const { loadScenario, startSimulator } = await import("../../sim/index.ts");
       const scenario = await loadScenario(`${SCENARIO_DIR}claims-demo.yaml`);
       const sim = await startSimulator(scenario);
       io.stdout.write(

@@ -6,30 +6,14 @@
 import { readFile } from "node:fs/promises";
 import { resolve as resolvePath } from "node:path";
 import { Option } from "commander";
-import { parse as parseYaml } from "yaml";
-import { openCallLog } from "../../audit/call-log.ts";
-import { realClock } from "../../core/clock.ts";
 import { ConfigError, RunDirRefusedError } from "../../errors.ts";
-import { RunMetrics } from "../../metrics/run-metrics.ts";
-import { loadPipelineFile } from "../../pipeline/pipeline-file.ts";
-import { reportSummary } from "../../pipeline/pipeline-report.ts";
-import { runPipeline } from "../../pipeline/run-pipeline.ts";
-import { formatDuration } from "../../progress/format.ts";
-import { createProgress } from "../../progress/progress-renderer.ts";
 import type { ProviderResult } from "../../providers/provider.ts";
-import { Salvo } from "../../salvo.ts";
+import type { Salvo } from "../../salvo.ts";
 import type { SimHandle } from "../../sim/index.ts";
+import { addCallOptions } from "../call-options.ts";
 import { cliCommand } from "../cli-command.ts";
 import { type CliIo, EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE } from "../io.ts";
-import {
-  addCallOptions,
-  providerFromSettings,
-  type RunSettings,
-  readConfigFile,
-  resolveRunSettings,
-  schedulerOptionsFromSettings,
-  startSimulatorFor,
-} from "../run-settings.ts";
+import type { RunSettings } from "../run-settings.ts";
 
 /** The pipeline's input: a JSON or YAML file (`.json` is read as JSON, anything else as YAML). */
 async function readInput(path: string): Promise<unknown> {
@@ -48,6 +32,7 @@ async function readInput(path: string): Promise<unknown> {
     );
   }
   try {
+    const { parse: parseYaml } = await import("yaml");
     return path.endsWith(".json") ? JSON.parse(text) : (parseYaml(text) ?? {});
   } catch (error) {
     throw new ConfigError(
@@ -74,6 +59,23 @@ export type PipelineJob = {
 /** Runs one pipeline file; resolves to the exit code. */
 export async function runPipelineJob(job: PipelineJob): Promise<number> {
   const { io } = job;
+  // Loaded here, not at the top: `salvo --help` must not load the SDKs and the tokenizer.
+  const { openCallLog } = await import("../../audit/call-log.ts");
+  const { realClock } = await import("../../core/clock.ts");
+  const { RunMetrics } = await import("../../metrics/run-metrics.ts");
+  const { loadPipelineFile } = await import("../../pipeline/pipeline-file.ts");
+  const { reportSummary } = await import("../../pipeline/pipeline-report.ts");
+  const { runPipeline } = await import("../../pipeline/run-pipeline.ts");
+  const { formatDuration } = await import("../../progress/format.ts");
+  const { createProgress } = await import("../../progress/progress-renderer.ts");
+  const { Salvo } = await import("../../salvo.ts");
+  const {
+    providerFromSettings,
+    readConfigFile,
+    resolveRunSettings,
+    schedulerOptionsFromSettings,
+    startSimulatorFor,
+  } = await import("../run-settings.ts");
   const file =
     job.config === undefined
       ? undefined
