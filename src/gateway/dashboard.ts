@@ -1,55 +1,30 @@
-// The dashboard's routes: a static page at `/` and its assets, uPlot's included, read once from
-// the package (no build step). The page holds no figures: it polls /salvo/status, which asks for
+// The dashboard's routes: a static page at `/` and its assets (uPlot's read from its package, no
+// build step). The page holds no figures: it polls /salvo/status, which asks for
 // a key when the gateway has tenants.
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import type { Hono } from "hono";
+import { DASHBOARD_CSS, DASHBOARD_HTML, DASHBOARD_JS } from "./dashboard-assets.ts";
 
 type Asset = { body: string; type: string };
 
-function read(url: URL | string): string {
-  return readFileSync(typeof url === "string" ? fileURLToPath(url) : url, "utf8");
-}
-
 let assets: Map<string, Asset> | undefined;
 
-/** The page and its assets, read on first use. */
+/** The page and its assets; uPlot's are read from the installed package on first use. */
 function loadAssets(): Map<string, Asset> {
+  const uplot = (file: string) =>
+    readFileSync(fileURLToPath(import.meta.resolve(`uplot/dist/${file}`)), "utf8");
   assets ??= new Map<string, Asset>([
-    [
-      "/",
-      {
-        body: read(new URL("./dashboard/index.html", import.meta.url)),
-        type: "text/html; charset=utf-8",
-      },
-    ],
-    [
-      "/salvo/assets/dashboard.js",
-      {
-        body: read(new URL("./dashboard/dashboard.js", import.meta.url)),
-        type: "text/javascript; charset=utf-8",
-      },
-    ],
-    [
-      "/salvo/assets/dashboard.css",
-      {
-        body: read(new URL("./dashboard/dashboard.css", import.meta.url)),
-        type: "text/css; charset=utf-8",
-      },
-    ],
+    ["/", { body: DASHBOARD_HTML, type: "text/html; charset=utf-8" }],
+    ["/salvo/assets/dashboard.js", { body: DASHBOARD_JS, type: "text/javascript; charset=utf-8" }],
+    ["/salvo/assets/dashboard.css", { body: DASHBOARD_CSS, type: "text/css; charset=utf-8" }],
     [
       "/salvo/assets/uPlot.iife.min.js",
-      {
-        body: read(import.meta.resolve("uplot/dist/uPlot.iife.min.js")),
-        type: "text/javascript; charset=utf-8",
-      },
+      { body: uplot("uPlot.iife.min.js"), type: "text/javascript; charset=utf-8" },
     ],
     [
       "/salvo/assets/uPlot.min.css",
-      {
-        body: read(import.meta.resolve("uplot/dist/uPlot.min.css")),
-        type: "text/css; charset=utf-8",
-      },
+      { body: uplot("uPlot.min.css"), type: "text/css; charset=utf-8" },
     ],
   ]);
   return assets;
