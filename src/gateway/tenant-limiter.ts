@@ -78,7 +78,7 @@ export class TenantLimiter {
     const requestWait = this.#requests?.waitMs(1, now) ?? 0;
     const tokenWait = this.#tokens?.waitMs(tokens, now) ?? 0;
     const waitMs = Math.max(requestWait, tokenWait);
-    if (waitMs > maxWaitMs) {
+    if (waitMs > maxWaitMs || waitMs === Number.POSITIVE_INFINITY) {
       const byTokens = tokenWait > requestWait;
       const bucket = (byTokens ? this.#tokens : this.#requests)!;
       return {

@@ -31,6 +31,8 @@ export type WireError = {
   code?: string | null | undefined;
   param?: string | null | undefined;
   anthropicType?: string | undefined;
+  /** The status for an Anthropic client, when it differs (a spent budget is 402 there). */
+  anthropicStatus?: number | undefined;
   /** Extra headers: `retry-after`, `x-should-retry`... */
   headers?: Record<string, string> | undefined;
 };
@@ -56,10 +58,14 @@ const OPENAI_TYPES: Record<number, string> = {
   429: "requests",
 };
 
+function statusFor(wire: Wire, error: WireError): number {
+  return wire === "anthropic" ? (error.anthropicStatus ?? error.status) : error.status;
+}
+
 /** The body of an error in `wire`'s shape. */
 export function errorBody(wire: Wire, error: WireError): string {
   if (wire === "anthropic") {
-    const type = error.anthropicType ?? ANTHROPIC_TYPES[error.status] ?? "api_error";
+    const type = error.anthropicType ?? ANTHROPIC_TYPES[statusFor(wire, error)] ?? "api_error";
     return JSON.stringify({ type: "error", error: { type, message: error.message } });
   }
   return JSON.stringify({
@@ -79,7 +85,7 @@ export function errorResponse(
   headers: Record<string, string> = {},
 ): Response {
   return new Response(errorBody(wire, error), {
-    status: error.status,
+    status: statusFor(wire, error),
     headers: { "content-type": "application/json", ...headers, ...(error.headers ?? {}) },
   });
 }
@@ -119,7 +125,7 @@ export function failureError(
   const shaped = failureShape(error, answer?.status);
   const message = scrub(shaped.message, secrets);
   return {
-    status: shaped.status,
+    status: statusFor(wire, shaped),
     body: errorBody(wire, { ...shaped, message }),
     headers: shaped.headers ?? {},
   };
@@ -139,7 +145,7 @@ function failureShape(error: unknown, upstreamStatus: number | undefined): WireE
       status: 429,
       type: "insufficient_quota",
       code: "insufficient_quota",
-      anthropicType: "billing_error",
+      anthropicStatus: 402,
       message: `salvo gateway: ${error.message.replace(/ \(rerun .*\)$/, "").replace(/--max-cost|--max-tokens-total/, "configured")}`,
       headers: { "x-should-retry": "false" },
     };
@@ -156,7 +162,7 @@ function failureShape(error: unknown, upstreamStatus: number | undefined): WireE
       status: 429,
       type: "tokens",
       code: "rate_limit_exceeded",
-      anthropicType: "request_too_large",
+      anthropicStatus: 413,
       message: `salvo gateway: request too large: ${error.message}`,
       headers: { "x-should-retry": "false" },
     };
