@@ -156,7 +156,8 @@ export class HistoryRecorder {
 }
 
 export type StatusSources = {
-  viewer: Tenant;
+  /** The viewing tenant's name. */
+  viewer: string;
   admin: boolean;
   upstreams: readonly Upstream[];
   tenants: readonly Tenant[];
@@ -213,7 +214,7 @@ export function safeUrl(url: string): string {
 
 export function gatewayStatus(sources: StatusSources): GatewayStatus {
   const { viewer, admin, stats } = sources;
-  const mine = (tenant: string) => admin || tenant === viewer.name;
+  const mine = (tenant: string) => admin || tenant === viewer;
   const upstreams = sources.upstreams.map((upstream): UpstreamStatus => {
     const scheduler = upstream.scheduler;
     const figures = stats.scheduler(upstream.name);
@@ -272,7 +273,7 @@ export function gatewayStatus(sources: StatusSources): GatewayStatus {
     now: Date.now(),
     uptimeMs: Math.round(sources.now - stats.startedAt),
     draining: sources.draining,
-    viewer: { tenant: viewer.name, admin },
+    viewer: { tenant: viewer, admin },
     upstreams,
     tenants,
   };

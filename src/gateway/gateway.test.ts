@@ -5,7 +5,12 @@ import { type AuditContext, currentContext } from "../audit/audit-context.ts";
 import type { AttemptInfo, CallAuditor } from "../audit/call-auditor.ts";
 import { Pricing } from "../cost/pricing.ts";
 import type { ProviderRequest } from "../providers/provider.ts";
-import { type SimConfigInput, type SimHandle, startSimulator } from "../sim/index.ts";
+import {
+  expectedMarker,
+  type SimConfigInput,
+  type SimHandle,
+  startSimulator,
+} from "../sim/index.ts";
 import { createGateway, type Gateway, type GatewayOptions } from "./gateway.ts";
 
 const UPSTREAM_KEY = "sk-upstream-unit-test-key-0123456789";
@@ -254,6 +259,43 @@ describe("gateway handler", () => {
       expect(all.upstreams[0]!.calls.requests).toBe(2);
       const noKey = await gateway.fetch(new Request("http://gateway.test/salvo/status"));
       expect(noKey.status).toBe(401);
+    });
+
+    it("priority: a higher tenant's call is admitted before a lower tenant's queued calls", async () => {
+      const { gateway, sim } = await setUp(
+        { latency: { ttftMs: 400 } },
+        {
+          tenants: [
+            { name: "bulk", keys: [KEY_A] },
+            { name: "urgent", keys: [KEY_B], priority: 5 },
+          ],
+        },
+        { concurrency: 1 },
+      );
+      const order = await admissionOrder(gateway, sim, [
+        [KEY_A, "bulk 0"],
+        [KEY_A, "bulk 1"],
+        [KEY_A, "bulk 2"],
+        [KEY_B, "urgent"],
+      ]);
+      expect(order).toEqual(["bulk 0", "urgent", "bulk 1", "bulk 2"]);
+    });
+
+    it("equal priority: tenants share the upstream round-robin, not first come first served", async () => {
+      const { gateway, sim } = await setUp(
+        { latency: { ttftMs: 400 } },
+        { tenants },
+        { concurrency: 1 },
+      );
+      const order = await admissionOrder(gateway, sim, [
+        [KEY_A, "a0"],
+        [KEY_A, "a1"],
+        [KEY_A, "a2"],
+        [KEY_A, "a3"],
+        [KEY_B, "b0"],
+        [KEY_B, "b1"],
+      ]);
+      expect(order).toEqual(["a0", "b0", "a1", "b1", "a2", "a3"]);
     });
 
     it("a tenant's rate limit: a request that would wait past the caller's deadline is a 429 with the wait", async () => {
@@ -516,6 +558,32 @@ describe("gateway handler", () => {
     expect(gateway.active).toBe(0);
   });
 });
+
+/**
+ * Submits the calls one after another (each queued before the next is sent, the first in
+ * flight) and returns their contents in the order the upstream received them.
+ */
+async function admissionOrder(
+  gateway: Gateway,
+  sim: SimHandle,
+  calls: Array<[key: string, content: string]>,
+): Promise<string[]> {
+  const responses: Array<Promise<Response>> = [];
+  for (const [i, [key, content]] of calls.entries()) {
+    responses.push(
+      post(gateway, "/chat/completions", chat(content), { authorization: `Bearer ${key}` }),
+    );
+    await until(() => gateway.status().upstreams[0]!.concurrency.queued === i);
+  }
+  for (const response of await Promise.all(responses)) expect(response.status).toBe(200);
+  const byMarker = new Map(
+    calls.map(([, content]) => [expectedMarker([{ role: "user", content }]), content]),
+  );
+  return sim
+    .stats()
+    .timeline.sort((a, b) => a.arrivalMs - b.arrivalMs)
+    .map((entry) => byMarker.get(entry.marker ?? "") ?? "?");
+}
 
 async function until(check: () => boolean, ms = 5000): Promise<void> {
   const end = Date.now() + ms;

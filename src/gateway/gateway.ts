@@ -97,7 +97,10 @@ export interface Gateway {
   readonly requiresKeys: boolean;
   /** Calls being handled now (queued, waiting, in flight or streaming). */
   readonly active: number;
-  /** The figures the dashboard shows, as `viewer` may see them (every tenant's for an admin). */
+  /**
+   * The figures the dashboard shows: every tenant's, or as the tenant `viewer` may see them (its
+   * own only, unless it is an admin).
+   */
   status(viewer?: string): GatewayStatus;
   /** The Prometheus exposition of the same figures. */
   metrics(): Promise<string>;
@@ -234,9 +237,17 @@ class SalvoGateway implements Gateway {
   }
 
   status(viewer?: string): GatewayStatus {
-    const tenant =
-      viewer === undefined ? undefined : this.#allTenants().find((t) => t.name === viewer);
-    return this.#statusFor(tenant ?? this.#open ?? this.#adminView());
+    if (viewer === undefined) return this.#statusFor(undefined);
+    const tenant = this.#allTenants().find((t) => t.name === viewer);
+    if (tenant === undefined)
+      throw new ConfigError({
+        field: "viewer",
+        expected: `a tenant of this gateway (${this.#allTenants()
+          .map((t) => t.name)
+          .join(", ")})`,
+        got: viewer,
+      });
+    return this.#statusFor(tenant);
   }
 
   metrics(): Promise<string> {
@@ -273,15 +284,11 @@ class SalvoGateway implements Gateway {
     return this.#open ? [this.#open] : this.#tenants;
   }
 
-  /** An admin's view, for `status()` called by the process itself. */
-  #adminView(): Tenant {
-    return this.#tenants.find((t) => t.admin) ?? this.#tenants[0]!;
-  }
-
-  #statusFor(viewer: Tenant): GatewayStatus {
+  /** The figures as `viewer` may see them; undefined: the process's own view (everything). */
+  #statusFor(viewer: Tenant | undefined): GatewayStatus {
     return gatewayStatus({
-      viewer,
-      admin: viewer.admin || viewer === this.#open,
+      viewer: viewer?.name ?? "(gateway)",
+      admin: viewer === undefined || viewer.admin || viewer === this.#open,
       upstreams: this.#upstreams,
       tenants: this.#allTenants(),
       stats: this.#stats,
