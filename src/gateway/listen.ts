@@ -61,10 +61,27 @@ export async function listen(
   const listener = getRequestListener((request) => gateway.fetch(request), {
     overrideGlobalObjects: false,
   });
+  // Responses still being written: a call the gateway has answered is not over until its
+  // answer has reached the socket, so a shutdown waits for these as well.
+  let writing = 0;
+  let drained: (() => void) | undefined;
   const server = createServer(
     { keepAlive: true, noDelay: true, keepAliveTimeout: 65_000 },
-    listener,
+    (request, response) => {
+      writing++;
+      response.once("close", () => {
+        if (--writing === 0) drained?.();
+      });
+      void listener(request, response);
+    },
   );
+  const written = (signal: AbortSignal) =>
+    writing === 0 || signal.aborted
+      ? Promise.resolve()
+      : new Promise<void>((resolve) => {
+          drained = resolve;
+          signal.addEventListener("abort", () => resolve(), { once: true });
+        });
   // Long streams and slow queues: the gateway, not Node, decides when a call has taken too long.
   server.requestTimeout = 0;
   server.headersTimeout = 60_000;
@@ -97,6 +114,7 @@ export async function listen(
       sweep.unref();
       const timeout = AbortSignal.timeout(Math.max(0, grace));
       await gateway.idle(timeout);
+      await written(timeout);
       const abandoned = gateway.active;
       clearInterval(sweep);
       await gateway.close();
