@@ -114,8 +114,10 @@ export class UpstreamProvider implements Provider {
   readonly #estimator: Provider;
   readonly #exchanges = new WeakMap<ProviderRequest, Exchange>();
   readonly #defaultMaxTokens: number;
+  readonly #secret: string;
 
   constructor(options: UpstreamProviderOptions) {
+    this.#secret = options.apiKey;
     this.name = options.provider;
     this.baseUrl = options.baseUrl;
     this.#fetch = options.fetch ?? globalThis.fetch;
@@ -184,11 +186,11 @@ export class UpstreamProvider implements Provider {
     } catch (error) {
       throw this.#failure(error, signal, "connection failed");
     }
-    const requestId =
-      response.headers.get("x-request-id") ?? response.headers.get("request-id") ?? undefined;
-    if (!response.ok) throw await this.#refused(response, signal);
+    const headers = this.#cleanHeaders(response.headers);
+    const requestId = headers.get("x-request-id") ?? headers.get("request-id") ?? undefined;
+    if (!response.ok) throw await this.#refused(response, headers, signal);
     if (exchange?.stream && isEventStream(response))
-      return this.#stream(response, exchange, requestId, signal);
+      return this.#stream(response, headers, exchange, requestId, signal);
     let text: string;
     try {
       text = await response.text();
@@ -222,9 +224,9 @@ export class UpstreamProvider implements Provider {
       status: response.status,
       body,
       usage: this.name === "anthropic" ? usageFromAnthropic(body) : usageFromOpenAI(body),
-      rateLimits: parseRateLimitHeaders(response.headers),
+      rateLimits: parseRateLimitHeaders(headers),
       requestId,
-      headers: response.headers,
+      headers,
     };
     return result;
   }
@@ -254,6 +256,7 @@ export class UpstreamProvider implements Provider {
   /** Passes a streamed answer on, event by event; resolves when its last event has been read. */
   async #stream(
     response: Response,
+    headers: Headers,
     exchange: Exchange,
     requestId: string | undefined,
     signal: AbortSignal,
@@ -276,8 +279,10 @@ export class UpstreamProvider implements Provider {
         const events = read.done ? splitter.end() : splitter.push(read.value);
         for (const event of events) {
           if (!reader.read(event)) continue;
-          await relay.write(`${event.raw}\n\n`);
-          if (reader.error !== undefined) exchange.errorForwarded = true;
+          if (reader.error !== undefined) {
+            exchange.errorForwarded = true;
+            await relay.write(`${this.#scrub(event.raw)}\n\n`);
+          } else await relay.write(`${event.raw}\n\n`);
         }
         if (read.done) break;
         if (signal.aborted) throw signal.reason;
@@ -289,7 +294,7 @@ export class UpstreamProvider implements Provider {
     if (reader.error !== undefined) {
       const failure = errorFromResponse({
         status: 500,
-        body: reader.error,
+        body: JSON.parse(this.#scrub(JSON.stringify(reader.error))),
         provider: this.name,
         message: "the upstream sent an error inside the stream",
       });
@@ -308,17 +313,19 @@ export class UpstreamProvider implements Provider {
       status: response.status,
       body: assembled,
       usage,
-      rateLimits: parseRateLimitHeaders(response.headers),
+      rateLimits: parseRateLimitHeaders(headers),
       requestId,
-      headers: response.headers,
+      headers,
     };
   }
 
   /** The typed error of a non-2xx answer; its raw answer is kept for the client. */
-  async #refused(response: Response, signal: AbortSignal): Promise<unknown> {
+  async #refused(response: Response, clean: Headers, signal: AbortSignal): Promise<unknown> {
     let text: string;
     try {
-      text = await response.text();
+      // An upstream may echo the key it was sent (a proxy's error page, a debug message): it is
+      // removed here, before the answer becomes an error message, a log record or a response.
+      text = this.#scrub(await response.text());
     } catch (error) {
       return this.#failure(error, signal, "the error answer was cut off");
     }
@@ -330,17 +337,35 @@ export class UpstreamProvider implements Provider {
     }
     const error = errorFromResponse({
       status: response.status,
-      headers: response.headers,
+      headers: clean,
       body,
       provider: this.name,
     });
     const headers: Record<string, string> = {};
     for (const name of PASSED_ON) {
-      const value = response.headers.get(name);
+      const value = clean.get(name);
       if (value !== null) headers[name] = value;
     }
     answers.set(error, { status: response.status, headers, body: text });
     return error;
+  }
+
+  /** The response headers, without the upstream key in any value (the same object if none has it). */
+  #cleanHeaders(headers: Headers): Headers {
+    if (this.#secret.length < 8) return headers;
+    let dirty = false;
+    for (const [, value] of headers) if (value.includes(this.#secret)) dirty = true;
+    if (!dirty) return headers;
+    const clean = new Headers();
+    for (const [name, value] of headers) clean.append(name, this.#scrub(value));
+    return clean;
+  }
+
+  /** `text` without the upstream key in it. */
+  #scrub(text: string): string {
+    return this.#secret.length >= 8 && text.includes(this.#secret)
+      ? text.split(this.#secret).join("[redacted]")
+      : text;
   }
 
   /** What a failed fetch or read becomes: the scheduler's abort reason wins, else a NetworkError. */
