@@ -54,6 +54,7 @@ describe("README", () => {
       "probe",
       "verify",
       "pipeline",
+      "serve",
       "cache stats",
       "cache clear",
     ]) {
