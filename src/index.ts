@@ -122,6 +122,15 @@ export {
   probeRequest,
 } from "./probe/probe-endpoint.ts";
 export type { LevelResult, SweepResult } from "./probe/sweep.ts";
+// Progress displays (the bar, plain lines, JSON lines) over a run's metrics, and durations as
+// Salvo prints them.
+export { formatDuration } from "./progress/format.ts";
+export {
+  createProgress,
+  type ProgressMode,
+  type ProgressOutput,
+  type ProgressRenderer,
+} from "./progress/progress-renderer.ts";
 // Providers: the interface and the adapters (the SDKs' own retries off).
 export {
   AnthropicProvider,

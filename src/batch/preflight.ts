@@ -2,7 +2,7 @@
 // read, every file the run writes can be written, and no two of them are the same file (an output
 // that is the input, a report that is the call log...). A run refused here has changed nothing.
 import { constants, type Stats } from "node:fs";
-import { access, realpath, stat } from "node:fs/promises";
+import { access, open, realpath, stat } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import { ConfigError } from "../errors.ts";
 
@@ -145,4 +145,58 @@ export async function checkBatchPaths(paths: BatchPaths): Promise<void> {
           b.path,
         );
     }
+}
+
+/** The first line of a file (at most 1 MiB of it), or undefined for an empty or missing file. */
+async function firstLine(path: string): Promise<string | undefined> {
+  let handle: Awaited<ReturnType<typeof open>> | undefined;
+  try {
+    handle = await open(path, "r");
+    const buffer = Buffer.alloc(1 << 20);
+    const { bytesRead } = await handle.read(buffer, 0, buffer.length, 0);
+    if (bytesRead === 0) return undefined;
+    const text = buffer.subarray(0, bytesRead).toString("utf8");
+    const end = text.indexOf("\n");
+    return end < 0 ? text : text.slice(0, end);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw error;
+  } finally {
+    await handle?.close();
+  }
+}
+
+function parsesAs(line: string, test: (value: Record<string, unknown>) => boolean): boolean {
+  try {
+    const value = JSON.parse(line) as unknown;
+    return typeof value === "object" && value !== null && test(value as Record<string, unknown>);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * `--fresh` removes the output and its journal: only when they are Salvo's own. An output whose
+ * first line is not an output line (`custom_id` with `response` or `error`), or a journal without
+ * Salvo's header, is some other file at that path, and is refused, not deleted.
+ */
+export async function checkFreshTargets(output: string): Promise<void> {
+  const outputLine = await firstLine(output);
+  if (
+    outputLine !== undefined &&
+    !parsesAs(outputLine, (v) => "custom_id" in v && ("response" in v || "error" in v))
+  )
+    refuse(
+      "--fresh",
+      "an --output that Salvo wrote (its lines answer custom_ids): --fresh deletes it, and this file is not Salvo's; choose another --output",
+      output,
+    );
+  const journal = `${output}.journal`;
+  const journalLine = await firstLine(journal);
+  if (journalLine !== undefined && !parsesAs(journalLine, (v) => "salvo_journal" in v))
+    refuse(
+      "--fresh",
+      "a journal that Salvo wrote: --fresh deletes it, and this file is not Salvo's; move it away or choose another --output",
+      journal,
+    );
 }

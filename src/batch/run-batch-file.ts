@@ -20,7 +20,7 @@ import { Salvo } from "../salvo.ts";
 import { type BatchItem, isInvalid } from "./input-line.ts";
 import { readInput } from "./input-reader.ts";
 import { itemOutcomeFrom } from "./output-line.ts";
-import { checkBatchPaths } from "./preflight.ts";
+import { checkBatchPaths, checkFreshTargets } from "./preflight.ts";
 import { type BatchEvent, type BatchSummary, runBatch } from "./run-batch.ts";
 import { budgetReport, spendLines, summaryText } from "./summary-text.ts";
 
@@ -226,6 +226,7 @@ export async function runBatchFile(options: RunBatchFileOptions): Promise<BatchF
     audit,
     cache: typeof cacheOption === "string" ? cacheOption : undefined,
   });
+  if (fresh) await checkFreshTargets(output);
   const shape = await batchFileShape(input, { model, providerName });
   const pricing = pricingOption instanceof Pricing ? pricingOption : new Pricing(pricingOption);
   if (maxCostUsd !== undefined) {

@@ -1,5 +1,5 @@
-// The simulated LLM provider: a real HTTP server on loopback that answers the OpenAI and
-// Anthropic chat APIs with the providers' capacity, rate limits, headers, errors and faults, so
+// The simulated LLM provider: a real HTTP server on loopback that answers the OpenAI (chat
+// completions, responses, embeddings) and Anthropic (messages) APIs with the providers' capacity, rate limits, headers, errors and faults, so
 // everything Salvo does can be tested and benchmarked offline. Uses real time; the rules it
 // applies live in small units tested on fake time.
 
@@ -18,6 +18,8 @@ import {
   expectedMarker,
   markerKey,
 } from "./marker.ts";
+import { openaiEmbeddingsWire } from "./openai-embeddings-wire.ts";
+import { openaiResponsesWire } from "./openai-responses-wire.ts";
 import { openaiWire } from "./openai-wire.ts";
 import { countPromptTokens } from "./prompt-tokens.ts";
 import { type ChargedTotals, RateLimiter } from "./rate-limiter.ts";
@@ -31,6 +33,14 @@ import {
 } from "./sim-config.ts";
 import { type SimStats, StatsRecorder } from "./sim-stats.ts";
 import { type Answer, type ChatRequest, isBadRequest, type Wire } from "./wire.ts";
+
+/** The endpoints answered, by request path (POST). */
+const WIRES: ReadonlyMap<string, Wire> = new Map([
+  ["/v1/chat/completions", openaiWire],
+  ["/v1/responses", openaiResponsesWire],
+  ["/v1/embeddings", openaiEmbeddingsWire],
+  ["/v1/messages", anthropicWire],
+]);
 
 /** A running simulator. */
 export type SimHandle = {
@@ -204,12 +214,9 @@ class Simulator implements SimHandle {
     const q = url.indexOf("?");
     const path = q < 0 ? url : url.slice(0, q);
     if (req.method === "POST") {
-      if (path === "/v1/chat/completions") {
-        this.#chat(req, res, openaiWire);
-        return;
-      }
-      if (path === "/v1/messages") {
-        this.#chat(req, res, anthropicWire);
+      const wire = WIRES.get(path);
+      if (wire) {
+        this.#chat(req, res, wire);
         return;
       }
       if (path === "/_sim/reset") {
@@ -332,7 +339,7 @@ class Simulator implements SimHandle {
     }
     const request = wire.parse(body);
     if (isBadRequest(request)) {
-      this.#refuseBadRequest(ex, request.error, request.param);
+      this.#refuseBadRequest(ex, request.error, request.param, request.code);
       return;
     }
     // Every valid arrival draws its fault, refused or not, so the fault sequence by arrival
@@ -340,7 +347,7 @@ class Simulator implements SimHandle {
     const fault = this.#faults.pick();
     ex.request = request;
     ex.marker = expectedMarker(request.messages, { system: request.system });
-    ex.promptTokens = countPromptTokens(request.messages, request.system);
+    ex.promptTokens = request.promptTokens ?? countPromptTokens(request.messages, request.system);
     ex.maxTokens = request.maxTokens ?? this.config.output.defaultMaxTokens;
     if (this.config.quota) {
       this.#stats.refusals.quota++;
@@ -386,9 +393,14 @@ class Simulator implements SimHandle {
     this.#stats.enterServer();
   }
 
-  #refuseBadRequest(ex: Exchange, message: string, param: string | null): void {
+  #refuseBadRequest(
+    ex: Exchange,
+    message: string,
+    param: string | null,
+    code?: string | undefined,
+  ): void {
     this.#stats.refusals.badRequest++;
-    const error = ex.wire.error({ kind: "bad_request", message, param }, this.#requestId(ex));
+    const error = ex.wire.error({ kind: "bad_request", message, param, code }, this.#requestId(ex));
     this.#sendError(ex, error, undefined);
   }
 
@@ -422,7 +434,10 @@ class Simulator implements SimHandle {
     }
     const request = ex.request!;
     const u = hashUniform(this.config.seed, markerKey(ex.marker!));
-    const length = outputLength(this.config.output.range, ex.maxTokens, u);
+    // An embedding has no output tokens: its service time is the time to first token.
+    const length = request.embedding
+      ? { tokens: 0, capped: false }
+      : outputLength(this.config.output.range, ex.maxTokens, u);
     const timing = sampleTiming(this.config.latency, this.#latencyRandom, ex.pool.gate.inService);
     const delay = ex.fault === "slow_first_byte" ? this.config.faults.slowMs : 0;
     const answer: Answer = {
@@ -433,6 +448,7 @@ class Simulator implements SimHandle {
       outputTokens: length.tokens,
       capped: length.capped,
       includeUsage: request.includeUsage,
+      request,
     };
     const head = answerHead(ex.marker!, echoOf(request.messages, this.config.output.echoChars));
     if (request.stream) {
@@ -549,6 +565,7 @@ class Simulator implements SimHandle {
     this.#stats.end({
       id: ex.id,
       path: ex.wire.path,
+      endpoint: ex.wire.endpoint,
       arrivalMs: round(ex.arrivalMs),
       startMs: ex.startMs === null ? null : round(ex.startMs),
       endMs: round(this.#now()),
