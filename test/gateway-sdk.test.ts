@@ -93,6 +93,65 @@ describe("the official SDKs through the gateway", () => {
     expect(gateway.status().upstreams[1]!.calls.outputTokens).toBe(20);
   });
 
+  it("OpenAI embeddings: vectors as the SDK decodes them; identical requests in flight share one call", async () => {
+    const sim = await world.simulator({ latency: { ttftMs: 200 } });
+    const { server, gateway } = await world.serve(sim);
+    const { openai } = clients(server.origin);
+    const one = await openai.embeddings.create({
+      model: "text-embedding-3-small",
+      input: ["a windscreen", "a radiator"],
+      dimensions: 8,
+    });
+    expect(one.data.map((d) => d.index)).toEqual([0, 1]);
+    for (const d of one.data) expect(d.embedding).toHaveLength(8);
+    expect(one.usage.prompt_tokens).toBeGreaterThan(0);
+    const arrivals = sim.stats().arrivals;
+    const same = await Promise.all(
+      [0, 1, 2].map(() =>
+        openai.embeddings
+          .create({ model: "text-embedding-3-small", input: "a bumper", dimensions: 8 })
+          .withResponse(),
+      ),
+    );
+    expect(sim.stats().arrivals - arrivals).toBe(1);
+    expect(same.map((s) => s.response.headers.get("x-salvo-cache")).sort()).toEqual([
+      null,
+      "shared",
+      "shared",
+    ]);
+    expect(same[1]!.data.data[0]!.embedding).toEqual(same[0]!.data.data[0]!.embedding);
+    expect(gateway.status().upstreams[0]!.calls.shared).toBe(2);
+  });
+
+  it("OpenAI responses, plain and streamed", async () => {
+    const sim = await world.simulator({ output: { tokens: 9 } });
+    const { server, gateway } = await world.serve(sim);
+    const { openai } = clients(server.origin);
+    const response = await openai.responses.create({
+      model: "sim-gpt",
+      input: "Is a headlight covered?",
+      max_output_tokens: 20,
+    });
+    expect(response.output_text).toContain("Is a headlight covered?");
+    expect(response.usage?.output_tokens).toBe(9);
+    const stream = await openai.responses.create({
+      model: "sim-gpt",
+      input: "Is a tyre covered?",
+      max_output_tokens: 20,
+      stream: true,
+    });
+    let text = "";
+    let completed: OpenAI.Responses.Response | undefined;
+    for await (const event of stream) {
+      if (event.type === "response.output_text.delta") text += event.delta;
+      if (event.type === "response.completed") completed = event.response;
+    }
+    expect(text).toContain("Is a tyre covered?");
+    expect(completed?.usage?.output_tokens).toBe(9);
+    // The stream's usage was reconciled from its terminal event.
+    expect(gateway.status().upstreams[0]!.calls.outputTokens).toBe(18);
+  });
+
   it("models are listed in each SDK's shape", async () => {
     const sim = await world.simulator();
     const { server } = await world.serve(sim);

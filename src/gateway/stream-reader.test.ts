@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { InvalidResponseError } from "../errors.ts";
 import { anthropicWire } from "../sim/anthropic-wire.ts";
+import { openaiResponsesWire } from "../sim/openai-responses-wire.ts";
 import { openaiWire } from "../sim/openai-wire.ts";
 import type { Answer } from "../sim/wire.ts";
 import { SseSplitter } from "./sse-splitter.ts";
@@ -19,6 +20,14 @@ const answer: Answer = {
   outputTokens: 3,
   capped: false,
   includeUsage: true,
+  request: {
+    model: "sim-gpt",
+    messages: [{ role: "user", content: "hello" }],
+    system: undefined,
+    stream: true,
+    includeUsage: true,
+    maxTokens: 3,
+  },
 };
 
 /** Feeds a whole stream; returns the events the client gets. */
@@ -147,6 +156,16 @@ describe("MessagesStreamReader", () => {
 });
 
 describe("ResponsesStreamReader", () => {
+  it("reads the simulator's Responses stream: done at response.completed, with its usage", () => {
+    const format = openaiResponsesWire.stream({ ...answer, id: "resp_1", text: "Hi you" });
+    const reader = new ResponsesStreamReader();
+    feed(reader, format.head() + format.piece("Hi ") + format.piece("you") + format.tail());
+    expect(reader.done).toBe(true);
+    const { body, usage } = reader.result();
+    expect(usage).toMatchObject({ inputTokens: 12, outputTokens: 3 });
+    expect(body).toMatchObject({ object: "response", status: "completed" });
+  });
+
   it("takes the response of the terminal event, usage included", () => {
     const reader = new ResponsesStreamReader();
     const response = {
