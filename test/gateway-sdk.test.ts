@@ -164,7 +164,7 @@ describe("the official SDKs through the gateway", () => {
   });
 
   it("typed errors: 400 from the upstream, 401 from the gateway, 429 from the gateway's backpressure", async () => {
-    const sim = await world.simulator({ latency: { ttftMs: 400 } });
+    const sim = await world.simulator({ latency: { ttftMs: 1500 } });
     const { server } = await world.serve(
       sim,
       { tenants: [{ name: "t", keys: [KEY] }] },

@@ -1,5 +1,7 @@
 // The gateway as a handler, without a port of its own: requests go to `gateway.fetch`, the
 // upstream is the simulator on loopback.
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { type AuditContext, currentContext } from "../audit/audit-context.ts";
 import type { AttemptInfo, CallAuditor } from "../audit/call-auditor.ts";
@@ -19,9 +21,14 @@ const KEY_B = "gw-key-tenant-b-0123456789abcdef";
 
 const sims: SimHandle[] = [];
 const gateways: Gateway[] = [];
+const upstreams: Server[] = [];
 afterEach(async () => {
   await Promise.all(gateways.splice(0).map((g) => g.close()));
   await Promise.all(sims.splice(0).map((s) => s.close()));
+  for (const server of upstreams.splice(0)) {
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+  }
 });
 
 async function setUp(
@@ -262,32 +269,23 @@ describe("gateway handler", () => {
     });
 
     it("priority: a higher tenant's call is admitted before a lower tenant's queued calls", async () => {
-      const { gateway, sim } = await setUp(
-        { latency: { ttftMs: 400 } },
-        {
-          tenants: [
-            { name: "bulk", keys: [KEY_A] },
-            { name: "urgent", keys: [KEY_B], priority: 5 },
-          ],
-        },
-        { concurrency: 1 },
+      const order = await admissionOrder(
+        [
+          { name: "bulk", keys: [KEY_A] },
+          { name: "urgent", keys: [KEY_B], priority: 5 },
+        ],
+        [
+          [KEY_A, "bulk 0"],
+          [KEY_A, "bulk 1"],
+          [KEY_A, "bulk 2"],
+          [KEY_B, "urgent"],
+        ],
       );
-      const order = await admissionOrder(gateway, sim, [
-        [KEY_A, "bulk 0"],
-        [KEY_A, "bulk 1"],
-        [KEY_A, "bulk 2"],
-        [KEY_B, "urgent"],
-      ]);
       expect(order).toEqual(["bulk 0", "urgent", "bulk 1", "bulk 2"]);
     });
 
     it("equal priority: tenants share the upstream round-robin, not first come first served", async () => {
-      const { gateway, sim } = await setUp(
-        { latency: { ttftMs: 400 } },
-        { tenants },
-        { concurrency: 1 },
-      );
-      const order = await admissionOrder(gateway, sim, [
+      const order = await admissionOrder(tenants, [
         [KEY_A, "a0"],
         [KEY_A, "a1"],
         [KEY_A, "a2"],
@@ -403,60 +401,76 @@ describe("gateway handler", () => {
     // Anthropic accepts metadata.user_id only: the simulator saw a valid request (it answered 200).
   });
 
-  it("backpressure: past the bounded queue, a 429 with a retry-after computed from the queue and the limits", async () => {
-    const { gateway, sim } = await setUp(
-      { latency: { ttftMs: 300 } },
-      {},
-      { concurrency: 1, maxQueued: 2 },
-    );
-    const first = post(gateway, "/chat/completions", chat("0"));
-    await until(() => gateway.status().upstreams[0]!.concurrency.inFlight === 1);
-    const queued = [
-      post(gateway, "/chat/completions", chat("1")),
-      post(gateway, "/chat/completions", chat("2")),
-    ];
-    await until(() => gateway.status().upstreams[0]!.concurrency.queued === 2);
-    const refused = await post(gateway, "/chat/completions", chat("3"));
-    expect(refused.status).toBe(429);
-    const body = (await refused.json()) as { error: { message: string } };
-    expect(body.error.message).toMatch(/2 requests waiting/);
-    // Two ahead of it at one call in flight of ~300 ms: about 0.6 s to drain, a third of it to free a place.
-    const retryMs = Number(refused.headers.get("retry-after-ms"));
-    expect(retryMs).toBeGreaterThan(100);
-    expect(retryMs).toBeLessThan(2000);
-    expect((await Promise.all([first, ...queued])).map((r) => r.status)).toEqual([200, 200, 200]);
-    expect(sim.stats().arrivals).toBe(3);
-    expect(gateway.status().upstreams[0]!.calls.refused).toEqual({ queue_full: 1 });
-  });
-
-  it("a caller whose deadline the expected wait cannot meet gets a 429 at once", async () => {
-    const { gateway } = await setUp({ latency: { ttftMs: 400 } }, {}, { concurrency: 1 });
-    // Teach the gateway the latency first.
-    expect((await post(gateway, "/chat/completions", chat("warm"))).status).toBe(200);
-    const busy = [0, 1, 2].map((i) => post(gateway, "/chat/completions", chat(`busy ${i}`)));
-    await until(() => gateway.status().upstreams[0]!.concurrency.queued === 2);
-    const started = performance.now();
-    const refused = await post(gateway, "/chat/completions", chat("late"), {
-      "x-salvo-deadline-ms": "300",
+  it("backpressure: a caller whose deadline the expected wait cannot meet, and past the bounded queue, get a 429 at once with a retry-after computed from the queue", async () => {
+    const upstream = await gatedUpstream();
+    const gateway = createGateway({
+      upstreams: [
+        {
+          provider: "openai",
+          baseUrl: upstream.baseUrl,
+          apiKey: UPSTREAM_KEY,
+          concurrency: 1,
+          maxQueued: 3,
+        },
+      ],
+      processMetrics: false,
     });
-    expect(performance.now() - started).toBeLessThan(250);
+    gateways.push(gateway);
+    // Teach it the latency: one call of 200 ms or more.
+    const warm = post(gateway, "/chat/completions", chat("warm"));
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    await upstream.release();
+    expect((await warm).status).toBe(200);
+    const latency = gateway.status().upstreams[0]!.calls.latency.max;
+
+    const calls = [post(gateway, "/chat/completions", chat("0"))];
+    await until(() => upstream.arrivals.length === 2);
+    for (const i of [1, 2]) {
+      calls.push(post(gateway, "/chat/completions", chat(String(i))));
+      await until(() => gateway.status().upstreams[0]!.concurrency.queued === i);
+    }
+    // One in flight and two waiting: three calls' time, more than this caller's deadline.
+    const late = await post(gateway, "/chat/completions", chat("late"), {
+      "x-salvo-deadline-ms": String(Math.floor(latency)),
+    });
+    expect(late.status).toBe(429);
+    expect(((await late.json()) as { error: { message: string } }).error.message).toMatch(
+      /longer than the request's timeout/,
+    );
+    expect(Number(late.headers.get("retry-after-ms"))).toBeGreaterThanOrEqual(Math.floor(latency));
+
+    calls.push(post(gateway, "/chat/completions", chat("3")));
+    await until(() => gateway.status().upstreams[0]!.concurrency.queued === 3);
+    const refused = await post(gateway, "/chat/completions", chat("4"));
     expect(refused.status).toBe(429);
     expect(((await refused.json()) as { error: { message: string } }).error.message).toMatch(
-      /timeout/,
+      /3 requests waiting, the most it queues/,
     );
-    await Promise.all(busy);
+    // The queue frees a place when the call in flight ends: about one call's time.
+    const retryMs = Number(refused.headers.get("retry-after-ms"));
+    expect(retryMs).toBeGreaterThanOrEqual(Math.floor(latency * 0.9));
+    expect(retryMs).toBeLessThanOrEqual(Math.ceil(latency * 1.1));
+    expect(refused.headers.get("retry-after")).toBe(String(Math.max(1, Math.ceil(retryMs / 1000))));
+
+    for (let i = 0; i < 4; i++) await upstream.release();
+    expect((await Promise.all(calls)).map((r) => r.status)).toEqual([200, 200, 200, 200]);
+    expect(upstream.arrivals).toEqual(["warm", "0", "1", "2", "3"]);
+    expect(gateway.status().upstreams[0]!.calls.refused).toEqual({
+      queue_full: 1,
+      wait_too_long: 1,
+    });
   });
 
   it("a stream holds its slot until its last event, and its usage is counted from the final chunk", async () => {
     const { gateway, sim } = await setUp(
-      { latency: { msPerToken: 20 }, output: { tokens: 10 } },
+      { latency: { msPerToken: 20 }, output: { tokens: 60 } },
       {},
       { concurrency: 1 },
     );
     const stream = await post(
       gateway,
       "/chat/completions",
-      chat("stream me", { stream: true, max_tokens: 10 }),
+      chat("stream me", { stream: true, max_tokens: 60 }),
     );
     expect(stream.status).toBe(200);
     expect(stream.headers.get("content-type")).toMatch(/text\/event-stream/);
@@ -543,7 +557,7 @@ describe("gateway handler", () => {
   });
 
   it("drain: new calls get a 503 with a retry-after, /healthz says draining, calls in flight finish", async () => {
-    const { gateway } = await setUp({ latency: { ttftMs: 200 } });
+    const { gateway } = await setUp({ latency: { ttftMs: 1000 } });
     const running = post(gateway, "/chat/completions", chat("in flight"));
     await until(() => gateway.active === 1);
     gateway.drain();
@@ -560,29 +574,81 @@ describe("gateway handler", () => {
 });
 
 /**
- * Submits the calls one after another (each queued before the next is sent, the first in
- * flight) and returns their contents in the order the upstream received them.
+ * The order in which the upstream receives `calls` when they are submitted one after another to
+ * a gateway of concurrency 1 whose upstream holds each call until the test lets it go: the first
+ * is in flight, every later one queued, before any is let go.
  */
 async function admissionOrder(
-  gateway: Gateway,
-  sim: SimHandle,
+  tenantList: NonNullable<GatewayOptions["tenants"]>,
   calls: Array<[key: string, content: string]>,
 ): Promise<string[]> {
+  const upstream = await gatedUpstream();
+  const gateway = createGateway({
+    upstreams: [
+      { provider: "openai", baseUrl: upstream.baseUrl, apiKey: UPSTREAM_KEY, concurrency: 1 },
+    ],
+    tenants: tenantList,
+    processMetrics: false,
+  });
+  gateways.push(gateway);
   const responses: Array<Promise<Response>> = [];
   for (const [i, [key, content]] of calls.entries()) {
     responses.push(
       post(gateway, "/chat/completions", chat(content), { authorization: `Bearer ${key}` }),
     );
-    await until(() => gateway.status().upstreams[0]!.concurrency.queued === i);
+    await until(() =>
+      i === 0
+        ? upstream.arrivals.length === 1
+        : gateway.status().upstreams[0]!.concurrency.queued === i,
+    );
   }
+  for (let i = 0; i < calls.length; i++) await upstream.release();
   for (const response of await Promise.all(responses)) expect(response.status).toBe(200);
-  const byMarker = new Map(
-    calls.map(([, content]) => [expectedMarker([{ role: "user", content }]), content]),
-  );
-  return sim
-    .stats()
-    .timeline.sort((a, b) => a.arrivalMs - b.arrivalMs)
-    .map((entry) => byMarker.get(entry.marker ?? "") ?? "?");
+  return upstream.arrivals;
+}
+
+/**
+ * An OpenAI-shaped upstream that holds every chat call until the test lets it go (`release`,
+ * oldest first), and records the calls' contents in the order they arrived.
+ */
+async function gatedUpstream(): Promise<{
+  baseUrl: string;
+  arrivals: string[];
+  /** Answers the oldest held call (waiting for one to arrive if none is held). */
+  release(): Promise<void>;
+}> {
+  const arrivals: string[] = [];
+  const held: Array<() => void> = [];
+  const server = createServer((req, res) => {
+    let body = "";
+    req.on("data", (d: Buffer) => (body += d));
+    req.on("end", () => {
+      const content = (JSON.parse(body) as { messages: Array<{ content: string }> }).messages[0]!
+        .content;
+      arrivals.push(content);
+      held.push(() => {
+        res.writeHead(200, { "content-type": "application/json" });
+        res.end(
+          JSON.stringify({
+            id: "c",
+            object: "chat.completion",
+            model: "sim-gpt",
+            choices: [{ index: 0, message: { role: "assistant", content }, finish_reason: "stop" }],
+          }),
+        );
+      });
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  upstreams.push(server);
+  return {
+    baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`,
+    arrivals,
+    async release() {
+      await until(() => held.length > 0);
+      held.shift()!();
+    },
+  };
 }
 
 async function until(check: () => boolean, ms = 5000): Promise<void> {

@@ -91,8 +91,12 @@ export type AccessRecord = {
 };
 
 export interface Gateway {
-  /** The handler: any fetch-style server (or a test) calls it. */
-  fetch(request: Request): Promise<Response>;
+  /**
+   * The handler: any fetch-style server (or a test) calls it. Under Node, `env.incoming` (the
+   * request as Node received it, as @hono/node-server passes it) lets the body be read without
+   * a stream copy.
+   */
+  fetch(request: Request, env?: NodeEnv): Promise<Response>;
   /** Whether callers must present a key (tenants are configured). */
   readonly requiresKeys: boolean;
   /** Calls being handled now (queued, waiting, in flight or streaming). */
@@ -232,8 +236,8 @@ class SalvoGateway implements Gateway {
     return this.#active;
   }
 
-  fetch(request: Request): Promise<Response> {
-    return Promise.resolve(this.#app.fetch(request));
+  fetch(request: Request, env?: NodeEnv): Promise<Response> {
+    return Promise.resolve(this.#app.fetch(request, env));
   }
 
   status(viewer?: string): GatewayStatus {
@@ -301,8 +305,10 @@ class SalvoGateway implements Gateway {
   #routes(): void {
     const app = this.#app;
     for (const path of OPENAI_PATHS)
-      app.post(`/v1${path}`, (c) => this.#call(c.req.raw, "openai", path));
-    app.post("/v1/messages", (c) => this.#call(c.req.raw, "anthropic", "/messages"));
+      app.post(`/v1${path}`, (c) => this.#call(c.req.raw, c.env as NodeEnv, "openai", path));
+    app.post("/v1/messages", (c) =>
+      this.#call(c.req.raw, c.env as NodeEnv, "anthropic", "/messages"),
+    );
     app.get("/v1/models", (c) => this.#models(c.req.raw, undefined));
     app.get("/v1/models/:id{.+}", (c) => this.#models(c.req.raw, c.req.param("id")));
     app.get("/healthz", () =>
@@ -386,12 +392,17 @@ class SalvoGateway implements Gateway {
   }
 
   /** One API call, from the raw request to the client's answer. */
-  async #call(request: Request, wire: Wire, path: string): Promise<Response> {
+  async #call(
+    request: Request,
+    env: NodeEnv | undefined,
+    wire: Wire,
+    path: string,
+  ): Promise<Response> {
     const end = this.#begin();
     const started = this.#clock.now();
     const id = this.#nextId();
     const log: AccessRecord = {
-      ts: new Date().toISOString(),
+      ts: this.#onAccess ? new Date().toISOString() : "",
       id,
       tenant: undefined,
       upstream: undefined,
@@ -440,7 +451,7 @@ class SalvoGateway implements Gateway {
         return finish(this.#unauthorized(request, wire, false), { refused: "unauthorized" });
       }
       log.tenant = tenant.name;
-      const read = await readBody(request, this.#maxBodyBytes);
+      const read = await readBody(request, env?.incoming, this.#maxBodyBytes);
       if (!read.ok) return refuse("bad_request", read.error);
       let body: Json;
       try {
@@ -593,7 +604,7 @@ class SalvoGateway implements Gateway {
         status: 429,
         code: "rate_limit_exceeded",
         message: `salvo gateway: upstream ${upstream.name} has ${waiting} requests waiting, the most it queues; try again in ${seconds(drain)}`,
-        headers: retryHeaders(Math.max(drain, 250)),
+        headers: retryHeaders(Math.max(drain, 50)),
       });
     }
     if (expected > maxWaitMs)
@@ -601,7 +612,7 @@ class SalvoGateway implements Gateway {
         status: 429,
         code: "rate_limit_exceeded",
         message: `salvo gateway: upstream ${upstream.name} is busy: the expected wait (${seconds(expected)}) is longer than ${deadlineMs !== undefined && deadlineMs <= upstream.maxWaitMs ? "the request's timeout" : "the gateway's most"} (${seconds(maxWaitMs)}); try again in ${seconds(expected - maxWaitMs)}`,
-        headers: retryHeaders(Math.max(expected - maxWaitMs, 250)),
+        headers: retryHeaders(Math.max(expected - maxWaitMs, 50)),
       });
     const hold = tenant.limiter.reserve(tokens, maxWaitMs - expected);
     if (isRefusal(hold)) {
@@ -854,9 +865,16 @@ function sleep(clock: Clock, ms: number, signal: AbortSignal): Promise<boolean> 
   });
 }
 
-/** The body's text, refusing one longer than `max` bytes (413) before reading it all. */
+/** What Node's adapter passes beside the Request: the request as Node received it. */
+export type NodeEnv = { incoming?: AsyncIterable<Uint8Array> | undefined } | undefined;
+
+/**
+ * The body's text, refusing one longer than `max` bytes (413) before reading it all; from Node's
+ * own request when there is one (no stream copy), else from the Request.
+ */
 async function readBody(
   request: Request,
+  incoming: AsyncIterable<Uint8Array> | undefined,
   max: number,
 ): Promise<{ ok: true; text: string } | { ok: false; error: WireError }> {
   const tooLarge = (size: string): { ok: false; error: WireError } => ({
@@ -869,23 +887,26 @@ async function readBody(
   });
   const declared = Number(request.headers.get("content-length") ?? Number.NaN);
   if (declared > max) return tooLarge(`${declared} bytes`);
-  if (request.body === null) return { ok: true, text: "" };
-  const reader = request.body.getReader();
+  const source = incoming ?? request.body;
+  if (source === null) return { ok: true, text: "" };
   const chunks: Uint8Array[] = [];
   let size = 0;
   try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      size += value.byteLength;
-      if (size > max) {
-        reader.cancel().catch(() => {});
-        return tooLarge(`more than ${max} bytes`);
-      }
-      chunks.push(value);
+    for await (const chunk of source) {
+      size += chunk.byteLength;
+      if (size > max) return tooLarge(`more than ${max} bytes`);
+      chunks.push(chunk);
     }
   } catch (error) {
     throw new AbortedError("the client went away while sending the request", { cause: error });
   }
-  return { ok: true, text: Buffer.concat(chunks).toString("utf8") };
+  return {
+    ok: true,
+    text:
+      chunks.length === 1
+        ? Buffer.from(chunks[0]!.buffer, chunks[0]!.byteOffset, chunks[0]!.byteLength).toString(
+            "utf8",
+          )
+        : Buffer.concat(chunks).toString("utf8"),
+  };
 }

@@ -6,7 +6,13 @@
 //   const server = await listen(gateway, { port: 8787 });
 //   ... await server.close();
 
-export { type AccessRecord, createGateway, type Gateway, type GatewayOptions } from "./gateway.ts";
+export {
+  type AccessRecord,
+  createGateway,
+  type Gateway,
+  type GatewayOptions,
+  type NodeEnv,
+} from "./gateway.ts";
 export { type GatewayConfig, loadGatewayConfig, parseGatewayConfig } from "./gateway-config.ts";
 export type { RefusalReason } from "./gateway-stats.ts";
 export type {

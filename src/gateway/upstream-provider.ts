@@ -27,6 +27,13 @@ import { countTokens } from "../providers/token-estimate.ts";
 import { SseSplitter } from "./sse-splitter.ts";
 import type { StreamReader } from "./stream-reader.ts";
 import type { StreamRelay } from "./stream-relay.ts";
+import {
+  FetchTransport,
+  type HeaderBag,
+  NodeHttpTransport,
+  type TransportResponse,
+  type UpstreamTransport,
+} from "./upstream-transport.ts";
 
 export type UpstreamKind = "openai" | "anthropic";
 
@@ -46,7 +53,7 @@ export type UpstreamProviderOptions = {
   anthropicVersion?: string | undefined;
   /** Output tokens to reserve for an OpenAI request without `max_tokens`. @default 4096 */
   defaultMaxTokens?: number | undefined;
-  /** The fetch to use. @default globalThis.fetch */
+  /** A fetch to call the upstream with, instead of Node's http client. @default Node's http/https */
   fetch?: typeof fetch | undefined;
 };
 
@@ -72,7 +79,7 @@ export type Exchange = {
 };
 
 /** A successful attempt's result, with the response headers (the audit log keeps an allowlist). */
-export type UpstreamResult = ProviderResult & { headers: Headers };
+export type UpstreamResult = ProviderResult & { headers: HeaderBag };
 
 const answers = new WeakMap<object, UpstreamAnswer>();
 
@@ -110,7 +117,7 @@ export class UpstreamProvider implements Provider {
   readonly baseUrl: string;
   readonly #root: string;
   readonly #auth: Record<string, string>;
-  readonly #fetch: typeof fetch;
+  readonly #transport: UpstreamTransport;
   readonly #estimator: Provider;
   readonly #exchanges = new WeakMap<ProviderRequest, Exchange>();
   readonly #defaultMaxTokens: number;
@@ -120,7 +127,7 @@ export class UpstreamProvider implements Provider {
     this.#secret = options.apiKey;
     this.name = options.provider;
     this.baseUrl = options.baseUrl;
-    this.#fetch = options.fetch ?? globalThis.fetch;
+    this.#transport = options.fetch ? new FetchTransport(options.fetch) : new NodeHttpTransport();
     this.#defaultMaxTokens = options.defaultMaxTokens ?? 4096;
     const base = options.baseUrl.replace(/\/+$/, "");
     this.#root = this.name === "anthropic" ? base.replace(/\/v1$/, "") : base;
@@ -141,6 +148,11 @@ export class UpstreamProvider implements Provider {
             baseURL: "http://unused.invalid",
             defaultMaxTokens: this.#defaultMaxTokens,
           });
+  }
+
+  /** Closes the idle upstream connections. */
+  close(): void {
+    this.#transport.close();
   }
 
   /** Attaches what `request` carries besides its body; read by the attempts of that request. */
@@ -170,25 +182,27 @@ export class UpstreamProvider implements Provider {
     const exchange = this.#exchanges.get(request);
     const path = request.path.startsWith("/v1/") ? request.path.slice(3) : request.path;
     const url = this.name === "anthropic" ? `${this.#root}/v1${path}` : `${this.#root}${path}`;
-    let response: Response;
+    let response: TransportResponse;
     try {
-      response = await this.#fetch(url, {
-        method: "POST",
-        headers: {
+      response = await this.#transport.send(
+        "POST",
+        url,
+        {
           "content-type": "application/json",
           accept: exchange?.stream ? "text/event-stream" : "application/json",
           ...(exchange?.headers ?? {}),
           ...this.#auth,
         },
-        body: JSON.stringify(request.body),
+        JSON.stringify(request.body),
         signal,
-      });
+      );
     } catch (error) {
       throw this.#failure(error, signal, "connection failed");
     }
     const headers = this.#cleanHeaders(response.headers);
     const requestId = headers.get("x-request-id") ?? headers.get("request-id") ?? undefined;
-    if (!response.ok) throw await this.#refused(response, headers, signal);
+    if (response.status < 200 || response.status > 299)
+      throw await this.#refused(response, headers, signal);
     if (exchange?.stream && isEventStream(response))
       return this.#stream(response, headers, exchange, requestId, signal);
     let text: string;
@@ -238,25 +252,28 @@ export class UpstreamProvider implements Provider {
   async listModels(signal: AbortSignal): Promise<string[]> {
     const url =
       this.name === "anthropic" ? `${this.#root}/v1/models?limit=1000` : `${this.#root}/models`;
-    const response = await this.#fetch(url, {
-      headers: { accept: "application/json", ...this.#auth },
+    const response = await this.#transport.send(
+      "GET",
+      url,
+      { accept: "application/json", ...this.#auth },
+      undefined,
       signal,
-    });
-    if (!response.ok) {
-      await response.body?.cancel();
+    );
+    if (response.status !== 200) {
+      response.cancel();
       throw new ServerError(`${this.name}: listing models answered ${response.status}`, {
         provider: this.name,
         status: response.status,
       });
     }
-    const body = (await response.json()) as { data?: Array<{ id?: unknown }> };
+    const body = JSON.parse(await response.text()) as { data?: Array<{ id?: unknown }> };
     return (body.data ?? []).map((m) => m.id).filter((id): id is string => typeof id === "string");
   }
 
   /** Passes a streamed answer on, event by event; resolves when its last event has been read. */
   async #stream(
-    response: Response,
-    headers: Headers,
+    response: TransportResponse,
+    headers: HeaderBag,
     exchange: Exchange,
     requestId: string | undefined,
     signal: AbortSignal,
@@ -265,14 +282,14 @@ export class UpstreamProvider implements Provider {
     exchange.requestId = requestId;
     const reader = makeReader();
     const splitter = new SseSplitter();
-    const body = response.body!.getReader();
+    const body = response.chunks()[Symbol.asyncIterator]();
     // From the first event on the client has seen part of the answer: a retry would repeat it.
     const seen = (error: unknown) => (relay.isOpen ? notRetried(error) : error);
     try {
       for (;;) {
-        let read: Awaited<ReturnType<typeof body.read>>;
+        let read: IteratorResult<Uint8Array>;
         try {
-          read = await body.read();
+          read = await body.next();
         } catch (error) {
           throw this.#failure(error, signal, "the stream was cut off");
         }
@@ -288,7 +305,7 @@ export class UpstreamProvider implements Provider {
         if (signal.aborted) throw signal.reason;
       }
     } catch (error) {
-      body.cancel().catch(() => {});
+      response.cancel();
       throw seen(error);
     }
     if (reader.error !== undefined) {
@@ -320,7 +337,11 @@ export class UpstreamProvider implements Provider {
   }
 
   /** The typed error of a non-2xx answer; its raw answer is kept for the client. */
-  async #refused(response: Response, clean: Headers, signal: AbortSignal): Promise<unknown> {
+  async #refused(
+    response: TransportResponse,
+    clean: HeaderBag,
+    signal: AbortSignal,
+  ): Promise<unknown> {
     let text: string;
     try {
       // An upstream may echo the key it was sent (a proxy's error page, a debug message): it is
@@ -351,14 +372,14 @@ export class UpstreamProvider implements Provider {
   }
 
   /** The response headers, without the upstream key in any value (the same object if none has it). */
-  #cleanHeaders(headers: Headers): Headers {
+  #cleanHeaders(headers: HeaderBag): HeaderBag {
     if (this.#secret.length < 8) return headers;
     let dirty = false;
     for (const [, value] of headers) if (value.includes(this.#secret)) dirty = true;
     if (!dirty) return headers;
     const clean = new Headers();
     for (const [name, value] of headers) clean.append(name, this.#scrub(value));
-    return clean;
+    return clean as unknown as HeaderBag;
   }
 
   /** `text` without the upstream key in it. */
@@ -385,7 +406,7 @@ export class UpstreamProvider implements Provider {
   }
 }
 
-function isEventStream(response: Response): boolean {
+function isEventStream(response: TransportResponse): boolean {
   return (response.headers.get("content-type") ?? "").includes("text/event-stream");
 }
 

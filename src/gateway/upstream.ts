@@ -62,7 +62,7 @@ export type UpstreamOptions = {
   anthropicVersion?: string | undefined;
   /** Output tokens reserved for an OpenAI request without `max_tokens`. @default 4096 */
   defaultMaxTokens?: number | undefined;
-  /** The fetch used for upstream calls. @default globalThis.fetch */
+  /** A fetch for upstream calls, instead of Node's http client. @default Node's http/https */
   fetch?: typeof fetch | undefined;
 };
 
@@ -272,7 +272,8 @@ export class Upstream {
   }
 
   /** Stops admitting, settles what waits, and resolves once every attempt has ended. */
-  close(): Promise<void> {
-    return this.scheduler.close();
+  async close(): Promise<void> {
+    await this.scheduler.close();
+    this.provider.close();
   }
 }
