@@ -1,10 +1,11 @@
 // `salvo serve` from the command line: its options, its first line, a config file checked at
 // start, loopback unless there are keys, and a graceful stop on SIGTERM as a real process.
 import { spawn } from "node:child_process";
-import { writeFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { runCli } from "../src/cli/main.ts";
+import { parseGatewayConfig } from "../src/gateway/index.ts";
 import { UPSTREAM_OPENAI_KEY, useGatewayWorld } from "./support/gateway-world.ts";
 import { memoryIo } from "./support/memory-io.ts";
 
@@ -100,6 +101,23 @@ describe("salvo serve", () => {
     expect(io.err).toContain(
       `${file}:3: upstreams[0].rpm: expected a number, got "lots" [SALVO_CONFIG_INVALID]`,
     );
+  });
+
+  it("the README's gateway.yaml is valid as written", async () => {
+    const readme = await readFile(new URL("../README.md", import.meta.url), "utf8");
+    const blocks = [...readme.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1] ?? "");
+    expect(blocks).toHaveLength(1);
+    const config = parseGatewayConfig(blocks[0]!, "README.md gateway.yaml", {
+      OPENAI_API_KEY: UPSTREAM_OPENAI_KEY,
+      ANTHROPIC_API_KEY: "sk-ant-readme-not-a-real-key",
+      CLAIMS_GATEWAY_KEY: "gw-claims-readme-0123456789",
+      BULK_GATEWAY_KEY: "gw-bulk-readme-0123456789ab",
+    });
+    expect(config.upstreams.map((u) => u.name)).toEqual(["openai", "claude"]);
+    expect(config.tenants.map((t) => [t.name, t.priority ?? 0])).toEqual([
+      ["claims-service", 10],
+      ["nightly-bulk", 0],
+    ]);
   });
 
   it("upstream flags beside --config are refused, naming the flag", async () => {
