@@ -90,6 +90,10 @@ describe("a Python client (urllib + ThreadPoolExecutor, seed 001's shape) throug
         "8",
         "--rpm",
         "600",
+        // Half the simulator's one-second burst in reserve: a request admitted here may reach
+        // the simulator late (a busy machine), bunched with later ones; the reserve absorbs it.
+        "--burst-seconds",
+        "0.5",
         "--port",
         "0",
         "--audit",

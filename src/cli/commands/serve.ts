@@ -241,7 +241,9 @@ async function settingsFrom(options: Record<string, unknown>, io: CliIo): Promis
   const { openCallLog } = await import("../../audit/call-log.ts");
   const { ResponseCache } = await import("../../cache/response-cache.ts");
   const { Pricing } = await import("../../cost/pricing.ts");
-  const { resolveRunSettings, startSimulatorFor, SIM_KEY } = await import("../run-settings.ts");
+  const { resolveRunSettings, startSimulatorFor, SIM_KEY } = await import(
+    "../../config/run-settings.ts"
+  );
   const { parseDurationMs } = await import("../../providers/rate-limit-headers.ts");
   const cleanup: Array<() => Promise<void>> = [];
   const { config, host, port, grace, accessLog, ...flags } = options;
