@@ -638,7 +638,7 @@ class SalvoGateway implements Gateway {
       headers: Object.keys(forwarded).length > 0 ? forwarded : undefined,
       stream: relay ? { relay, reader: () => readerFor(path, clientWantsUsage) } : undefined,
     };
-    upstream.provider.attach(providerRequest, exchange);
+    if (exchange.stream || exchange.headers) upstream.provider.attach(providerRequest, exchange);
     const salvo = stream || exchange.headers ? upstream.direct : upstream.shared;
     const scope = upstream.scopeFor(tenant.name, tenant.priority, tenant.maxConcurrency);
     const leave = upstream.enqueue(tenant.priority);
@@ -865,6 +865,23 @@ function sleep(clock: Clock, ms: number, signal: AbortSignal): Promise<boolean> 
   });
 }
 
+/** Node's IncomingMessage, as far as reading a body needs it. */
+type NodeReadable = AsyncIterable<Uint8Array> & {
+  on(event: "data", listener: (chunk: Uint8Array) => void): unknown;
+  once(event: string, listener: (error?: unknown) => void): unknown;
+  pause(): unknown;
+  readonly complete: boolean;
+};
+
+function isNodeReadable(value: unknown): value is NodeReadable {
+  return (
+    typeof value === "object" &&
+    value !== null &&
+    typeof (value as { on?: unknown }).on === "function" &&
+    "complete" in value
+  );
+}
+
 /** What Node's adapter passes beside the Request: the request as Node received it. */
 export type NodeEnv = { incoming?: AsyncIterable<Uint8Array> | undefined } | undefined;
 
@@ -887,15 +904,36 @@ async function readBody(
   });
   const declared = Number(request.headers.get("content-length") ?? Number.NaN);
   if (declared > max) return tooLarge(`${declared} bytes`);
-  const source = incoming ?? request.body;
-  if (source === null) return { ok: true, text: "" };
   const chunks: Uint8Array[] = [];
   let size = 0;
   try {
-    for await (const chunk of source) {
-      size += chunk.byteLength;
-      if (size > max) return tooLarge(`more than ${max} bytes`);
-      chunks.push(chunk);
+    if (isNodeReadable(incoming)) {
+      // Node's own request, read with events (an async iterator costs more per call).
+      const node = incoming;
+      const over = await new Promise<boolean>((resolve, reject) => {
+        node.on("data", (chunk: Uint8Array) => {
+          size += chunk.byteLength;
+          if (size <= max) chunks.push(chunk);
+          else {
+            node.pause();
+            resolve(true);
+          }
+        });
+        node.once("end", () => resolve(false));
+        node.once("error", reject);
+        node.once("close", () => {
+          if (!node.complete) reject(new Error("the request body was cut off"));
+        });
+      });
+      if (over) return tooLarge(`more than ${max} bytes`);
+    } else {
+      const source = incoming ?? request.body;
+      if (source === null) return { ok: true, text: "" };
+      for await (const chunk of source) {
+        size += chunk.byteLength;
+        if (size > max) return tooLarge(`more than ${max} bytes`);
+        chunks.push(chunk);
+      }
     }
   } catch (error) {
     throw new AbortedError("the client went away while sending the request", { cause: error });

@@ -56,9 +56,16 @@ class NodeHeaders implements HeaderBag {
   }
 }
 
+/**
+ * Every idle connection is kept for reuse (Node's default keeps 256 and closes the rest, so a
+ * gateway with more calls in flight than that would reconnect on every burst); the gateway's
+ * concurrency limit is what bounds them.
+ */
+const AGENT = { keepAlive: true, scheduling: "lifo", maxFreeSockets: 65_536 } as const;
+
 export class NodeHttpTransport implements UpstreamTransport {
-  readonly #http = new HttpAgent({ keepAlive: true, scheduling: "lifo" });
-  readonly #https = new HttpsAgent({ keepAlive: true, scheduling: "lifo" });
+  readonly #http = new HttpAgent(AGENT);
+  readonly #https = new HttpsAgent(AGENT);
 
   send(
     method: "GET" | "POST",
@@ -98,22 +105,35 @@ function respond(res: IncomingMessage): TransportResponse {
   return {
     status: res.statusCode ?? 0,
     headers: new NodeHeaders(res.headers),
-    async text() {
-      const chunks: Buffer[] = [];
-      for await (const chunk of res) chunks.push(chunk as Buffer);
-      if (!res.complete) throw new Error("the connection closed before the answer was complete");
-      return chunks.length === 1
-        ? chunks[0]!.toString("utf8")
-        : Buffer.concat(chunks).toString("utf8");
-    },
+    text: () => readAll(res),
     async *chunks() {
       for await (const chunk of res) yield chunk as Uint8Array;
-      if (!res.complete) throw new Error("the connection closed before the answer was complete");
+      if (!res.complete) throw new Error(CUT_OFF);
     },
     cancel() {
       res.destroy();
     },
   };
+}
+
+const CUT_OFF = "the connection closed before the answer was complete";
+
+/** A Node response's whole body as text (events, not an async iterator: this runs per call). */
+function readAll(res: IncomingMessage): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    res.on("data", (chunk: Buffer) => chunks.push(chunk));
+    res.once("error", reject);
+    res.once("close", () => {
+      if (!res.complete) reject(new Error(CUT_OFF));
+    });
+    res.once("end", () => {
+      if (!res.complete) return reject(new Error(CUT_OFF));
+      resolve(
+        chunks.length === 1 ? chunks[0]!.toString("utf8") : Buffer.concat(chunks).toString("utf8"),
+      );
+    });
+  });
 }
 
 /** The same over a `fetch`. */
