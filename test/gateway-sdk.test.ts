@@ -152,6 +152,46 @@ describe("the official SDKs through the gateway", () => {
     expect(gateway.status().upstreams[0]!.calls.outputTokens).toBe(18);
   });
 
+  it("over HTTP: a body past the limit is a 413 (declared or streamed), an unknown path a 404, in the wire's shape", async () => {
+    const sim = await world.simulator();
+    const { server } = await world.serve(sim, { maxBodyBytes: 2000 });
+    const big = JSON.stringify({
+      model: "sim-gpt",
+      messages: [{ role: "user", content: "x".repeat(5000) }],
+    });
+    const declared = await world.fetch(`${server.baseUrl}/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: big,
+    });
+    expect(declared.status).toBe(413);
+    expect(await declared.json()).toMatchObject({ error: { code: "request_too_large" } });
+    const chunked = await world.fetch(`${server.baseUrl}/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: new Blob([big]).stream(),
+      duplex: "half",
+    } as RequestInit);
+    expect(chunked.status).toBe(413);
+    const small = await world.fetch(`${server.baseUrl}/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: "sim-gpt", messages: [{ role: "user", content: "fits" }] }),
+    });
+    expect(small.status).toBe(200);
+    const unknown = await world.fetch(`${server.origin}/v1/assistants`, {
+      method: "POST",
+      headers: { "anthropic-version": "2023-06-01" },
+      body: "{}",
+    });
+    expect(unknown.status).toBe(404);
+    expect(await unknown.json()).toMatchObject({
+      type: "error",
+      error: { type: "not_found_error" },
+    });
+    expect(sim.stats().arrivals).toBe(1);
+  });
+
   it("models are listed in each SDK's shape", async () => {
     const sim = await world.simulator();
     const { server } = await world.serve(sim);

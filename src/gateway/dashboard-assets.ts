@@ -3,7 +3,7 @@
 // from the package's node_modules). Kept here as strings so the compiled package carries them.
 
 /** GET / */
-export const DASHBOARD_HTML = String.raw`<!doctype html>
+export const DASHBOARD_HTML = `<!doctype html>
 <html lang="en">
   <head>
     <meta charset="utf-8" />
@@ -58,7 +58,7 @@ export const DASHBOARD_HTML = String.raw`<!doctype html>
 `;
 
 /** GET /salvo/assets/dashboard.css */
-export const DASHBOARD_CSS = String.raw`:root {
+export const DASHBOARD_CSS = `:root {
   --fg: #1d2430;
   --muted: #667085;
   --line: #e4e7ec;
@@ -191,7 +191,7 @@ a {
 `;
 
 /** GET /salvo/assets/dashboard.js */
-export const DASHBOARD_JS = String.raw`// The gateway's live dashboard: polls /salvo/status every second and draws it. Plain browser
+export const DASHBOARD_JS = `// The gateway's live dashboard: polls /salvo/status every second and draws it. Plain browser
 // JavaScript (no build step); charts by uPlot, served from the package's node_modules.
 /* global uPlot */
 

@@ -7,12 +7,7 @@ import { type AuditContext, currentContext } from "../audit/audit-context.ts";
 import type { AttemptInfo, CallAuditor } from "../audit/call-auditor.ts";
 import { Pricing } from "../cost/pricing.ts";
 import type { ProviderRequest } from "../providers/provider.ts";
-import {
-  expectedMarker,
-  type SimConfigInput,
-  type SimHandle,
-  startSimulator,
-} from "../sim/index.ts";
+import { type SimConfigInput, type SimHandle, startSimulator } from "../sim/index.ts";
 import { createGateway, type Gateway, type GatewayOptions } from "./gateway.ts";
 
 const UPSTREAM_KEY = "sk-upstream-unit-test-key-0123456789";
