@@ -75,36 +75,93 @@ export class OpenAIProvider implements Provider {
 
   /** OpenAI counts `max_tokens` against TPM whatever the answer's length: only the input is reconciled. */
   charged(request: ProviderRequest, usage: TokenUsage): CostEstimate {
-    const outputTokens = request.path.endsWith("/embeddings") ? 0 : this.#outputTokens(request);
-    return { inputTokens: usage.inputTokens, outputTokens };
-  }
-
-  estimate(request: ProviderRequest): CostEstimate {
-    const body = request.body;
-    if (request.path.endsWith("/embeddings")) {
-      const input = body.input;
-      // One text or token array, or a list of them. Strings are counted; a token array is its length.
-      const single = !Array.isArray(input) || input.every((t) => typeof t === "number");
-      const items: unknown[] = single ? [input] : input;
-      const texts: string[] = [];
-      let tokens = 0;
-      for (const item of items) {
-        if (typeof item === "string") texts.push(item);
-        else if (Array.isArray(item)) tokens += item.length;
-      }
-      return { inputTokens: tokens + estimateTextTokens(texts), outputTokens: 0 };
-    }
     return {
-      inputTokens: estimatePromptTokens(body as ChatLike),
-      outputTokens: this.#outputTokens(request),
+      inputTokens: usage.inputTokens,
+      outputTokens: openAIOutputReserve(request, this.#defaultMaxTokens),
     };
   }
 
-  /** What OpenAI reserves for the answer: `n` times the token cap. */
-  #outputTokens(request: ProviderRequest): number {
-    const body = request.body;
-    const n = typeof body.n === "number" && body.n > 0 ? body.n : 1;
-    const maxTokens = body.max_completion_tokens ?? body.max_tokens ?? body.max_output_tokens;
-    return n * (typeof maxTokens === "number" ? maxTokens : this.#defaultMaxTokens);
+  estimate(request: ProviderRequest): CostEstimate {
+    return estimateOpenAIRequest(request, this.#defaultMaxTokens);
   }
+}
+
+/** The Responses API's `input` and `instructions` as chat messages, for the same count. */
+function responsesAsChat(body: Record<string, unknown>): ChatLike {
+  const input = body.input;
+  const messages: Array<{ role?: string; content?: unknown }> = [];
+  if (typeof input === "string") messages.push({ role: "user", content: input });
+  else if (Array.isArray(input)) {
+    for (const item of input as unknown[]) {
+      if (typeof item !== "object" || item === null) continue;
+      const it = item as Record<string, unknown>;
+      if (it.type === undefined || it.type === "message") {
+        messages.push({
+          role: typeof it.role === "string" ? it.role : "user",
+          content: it.content,
+        });
+      } else if (typeof it.output === "string") messages.push({ role: "tool", content: it.output });
+      else if (typeof it.arguments === "string") {
+        messages.push({ role: "assistant", content: it.arguments });
+      }
+    }
+  }
+  return { messages, system: body.instructions ?? undefined, tools: body.tools } as ChatLike;
+}
+
+/** Texts and token arrays (embeddings, moderations, legacy prompts): texts counted in bounded time. */
+function inputTokens(input: unknown): number {
+  // One text or token array, or a list of them. Strings are counted; a token array is its length.
+  const single = !Array.isArray(input) || input.every((t) => typeof t === "number");
+  const items: unknown[] = single ? [input] : input;
+  const texts: string[] = [];
+  let tokens = 0;
+  for (const item of items) {
+    if (typeof item === "string") texts.push(item);
+    else if (Array.isArray(item)) tokens += item.length;
+  }
+  return tokens + estimateTextTokens(texts);
+}
+
+/**
+ * The tokens an OpenAI-compatible server reserves for a request: the prompt by tokenizer, plus
+ * `n` times the output cap (OpenAI charges `max_tokens` against TPM up front), for chat
+ * completions, the Responses API (`input`, `instructions`, `max_output_tokens`), embeddings and
+ * moderations (input only), and legacy completions (16 output tokens by default).
+ */
+export function estimateOpenAIRequest(
+  request: ProviderRequest,
+  defaultMaxTokens = 4096,
+): CostEstimate {
+  const { path, body } = request;
+  const outputTokens = openAIOutputReserve(request, defaultMaxTokens);
+  if (/(^|\/)(embeddings|moderations)$/.test(path))
+    return { inputTokens: inputTokens(body.input), outputTokens };
+  if (/(^|\/)responses$/.test(path))
+    return { inputTokens: estimatePromptTokens(responsesAsChat(body)), outputTokens };
+  if (isLegacyCompletion(path)) return { inputTokens: inputTokens(body.prompt), outputTokens };
+  if (isChat(path)) return { inputTokens: estimatePromptTokens(body as ChatLike), outputTokens };
+  // Any other endpoint (images, audio, ...): a request against RPM, no token estimate.
+  return { inputTokens: 0, outputTokens: 0 };
+}
+
+const isChat = (path: string) => /(^|\/)chat\/completions$/.test(path);
+
+const isLegacyCompletion = (path: string) =>
+  /(^|\/)completions$/.test(path) && !/chat\/completions$/.test(path);
+
+/**
+ * The output tokens an OpenAI-compatible server reserves for a request, up front and whatever
+ * the answer's length: `n` times the cap (16 by default for legacy completions), none for
+ * embeddings and moderations. Cheap: no prompt is counted.
+ */
+export function openAIOutputReserve(request: ProviderRequest, defaultMaxTokens = 4096): number {
+  const { path, body } = request;
+  if (/(^|\/)(embeddings|moderations)$/.test(path)) return 0;
+  const cap = body.max_completion_tokens ?? body.max_tokens ?? body.max_output_tokens;
+  if (/(^|\/)responses$/.test(path)) return typeof cap === "number" ? cap : defaultMaxTokens;
+  const n = typeof body.n === "number" && body.n > 0 ? body.n : 1;
+  if (!isChat(path) && !isLegacyCompletion(path)) return 0;
+  const fallback = isLegacyCompletion(path) ? 16 : defaultMaxTokens;
+  return n * (typeof cap === "number" ? cap : fallback);
 }
