@@ -44,6 +44,14 @@ export type SchedulerOptions = {
   retry?: RetryOptions | RetryPolicy | undefined;
   /** How long a 429 without a Retry-After pauses the key, ms. @default 1_000 */
   cooldownMs?: number | undefined;
+  /**
+   * The longest wait a provider's Retry-After may impose, ms. A longer one fails the item at once
+   * (`RetryAfterTooLongError`, with the provider's hint) instead of sleeping, and pauses the key
+   * only `cooldownMs`. Every per-minute limit resets within 60 s; a provider asking for more is
+   * out of a daily quota or down, where an hour's sleep per retry helps nobody and a rerun later
+   * does. @default 120_000
+   */
+  maxRetryAfterMs?: number | undefined;
   /** Jitter added to a pause, as a fraction of it: the pause is d * (1 + U[0, j]). @default 0.1 */
   cooldownJitter?: number | undefined;
   /** The clock. @default realClock */
@@ -136,6 +144,7 @@ export type ResolvedSchedulerOptions = {
   deadlineMs: number;
   retry: RetryPolicy;
   cooldownMs: number;
+  maxRetryAfterMs: number;
   cooldownJitter: number;
   clock: Clock;
   random: Random;
@@ -172,6 +181,7 @@ export function resolveSchedulerOptions(options: SchedulerOptions = {}): Resolve
     deadlineMs: positive("deadlineMs", options.deadlineMs ?? Number.POSITIVE_INFINITY, true),
     retry: isRetryPolicy(retry) ? retry : new DefaultRetryPolicy(checkRetry(retry ?? {}), random),
     cooldownMs: nonNegative("cooldownMs", options.cooldownMs ?? 1_000),
+    maxRetryAfterMs: positive("maxRetryAfterMs", options.maxRetryAfterMs ?? 120_000, true),
     cooldownJitter: nonNegative("cooldownJitter", options.cooldownJitter ?? 0.1),
     clock: options.clock ?? realClock,
     random,
@@ -190,9 +200,9 @@ function checkRetry(options: RetryOptions): RetryOptions {
   if (options.maxDelayMs !== undefined) nonNegative("retry.maxDelayMs", options.maxDelayMs);
   if (options.budget) {
     const b = options.budget;
-    if (b.ratio !== undefined) nonNegative("retry.budget.ratio", b.ratio);
-    if (b.windowMs !== undefined) positive("retry.budget.windowMs", b.windowMs, false);
-    if (b.minRetries !== undefined) nonNegative("retry.budget.minRetries", b.minRetries);
+    if (b.perSuccess !== undefined) nonNegative("retry.budget.perSuccess", b.perSuccess);
+    if (b.perSecond !== undefined) positive("retry.budget.perSecond", b.perSecond, false);
+    if (b.burst !== undefined) nonNegative("retry.budget.burst", b.burst);
   }
   return options;
 }
