@@ -4,9 +4,11 @@ import {
   AbortedError,
   ClientError,
   DeadlineExceededError,
+  OverloadedError,
   QuotaExceededError,
   RateLimitError,
   RequestTooLargeError,
+  RetryAfterTooLongError,
   SchedulerClosedError,
   ServerError,
   TimeoutError,
@@ -419,6 +421,61 @@ describe("Scheduler: time", () => {
   });
 });
 
+describe("Scheduler: Retry-After", () => {
+  it("a Retry-After beyond maxRetryAfterMs fails the item at once, with the hint in the message", async () => {
+    // Regression: Retry-After: 3600 used to be honoured without a cap, an hour per retry.
+    const { clock, scheduler, of } = setup({ concurrency: 2, maxRetryAfterMs: 120_000 });
+    let calls = 0;
+    const outcome = scheduler.settle(async () => {
+      calls++;
+      throw new RateLimitError("slow down", { status: 429, retryAfterMs: 3_600_000 });
+    });
+    await clock.advance(0);
+    const result = await outcome;
+    expect(clock.now()).toBe(0);
+    expect(calls).toBe(1);
+    expect(result.ok).toBe(false);
+    expect(!result.ok && result.reason).toBe("retry-after-too-long");
+    const error = !result.ok ? (result.error as RetryAfterTooLongError) : undefined;
+    expect(error).toBeInstanceOf(RetryAfterTooLongError);
+    expect(error?.message).toMatch(/3600 s .*Retry-After.*120 s/);
+    expect(error?.cause).toBeInstanceOf(RateLimitError);
+    // The key pauses only the usual cooldown, not an hour.
+    expect(scheduler.cooldownUntil).toBeLessThanOrEqual(1_100);
+    expect(of("attempt-failed")[0]?.willRetry).toBe(false);
+    // Other work goes on after the short pause.
+    const next = scheduler.run(async () => "ok");
+    await clock.runAll();
+    expect(await next).toBe("ok");
+  });
+
+  it("a Retry-After past the item's deadline fails it at once, naming the hint", async () => {
+    const { clock, scheduler } = setup({ concurrency: 1, deadlineMs: 10_000 });
+    const outcome = scheduler.settle(async () => {
+      throw new OverloadedError(undefined, { status: 503, retryAfterMs: 60_000 });
+    });
+    await clock.advance(0);
+    const result = await outcome;
+    expect(clock.now()).toBe(0);
+    expect(!result.ok && result.reason).toBe("deadline-exceeded");
+    expect(!result.ok && (result.error as Error).message).toMatch(/wait 60 s before a retry/);
+  });
+
+  it("a retry's wait and its end are in the retry-scheduled event (for progress)", async () => {
+    const { clock, scheduler, of } = setup({ concurrency: 1, cooldownJitter: 0 });
+    const outcome = scheduler.settle(async (ctx) => {
+      if (ctx.attempt === 1) throw new RateLimitError(undefined, { retryAfterMs: 30_000 });
+      return "ok";
+    });
+    await clock.runAll();
+    expect((await outcome).ok).toBe(true);
+    const scheduled = of("retry-scheduled")[0]!;
+    expect(scheduled.retryAfterMs).toBe(30_000);
+    expect(scheduled.retryAt).toBe(scheduled.at + scheduled.delayMs);
+    expect(scheduled.delayMs).toBeGreaterThanOrEqual(30_000);
+  });
+});
+
 describe("Scheduler: rate limits", () => {
   it("paces requests to the RPM limit after the burst", async () => {
     const { clock, scheduler, of } = setup({
@@ -471,6 +528,18 @@ describe("Scheduler: rate limits", () => {
     });
     await clock.runAll();
     await other;
+  });
+
+  it("a rate below one request per minute runs every request, one per interval", async () => {
+    // Regression: requestsPerMinute 0.5 failed every item with SALVO_REQUEST_TOO_LARGE.
+    const { clock, scheduler, of } = setup({ concurrency: 4, requestsPerMinute: 0.5 });
+    const result = scheduler.map([1, 2, 3], async (x) => x);
+    await clock.runAll();
+    expect((await result).map((o) => o.ok)).toEqual([true, true, true]);
+    const starts = of("started").map((s) => s.at);
+    expect(starts[0]).toBe(0);
+    expect(starts[1]).toBeGreaterThan(119_000);
+    expect(starts[2]! - starts[1]!).toBeGreaterThan(119_000);
   });
 
   it("rejects a request larger than a whole per-minute limit at once, without stalling others", async () => {

@@ -67,11 +67,11 @@ export class RateLimits {
     return wait;
   }
 
-  /** The first dimension where `charge` exceeds the whole per-minute limit. */
+  /** The first dimension where `charge` exceeds the whole per-minute limit (and one unit). */
   tooLarge(charge: Charge): { dimension: RateDimension; limit: number; cost: number } | undefined {
     for (const bucket of this.#buckets) {
       const cost = charge[bucket.dimension];
-      if (cost > bucket.limitPerMinute) {
+      if (cost > bucket.largestCost) {
         return { dimension: bucket.dimension, limit: bucket.limitPerMinute, cost };
       }
     }

@@ -5,7 +5,9 @@
 // it. A cost above capacity is admitted only when the bucket is full and drives it negative, so a
 // big request is never starved (it waits for at most one full refill) and the long-run rate is
 // still respected: total takes over any window of length T are at most rate*T + max(capacity,
-// largest cost). A cost above the whole per-minute limit never fits (`waitMs` = Infinity).
+// largest cost). A cost above the whole per-minute limit never fits (`waitMs` = Infinity), except
+// a single unit: a limit below one request (or token) per minute still admits one at a time, at
+// its pace (`--rpm 0.5` is one request every two minutes, not "every request is too large").
 
 import type { Limit, RateDimension } from "./limit.ts";
 
@@ -53,9 +55,14 @@ export class TokenBucket implements Limit {
     return this.#level;
   }
 
+  /** The largest cost this bucket can ever admit: its per-minute limit, or one unit. */
+  get largestCost(): number {
+    return Math.max(1, this.#limit);
+  }
+
   waitMs(cost: number, now: number): number {
     if (cost <= 0) return 0;
-    if (cost > this.#limit) return Number.POSITIVE_INFINITY;
+    if (cost > this.largestCost) return Number.POSITIVE_INFINITY;
     this.#refill(now);
     const need = cost < this.#capacity ? cost : this.#capacity;
     if (this.#level + EPSILON >= need) return 0;
