@@ -192,6 +192,8 @@ export function scaleSim(sim: SimConfigInput, scale: number): SimConfigInput {
     if (out.latency.msPerToken !== undefined) out.latency.msPerToken *= scale;
   }
   if (out.faults?.slowMs !== undefined) out.faults.slowMs *= scale;
+  for (const capacity of [out.capacity, out.paths?.openai?.capacity, out.paths?.anthropic?.capacity])
+    if (capacity?.retryAfterMs !== undefined) capacity.retryAfterMs *= scale;
   const limits = [out.limits, out.paths?.openai?.limits, out.paths?.anthropic?.limits];
   for (const l of limits) {
     if (!l) continue;

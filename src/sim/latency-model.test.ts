@@ -32,6 +32,14 @@ describe("latency model", () => {
     expect(sampleTiming(settings, () => 0.5, 11).msPerToken).toBe(20);
   });
 
+  it("loadExponent makes contention grow with a power of the others in service", () => {
+    const settings = { ttftMs: 100, msPerToken: 0, jitter: 0, loadFactor: 0.5, loadExponent: 2 };
+    // 1 + 0.5 * (5 - 1)^2 = 9: five at once take 9x as long (best throughput at 2).
+    expect(sampleTiming(settings, () => 0.5, 5).ttftMs).toBe(900);
+    expect(sampleTiming(settings, () => 0.5, 2).ttftMs).toBe(150);
+    expect(sampleTiming({ ...settings, loadExponent: undefined }, () => 0.5, 5).ttftMs).toBe(300);
+  });
+
   it("is deterministic for a seed", () => {
     const settings = { ...base, jitter: 0.5 };
     const a = seededRandom(42);

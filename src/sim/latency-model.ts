@@ -11,8 +11,10 @@ export type LatencySettings = {
   msPerToken: number;
   /** Relative jitter: each time is scaled by a uniform factor in [1 - jitter, 1 + jitter]. */
   jitter: number;
-  /** Slowdown per other request in service: times scale by `1 + loadFactor * (inService - 1)`. */
+  /** Slowdown with load: times scale by `1 + loadFactor * (inService - 1)^loadExponent`. */
   loadFactor: number;
+  /** The exponent of the slowdown (1: in proportion to the others in service). @default 1 */
+  loadExponent?: number;
 };
 
 export type Timing = {
@@ -27,7 +29,7 @@ export type Timing = {
  * included). Draws two numbers from `random` (or none when jitter is 0).
  */
 export function sampleTiming(settings: LatencySettings, random: Random, inService: number): Timing {
-  const load = 1 + settings.loadFactor * Math.max(0, inService - 1);
+  const load = 1 + settings.loadFactor * Math.max(0, inService - 1) ** (settings.loadExponent ?? 1);
   if (settings.jitter === 0) {
     return { ttftMs: settings.ttftMs * load, msPerToken: settings.msPerToken * load };
   }

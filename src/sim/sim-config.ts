@@ -13,6 +13,13 @@ export type CapacityInput = {
   slots?: number;
   /** Requests allowed to wait for a slot; beyond it, 503 (OpenAI) or 529 (Anthropic). @default unlimited */
   queue?: number;
+  /**
+   * A concurrency limit: a request arriving when this many are already in the server (in service
+   * and queued) is answered 429 at once, with `retryAfterMs`. @default unlimited
+   */
+  rejectAbove?: number;
+  /** The Retry-After of those 429s, ms. @default 1000 */
+  retryAfterMs?: number;
 };
 
 /** Rate limits, each enforced as a continuously refilled token bucket. Absent = no limit. */
@@ -42,8 +49,13 @@ export type LatencyInput = {
   msPerToken?: number;
   /** Relative jitter of both times, uniform in [1 - jitter, 1 + jitter], 0..1. @default 0 */
   jitter?: number;
-  /** Latency grows by this factor per other request in service. @default 0 */
+  /**
+   * Contention: every time scales by 1 + loadFactor * (n - 1)^loadExponent, n the requests in
+   * service when the request starts. @default 0
+   */
   loadFactor?: number;
+  /** The exponent of that slowdown: 1 grows it in proportion, 2 with the square. @default 1 */
+  loadExponent?: number;
 };
 
 export type OutputInput = {
@@ -112,6 +124,8 @@ export type SimConfigInput = {
 export type PoolConfig = {
   slots: number;
   queue: number;
+  rejectAbove: number;
+  retryAfterMs: number;
   rpm: number | undefined;
   tpm: number | undefined;
   itpm: number | undefined;
@@ -137,7 +151,12 @@ const count = (min: number) => z.number().int().min(min);
 const rate = z.number().positive().finite();
 const probability = z.number().min(0).max(1);
 
-const capacitySchema = z.strictObject({ slots: count(1).optional(), queue: count(0).optional() });
+const capacitySchema = z.strictObject({
+  slots: count(1).optional(),
+  queue: count(0).optional(),
+  rejectAbove: count(1).optional(),
+  retryAfterMs: z.number().min(0).finite().optional(),
+});
 const limitsSchema = z.strictObject({
   rpm: rate.optional(),
   tpm: rate.optional(),
@@ -189,6 +208,7 @@ export const simConfigSchema = z.strictObject({
       msPerToken: z.number().min(0).finite().optional(),
       jitter: z.number().min(0).max(1).optional(),
       loadFactor: z.number().min(0).finite().optional(),
+      loadExponent: z.number().positive().finite().optional(),
     })
     .optional(),
   output: z
@@ -350,6 +370,7 @@ export function resolveSimConfig(input: SimConfigInput = {}, source?: ConfigSour
       msPerToken: c.latency?.msPerToken ?? 0,
       jitter: c.latency?.jitter ?? 0,
       loadFactor: c.latency?.loadFactor ?? 0,
+      loadExponent: c.latency?.loadExponent ?? 1,
     },
     output: {
       range,
@@ -377,6 +398,8 @@ function pool(capacity: CapacityInput | undefined, limits: LimitsInput | undefin
   return {
     slots: capacity?.slots ?? Infinity,
     queue: capacity?.queue ?? Infinity,
+    rejectAbove: capacity?.rejectAbove ?? Infinity,
+    retryAfterMs: capacity?.retryAfterMs ?? 1000,
     rpm: limits?.rpm,
     tpm: limits?.tpm,
     itpm: limits?.itpm,

@@ -158,8 +158,11 @@ export type AdaptiveState = {
   probes: { up: number; down: number; accepted: number };
 };
 
-/** A level's last measurement. */
-type Reading = { p: number; err: number; epoch: number };
+/**
+ * A level's measurement: `r` is its parallelism per unit of the unloaded latency (P = r * u0),
+ * kept so that readings taken before a better baseline was known compare with later ones.
+ */
+type Reading = { r: number; err: number; epoch: number };
 
 /** Successes whose latency median feeds the Little's-law ceiling. */
 const P50_SAMPLES = 64;
@@ -195,7 +198,7 @@ export class AdaptiveConcurrency implements ConcurrencyController {
   readonly #unloaded = new WindowedMin(32);
   readonly #readings = new Map<number, Reading>();
   /** Startup's levels and their parallelism, in order. */
-  #startup: Array<{ level: number; p: number; load: number }> = [];
+  #startup: Array<{ level: number; r: number }> = [];
   /** Hold: the knee, epochs since the last probe, epochs to wait, next direction, up-step. */
   #knee: number | undefined;
   #held = 0;
@@ -308,7 +311,7 @@ export class AdaptiveConcurrency implements ConcurrencyController {
       phase: this.#phase,
       start: { ...this.#start },
       knee: this.#knee,
-      parallelism: this.#knee === undefined ? undefined : this.#readings.get(this.#knee)?.p,
+      parallelism: this.#parallelismAt(this.#knee),
       rttMs: this.#rtt.value,
       unloadedMs: u0 === undefined ? undefined : u0 * this.#work.work(undefined),
       ceiling: this.#ceiling,
@@ -497,7 +500,17 @@ export class AdaptiveConcurrency implements ConcurrencyController {
     if (epoch.kind !== "probe" || probe?.direction !== "up" || epoch.successes < 2) return;
     const p = epoch.parallelism(this.#u0());
     const upper = p * (1 + 2 * epoch.relativeError()) - this.#efficiency * epoch.level;
-    if (upper < probe.base.p - this.#efficiency * probe.from) this.#endEpoch(epoch, true);
+    if (upper < this.#p(probe.base) - this.#efficiency * probe.from) this.#endEpoch(epoch, true);
+  }
+
+  /** A reading's effective parallelism, with the unloaded latency known now. */
+  #p(reading: Reading): number {
+    return reading.r * this.#u0();
+  }
+
+  #parallelismAt(level: number | undefined): number | undefined {
+    const reading = level === undefined ? undefined : this.#readings.get(level);
+    return reading === undefined ? undefined : this.#p(reading);
   }
 
   #u0(): number {
@@ -519,7 +532,7 @@ export class AdaptiveConcurrency implements ConcurrencyController {
     this.#work.learn(epoch.regression);
     if (epoch.successes > 0) this.#unloaded.add(epoch.meanQ);
     const reading: Reading = {
-      p: epoch.parallelism(this.#u0()),
+      r: epoch.parallelism(1),
       err: epoch.relativeError(),
       epoch: this.#epochs,
     };
@@ -539,7 +552,7 @@ export class AdaptiveConcurrency implements ConcurrencyController {
   #startupStep(epoch: Epoch, reading: Reading, now: number): void {
     this.#record(epoch.level, reading);
     const levels = this.#startup;
-    levels.push({ level: epoch.level, p: reading.p, load: epoch.load });
+    levels.push({ level: epoch.level, r: reading.r });
     const upper = this.#upper();
     let next: number | undefined;
     if (levels.length === 1) {
@@ -548,18 +561,18 @@ export class AdaptiveConcurrency implements ConcurrencyController {
       // How much of the added concurrency paid off: 1 where throughput grew in proportion, 0
       // where it did not grow. A ratio, so the unloaded latency's own noise cancels out.
       const prev = levels.at(-2)!;
-      const payoff = reading.p / prev.p / (epoch.level / prev.level);
+      const payoff = reading.r / prev.r / (epoch.level / prev.level);
       // From one call alone to two, the cheapest look at contention: anything short of a clear
       // gain stops here (seed 004's server gains 33% at best, then loses).
       const stop = levels.length === 2 ? 0.7 : 0.55;
-      if (payoff >= 0.8) next = epoch.level * this.#growth;
+      if (payoff >= 0.9) next = epoch.level * this.#growth;
       else if (payoff >= stop) next = epoch.level * 2;
     }
     if (next === undefined) {
       // The knee is between the last two levels; Little's law at the unloaded latency says
       // where: ceil(P) calls keep the best throughput seen without a queue.
       const prev = levels.at(-2)!;
-      const best = Math.max(...levels.map((l) => l.p));
+      const best = Math.max(...levels.map((l) => l.r)) * this.#u0();
       const lo = Math.min(prev.level, epoch.level);
       const hi = Math.max(prev.level, epoch.level);
       const knee = Math.min(hi, Math.max(lo, Math.ceil(0.97 * best)));
@@ -583,12 +596,12 @@ export class AdaptiveConcurrency implements ConcurrencyController {
     const previous = this.#fresh(level);
     this.#record(level, reading);
     if (previous !== undefined) {
-      if (reading.p < previous.p * 0.7) {
+      if (this.#p(reading) < this.#p(previous) * 0.7) {
         // The server got slower at this limit (fewer slots, other clients): what is known is
         // stale. Little's law at the unloaded latency gives the limit it can serve now.
         this.#readings.clear();
         this.#readings.set(level, reading);
-        const target = Math.max(this.#min, Math.min(level - 1, Math.ceil(0.97 * reading.p)));
+        const target = Math.max(this.#min, Math.min(level - 1, Math.ceil(0.97 * this.#p(reading))));
         if (target < level) {
           this.#decreases.latency++;
           this.#nextProbe = "up";
@@ -597,7 +610,7 @@ export class AdaptiveConcurrency implements ConcurrencyController {
           this.#interval = 1;
           return;
         }
-      } else if (reading.p > previous.p * 1.4) {
+      } else if (this.#p(reading) > this.#p(previous) * 1.4) {
         // Faster: something freed up. Look up soon.
         this.#readings.clear();
         this.#readings.set(level, reading);
@@ -677,9 +690,9 @@ export class AdaptiveConcurrency implements ConcurrencyController {
     base: Reading,
   ): boolean {
     const e = this.#efficiency;
-    const gain = reading.p - e * level - (base.p - e * knee);
+    const gain = this.#p(reading) - e * level - (this.#p(base) - e * knee);
     if (direction === "down") return gain >= 0;
-    return gain > 0.5 * Math.hypot(reading.p * reading.err, base.p * base.err);
+    return gain > 0.5 * Math.hypot(this.#p(reading) * reading.err, this.#p(base) * base.err);
   }
 
   /** Moves the knee to `level` and probes on in the same direction at once (its reading is fresh). */
@@ -708,7 +721,7 @@ export class AdaptiveConcurrency implements ConcurrencyController {
       if (nearest === undefined || level > nearest) nearest = level;
     }
     if (nearest === undefined) return false;
-    return (base.p - this.#readings.get(nearest)!.p) / (knee - nearest) >= 0.5;
+    return (this.#p(base) - this.#p(this.#readings.get(nearest)!)) / (knee - nearest) >= 0.5;
   }
 
   /**
@@ -721,10 +734,10 @@ export class AdaptiveConcurrency implements ConcurrencyController {
       this.#readings.set(level, reading);
       return;
     }
-    const wOld = 0.5 / (old.p * old.err) ** 2;
-    const wNew = 1 / (reading.p * reading.err) ** 2;
-    const p = (old.p * wOld + reading.p * wNew) / (wOld + wNew);
-    this.#readings.set(level, { p, err: 1 / Math.sqrt(wOld + wNew) / p, epoch: reading.epoch });
+    const wOld = 0.5 / (old.r * old.err) ** 2;
+    const wNew = 1 / (reading.r * reading.err) ** 2;
+    const r = (old.r * wOld + reading.r * wNew) / (wOld + wNew);
+    this.#readings.set(level, { r, err: 1 / Math.sqrt(wOld + wNew) / r, epoch: reading.epoch });
   }
 
   #fresh(level: number, within = FRESH_EPOCHS): Reading | undefined {
