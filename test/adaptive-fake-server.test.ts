@@ -79,7 +79,7 @@ describe("auto on slots with a FIFO queue", () => {
     });
   }
 
-  it("follows slots that change mid-run (8, then 2, then 8) within 20 round trips", async () => {
+  it("follows slots that change mid-run (8, then 2, then 8) within 30 round trips", async () => {
     const phase = 2_000;
     const rtt = 40;
     const result = await runFakeBatch(
@@ -102,10 +102,11 @@ describe("auto on slots with a FIFO queue", () => {
     // Settled on 8 slots before the change (the queue allowance: at most 25% above).
     expect(window(phase - 10 * rtt, phase).min, detail).toBeGreaterThanOrEqual(7);
     expect(window(phase - 10 * rtt, phase).max, detail).toBeLessThanOrEqual(10);
-    // Down to 2 within 15 round trips, then within a probe's step of it (2 slots leave no room
-    // for a 25% allowance: 3 and 4 are the probes' steps, 8 was the old limit).
-    expect(window(phase + 15 * rtt, 2 * phase).min, detail).toBeLessThanOrEqual(2);
-    expect(window(phase + 15 * rtt, 2 * phase).max, detail).toBeLessThanOrEqual(4);
+    // Down to 2 within 30 round trips (a first slow epoch is taken for noise, the second cuts,
+    // at most by half a step), then within a probe's step of it (2 slots leave no room for a 25%
+    // allowance: 3 and 4 are the probes' steps, 8 was the old limit).
+    expect(window(phase + 30 * rtt, 2 * phase).min, detail).toBeLessThanOrEqual(2);
+    expect(window(phase + 30 * rtt, 2 * phase).max, detail).toBeLessThanOrEqual(4);
     // Back up to about 8 within 20 round trips (the probes up had backed off to one every 8
     // epochs while 2 slots refused more), and near it after.
     const back = window(2 * phase + 20 * rtt, 2 * phase + 35 * rtt);

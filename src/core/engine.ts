@@ -122,6 +122,7 @@ export class Engine {
     this.#rates = new RateLimits({
       limits: options.limits,
       burstSeconds: options.burstSeconds,
+      marginMs: options.rateMarginMs,
       learnLimits: options.learnLimits,
       now: this.clock.now(),
     });

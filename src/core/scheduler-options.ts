@@ -32,6 +32,13 @@ export type SchedulerOptions = {
   /** Seconds of each per-minute limit a bucket can hold (the burst), in (0, 60]. @default 1 */
   burstSeconds?: number | undefined;
   /**
+   * How far the provider's clock may lag the buckets', ms: a call is admitted only when its
+   * tokens and this much refill besides are there, so one that reaches the provider sooner than
+   * its turn (network jitter, a connection opened for another) still finds its tokens: known
+   * limits, no 429. It costs the first burst this much refill, once. @default 50
+   */
+  rateMarginMs?: number | undefined;
+  /**
    * Learn limits from rate-limit snapshots: create the bucket of an unlimited dimension, lower a
    * configured limit above the provider's. @default true
    */
@@ -139,6 +146,7 @@ export type ResolvedSchedulerOptions = {
   controller: ConcurrencyController;
   limits: Partial<Record<RateDimension, number>>;
   burstSeconds: number;
+  rateMarginMs: number;
   learnLimits: boolean;
   timeoutMs: number;
   deadlineMs: number;
@@ -176,6 +184,7 @@ export function resolveSchedulerOptions(options: SchedulerOptions = {}): Resolve
           : concurrency,
     limits,
     burstSeconds: range("burstSeconds", options.burstSeconds ?? 1, 0, 60),
+    rateMarginMs: nonNegative("rateMarginMs", options.rateMarginMs ?? 50),
     learnLimits: options.learnLimits ?? true,
     timeoutMs: positive("timeoutMs", options.timeoutMs ?? 600_000, true),
     deadlineMs: positive("deadlineMs", options.deadlineMs ?? Number.POSITIVE_INFINITY, true),

@@ -482,6 +482,7 @@ describe("Scheduler: rate limits", () => {
       concurrency: 100,
       requestsPerMinute: 600,
       burstSeconds: 1,
+      rateMarginMs: 0,
     });
     const result = scheduler.map(
       Array.from({ length: 30 }, (_, i) => i),
@@ -492,6 +493,35 @@ describe("Scheduler: rate limits", () => {
     const starts = of("started").map((s) => s.at);
     expect(starts.slice(0, 10).every((t) => t === 0)).toBe(true); // the burst: 1 s of 600/min
     expect(starts[29]).toBe(2_000); // then 10 per second
+  });
+
+  it("keeps a margin of refill, so a call that reaches the provider early finds its token", async () => {
+    // Regression: with the limit known and correct, a burst that emptied both buckets drew a
+    // 429 whenever a call arrived a few ms sooner than its turn. 600/min with a 100 ms margin:
+    // every call waits for its token plus one call's worth of refill (never more than the bucket
+    // holds, so a full bucket always admits).
+    const { clock, scheduler, of } = setup({
+      concurrency: 100,
+      requestsPerMinute: 600,
+      burstSeconds: 1,
+      rateMarginMs: 100,
+    });
+    const result = scheduler.map(
+      Array.from({ length: 30 }, (_, i) => i),
+      async () => 1,
+    );
+    await clock.runAll();
+    await result;
+    const starts = of("started").map((s) => s.at);
+    expect(starts.filter((t) => t === 0)).toHaveLength(9); // a call's refill short of the burst
+    expect(starts[29]).toBe(2_100); // the same 10 per second, 100 ms behind
+    // What the provider's bucket (full at 0, 10 per second) holds at each arrival, up to 100 ms
+    // early: never less than the call.
+    for (let i = 0; i < starts.length; i++) {
+      const early = starts[i]! - 100;
+      const providerLevel = Math.min(10, 10 + Math.max(0, early) / 100 - i);
+      expect(providerLevel).toBeGreaterThanOrEqual(1 - 1e-9);
+    }
   });
 
   it("reconciles the estimate with the reported usage", async () => {
@@ -551,7 +581,7 @@ describe("Scheduler: rate limits", () => {
   });
 
   it("a request above a bucket's capacity waits for a full bucket, then drives it negative", async () => {
-    const { clock, scheduler, of } = setup({ tokensPerMinute: 60_000 }); // capacity 1000
+    const { clock, scheduler, of } = setup({ tokensPerMinute: 60_000, rateMarginMs: 0 }); // capacity 1000
     const result = scheduler.map([300, 5_000, 10], async () => 1, {
       cost: (tokens) => ({ tokens }),
     });
@@ -1231,7 +1261,7 @@ describe("Scheduler: review gaps", () => {
   });
 
   it("a fixed-window reset holds the bucket at remaining until the reset", async () => {
-    const { clock, scheduler, of } = setup({ requestsPerMinute: 600 });
+    const { clock, scheduler, of } = setup({ requestsPerMinute: 600, rateMarginMs: 0 });
     await scheduler.run(async (ctx) => {
       ctx.reportRateLimits({
         requests: { limit: 600, remaining: 0, resetMs: 40_000, fixedWindow: true },
@@ -1244,7 +1274,7 @@ describe("Scheduler: review gaps", () => {
   });
 
   it("a continuous provider's short reset does not hold the bucket", async () => {
-    const { clock, scheduler, of } = setup({ requestsPerMinute: 600 });
+    const { clock, scheduler, of } = setup({ requestsPerMinute: 600, rateMarginMs: 0 });
     await scheduler.run(async (ctx) => {
       ctx.reportRateLimits({ requests: { limit: 600, remaining: 0, resetMs: 1_000 } });
     });

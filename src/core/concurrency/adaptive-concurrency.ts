@@ -195,7 +195,11 @@ export class AdaptiveConcurrency implements ConcurrencyController {
   readonly #regression = new RegressionSums();
   readonly #work = new WorkModel();
   /** The lowest mean latency per unit of work of recent epochs: the unloaded one. */
-  readonly #unloaded = new WindowedMin(32);
+  #unloaded = new WindowedMin(32);
+  /** A level-2 wave kept while the first call alone is measured again (see #startupStep). */
+  #pendingTwo: { level: number; r: number } | undefined;
+  /** The knee's reading before one epoch that measured it 30% slower (see #holdStep). */
+  #suspect: Reading | undefined;
   readonly #readings = new Map<number, Reading>();
   /** Startup's levels and their parallelism, in order. */
   #startup: Array<{ level: number; r: number }> = [];
@@ -348,7 +352,7 @@ export class AdaptiveConcurrency implements ConcurrencyController {
 
   onStart(start: AttemptStart): void {
     this.#now = start.now;
-    this.#epoch.started(start.now, this.#rtt.value ?? 0);
+    this.#epoch.started(start.now, this.#rtt.value ?? 0, start.inFlight);
   }
 
   onOutcome(sample: AdaptiveSample): void {
@@ -555,13 +559,35 @@ export class AdaptiveConcurrency implements ConcurrencyController {
     levels.push({ level: epoch.level, r: reading.r });
     const upper = this.#upper();
     let next: number | undefined;
+    if (levels.length === 1 && this.#pendingTwo !== undefined) {
+      // The call alone again, warm this time: compare it with the wave of 2 kept aside.
+      levels.push(this.#pendingTwo);
+      this.#pendingTwo = undefined;
+    }
+    if (levels.length === 2 && levels[1]!.r / levels[0]!.r / 2 > 1.15) {
+      // Two calls at once each answered faster than the first alone: no server does that; the
+      // first call paid for the connection and the client's warm-up. Its latency is no baseline:
+      // one call alone again, then the search goes on from the wave of 2.
+      this.#pendingTwo = levels[1];
+      this.#startup = [];
+      this.#unloaded = new WindowedMin(32);
+      const level = this.#min;
+      this.#epoch = this.#newEpoch("startup", Number.NEGATIVE_INFINITY, level);
+      this.#setLimit(level);
+      return;
+    }
     if (levels.length === 1) {
       next = epoch.level * 2;
     } else {
       // How much of the added concurrency paid off: 1 where throughput grew in proportion, 0
       // where it did not grow. A ratio, so the unloaded latency's own noise cancels out.
       const prev = levels.at(-2)!;
-      const payoff = reading.r / prev.r / (epoch.level / prev.level);
+      // From one call to two, the one alone is measured by the fastest call yet: the first call
+      // may have paid for the connection and the client's warm-up, and the first of two that
+      // start together into a server that slows with load met no one else yet.
+      const first =
+        levels.length === 2 && prev.level === 1 ? Math.max(prev.r, 1 / epoch.fastest) : prev.r;
+      const payoff = reading.r / first / (epoch.level / prev.level);
       // From one call alone to two, the cheapest look at contention: anything short of a clear
       // gain stops here (seed 004's server gains 33% at best, then loses).
       const stop = levels.length === 2 ? 0.7 : 0.55;
@@ -593,30 +619,42 @@ export class AdaptiveConcurrency implements ConcurrencyController {
 
   #holdStep(epoch: Epoch, reading: Reading, now: number): void {
     const level = epoch.level;
-    const previous = this.#fresh(level);
-    this.#record(level, reading);
-    if (previous !== undefined) {
-      if (this.#p(reading) < this.#p(previous) * 0.7) {
-        // The server got slower at this limit (fewer slots, other clients): what is known is
-        // stale. Little's law at the unloaded latency gives the limit it can serve now.
-        this.#readings.clear();
-        this.#readings.set(level, reading);
-        const target = Math.max(this.#min, Math.min(level - 1, Math.ceil(0.97 * this.#p(reading))));
-        if (target < level) {
-          this.#decreases.latency++;
-          this.#nextProbe = "up";
-          this.#climb = 1;
-          this.#toHold(target, now);
-          this.#interval = 1;
-          return;
-        }
-      } else if (this.#p(reading) > this.#p(previous) * 1.4) {
-        // Faster: something freed up. Look up soon.
-        this.#readings.clear();
-        this.#readings.set(level, reading);
-        this.#interval = 0;
-        this.#nextProbe = "up";
+    const previous = this.#suspect ?? this.#fresh(level);
+    if (previous !== undefined && this.#p(reading) < this.#p(previous) * 0.7) {
+      // Throughput at this limit fell by 30%. Once is noise (a stalled client, a slow answer or
+      // two); twice in a row, the server changed (fewer slots, other clients) and what is known
+      // is stale: Little's law at the unloaded latency gives the limit it serves now, and the
+      // limit goes there, halving at most per step.
+      if (this.#suspect === undefined) {
+        this.#suspect = previous;
+        this.#epoch = this.#newEpoch("hold", now);
+        return;
       }
+      this.#suspect = undefined;
+      this.#readings.clear();
+      this.#readings.set(level, reading);
+      const vegas = Math.ceil(0.97 * this.#p(reading));
+      const target = Math.max(
+        this.#min,
+        Math.min(level - 1, Math.max(vegas, Math.floor(level / 2))),
+      );
+      if (target < level) {
+        this.#decreases.latency++;
+        this.#nextProbe = "up";
+        this.#climb = 1;
+        this.#toHold(target, now);
+        this.#interval = 1;
+        return;
+      }
+    }
+    this.#suspect = undefined;
+    this.#record(level, reading);
+    if (previous !== undefined && this.#p(reading) > this.#p(previous) * 1.4) {
+      // Faster: something freed up. Look up soon.
+      this.#readings.clear();
+      this.#readings.set(level, reading);
+      this.#interval = 0;
+      this.#nextProbe = "up";
     }
     this.#held++;
     if (this.#held >= this.#interval) this.#startProbe(now);
@@ -679,8 +717,9 @@ export class AdaptiveConcurrency implements ConcurrencyController {
   }
 
   /**
-   * Whether `level` beats the knee on J = P - e * c: up must win by half a standard error of the
-   * difference, down must not lose (a tie goes to the lower limit: less queueing, same work).
+   * Whether `level` beats the knee on J = P - e * c, by more than the noise: half a standard
+   * error of the difference up, a quarter down (a near tie goes to the lower limit: less
+   * queueing, the same work), so noise alone does not walk the knee either way.
    */
   #better(
     direction: "up" | "down",
@@ -691,8 +730,8 @@ export class AdaptiveConcurrency implements ConcurrencyController {
   ): boolean {
     const e = this.#efficiency;
     const gain = this.#p(reading) - e * level - (this.#p(base) - e * knee);
-    if (direction === "down") return gain >= 0;
-    return gain > 0.5 * Math.hypot(this.#p(reading) * reading.err, this.#p(base) * base.err);
+    const noise = Math.hypot(this.#p(reading) * reading.err, this.#p(base) * base.err);
+    return direction === "down" ? gain > 0.25 * noise : gain > 0.5 * noise;
   }
 
   /** Moves the knee to `level` and probes on in the same direction at once (its reading is fresh). */
@@ -757,6 +796,7 @@ export class AdaptiveConcurrency implements ConcurrencyController {
    */
   #toHold(level: number, now: number): void {
     this.#probe = undefined;
+    this.#suspect = undefined;
     this.#phase = "hold";
     this.#startup = [];
     const clamped = Math.max(this.#min, Math.min(this.#upper(), level));

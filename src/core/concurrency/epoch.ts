@@ -20,7 +20,7 @@
 // A startup epoch is a wave, not a steady state: its calls start together, and the first of a
 // FIFO queue have not waited, the first into a contended server did not contend yet. Their mean
 // latency flatters the limit (up to 2x past a FIFO server's slots). The calls at the back of the
-// wave met what the limit will bring in steady state: a wave's P is load * u0 / q at the back,
+// wave met what the limit will bring in steady state: a wave's P is n * u0 / q at the back,
 // the (1 + n/8)-th slowest latency per unit of work (the slowest but for an outlier or two): S on
 // a FIFO server with S slots, c / q(c) on a contended one, about c where load costs nothing.
 
@@ -53,8 +53,9 @@ export class Epoch {
   #q = 0;
   #q2 = 0;
   #failedQ = 0;
-  /** A wave's latencies per unit of work. */
+  /** A wave's latencies per unit of work, and the most in flight as it started. */
   readonly #wave: number[] = [];
+  #peak = 0;
 
   constructor(
     level: number,
@@ -87,6 +88,11 @@ export class Epoch {
     return this.#closed && this.#size > 0 && this.#returned >= this.#size;
   }
 
+  /** A wave's fastest latency per unit of work (Infinity before its first success). */
+  get fastest(): number {
+    return Math.min(...this.#wave);
+  }
+
   /** The mean latency per unit of work of the successes, ms. */
   get meanQ(): number {
     return this.#q / this.successes;
@@ -102,7 +108,7 @@ export class Epoch {
    * wave takes every start of the scheduler's turn that began it (within a millisecond or 2% of
    * a round trip), and the first start begins a wave whose time was not known.
    */
-  started(now: number, rttMs: number): void {
+  started(now: number, rttMs: number, inFlight: number): void {
     if (this.kind === "startup") {
       if (this.cleanFrom === Number.NEGATIVE_INFINITY) {
         this.cleanFrom = now;
@@ -111,6 +117,7 @@ export class Epoch {
       if (now - this.cleanFrom <= Math.max(1, 0.02 * rttMs)) {
         this.#size++;
         this.#to = now;
+        if (inFlight > this.#peak) this.#peak = inFlight;
       }
       this.#closed = true;
       return;
@@ -166,7 +173,9 @@ export class Epoch {
       // failure more or less is luck, not capacity.
       const sorted = this.#wave.slice().sort((a, b) => b - a);
       const back = sorted[Math.min(sorted.length - 1, Math.floor(this.samples / 8))]!;
-      return (this.load * u0) / back;
+      // In flight: the wave's calls and those of the level before still running (fewer than the
+      // limit when the work ran out).
+      return (Math.max(this.#size, this.#peak) * u0) / back;
     }
     return (this.load * u0 * this.successes) / (this.#q + this.#failedQ);
   }

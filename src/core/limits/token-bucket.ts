@@ -22,11 +22,20 @@ export type TokenBucketOptions = {
   burstSeconds?: number;
   /** The clock time the bucket starts at (full). */
   now: number;
+  /**
+   * How far the provider's clock may lag ours, ms: a request is admitted only when the level
+   * covers it and this much refill besides (never more than the bucket holds beyond the cost),
+   * so a request that reaches the provider sooner than its admission order implied (network
+   * jitter, a connection set up for another) still finds its token there. It costs the first
+   * burst this much refill, once; the steady rate is the limit's. @default 0
+   */
+  marginMs?: number;
 };
 
 export class TokenBucket implements Limit {
   readonly dimension: RateDimension;
   readonly #burstSeconds: number;
+  readonly #marginMs: number;
   #limit = 0;
   #capacity = 0;
   #perMs = 0;
@@ -37,6 +46,7 @@ export class TokenBucket implements Limit {
   constructor(options: TokenBucketOptions) {
     this.dimension = options.dimension;
     this.#burstSeconds = options.burstSeconds ?? 1;
+    this.#marginMs = options.marginMs ?? 0;
     this.#updatedAt = options.now;
     this.#configure(options.limitPerMinute);
     this.#level = this.#capacity;
@@ -64,7 +74,7 @@ export class TokenBucket implements Limit {
     if (cost <= 0) return 0;
     if (cost > this.largestCost) return Number.POSITIVE_INFINITY;
     this.#refill(now);
-    const need = cost < this.#capacity ? cost : this.#capacity;
+    const need = Math.min(this.#capacity, cost + this.#marginMs * this.#perMs);
     if (this.#level + EPSILON >= need) return 0;
     const held = this.#updatedAt > now ? this.#updatedAt - now : 0;
     return Math.max(1, Math.ceil(held + (need - this.#level) / this.#perMs));
