@@ -164,6 +164,12 @@ export type AdaptiveState = {
  */
 type Reading = { r: number; err: number; epoch: number };
 
+/**
+ * The first wave when the rate limits are known but no latency yet: the buckets pace it, and the
+ * ceiling applies from the first answer. Not more: calls the provider has not seen yet (a slow
+ * network, a stalled server) can reach it all at once, and more than its burst would be 429s.
+ */
+const KNOWN_LIMITS_START = 16;
 /** Successes whose latency median feeds the Little's-law ceiling. */
 const P50_SAMPLES = 64;
 /** Epochs after which a reading no longer says whether lower limits pay (see #linearBelow). */
@@ -283,9 +289,7 @@ export class AdaptiveConcurrency implements ConcurrencyController {
       start = Math.floor(initial);
       source = options.initialSource ?? "option";
     } else if (this.#known()) {
-      // The buckets pace the first wave (a static limit would send its burst too); the ceiling
-      // applies from the first answer.
-      start = this.#max;
+      start = Math.min(this.#max, Math.max(this.#min, KNOWN_LIMITS_START));
       source = "rate-limits";
     } else {
       start = this.#min;
@@ -442,6 +446,12 @@ export class AdaptiveConcurrency implements ConcurrencyController {
   #rateLimited(sample: AdaptiveSample): void {
     const now = sample.now;
     const started = now - sample.latencyMs;
+    if (this.#phase === "startup" && this.#epoch.member(started)) {
+      // A wave's 429s are counted and answered when the wave is back (see #endEpoch): how many
+      // the server refused says how many it takes.
+      this.#epoch.rateLimited++;
+      return;
+    }
     if (started <= this.#lastDecreaseAt || !this.#roundTripSince(now)) return;
     this.#lastDecreaseAt = now;
     this.#decreases.rate_limit++;
@@ -524,6 +534,17 @@ export class AdaptiveConcurrency implements ConcurrencyController {
   /** An epoch is over (`early`: a probe up already clearly worse, before its cohort is back). */
   #endEpoch(epoch: Epoch, early = false): void {
     const now = this.#now;
+    if (epoch.kind === "startup" && epoch.rateLimited > 0) {
+      // The wave overshot a limit the server enforces with 429s: it took the calls it did not
+      // refuse. Hold there, and keep probes below the level that drew them for a while.
+      const took = Math.max(this.#min, epoch.inFlight - epoch.rateLimited);
+      this.#decreases.rate_limit++;
+      this.#lastDecreaseAt = now;
+      this.#block(took + 1);
+      this.#readings.clear();
+      this.#toHold(took, now);
+      return;
+    }
     const measured = epoch.kind === "startup" || early || epoch.samples * 2 >= epoch.size;
     if (epoch.successes === 0 || !measured) {
       // Too little measured (every call failed, or most ran app-limited): no reading. A probe
@@ -856,8 +877,9 @@ export class AdaptiveConcurrency implements ConcurrencyController {
       if (this.#known() && this.#phase === "startup" && this.#epochs === 0) {
         // Limits known before the first answer (the scheduler tells them at once): the buckets
         // pace the first wave, and the ceiling applies from the first answer.
-        this.#start = { limit: this.#max, source: "rate-limits" };
-        this.#toHold(this.#max, this.#now);
+        const start = Math.min(this.#max, Math.max(this.#min, KNOWN_LIMITS_START));
+        this.#start = { limit: start, source: "rate-limits" };
+        this.#toHold(start, this.#now);
       }
       return;
     }

@@ -49,6 +49,8 @@ export class Epoch {
   #returned = 0;
   successes = 0;
   failures = 0;
+  /** Cohort attempts answered 429. */
+  rateLimited = 0;
   #load = 0;
   #q = 0;
   #q2 = 0;
@@ -81,6 +83,11 @@ export class Epoch {
   /** The cohort's attempts, counted as they start. */
   get size(): number {
     return this.#size;
+  }
+
+  /** A wave's calls in flight at once: its own, and those of the level before still running. */
+  get inFlight(): number {
+    return Math.max(this.#size, this.#peak);
   }
 
   /** Every attempt of the cohort has answered. */
