@@ -235,6 +235,8 @@ export class AdaptiveConcurrency implements ConcurrencyController {
   readonly #inputTokens = new Ema(100);
   readonly #outputTokens = new Ema(100);
   #ceiling: number | undefined;
+  /** The least the known quota needs in flight (see #updateCeiling). */
+  #floor = 1;
   readonly #decreases: Record<CongestionKind, number> = {
     rate_limit: 0,
     overload: 0,
@@ -700,7 +702,7 @@ export class AdaptiveConcurrency implements ConcurrencyController {
         level = Math.min(knee + step * this.#climb, this.#upper(), blocked - 1);
         if (level <= knee) continue;
       } else {
-        level = Math.max(this.#min, knee - step);
+        level = Math.max(this.#lower(), knee - step);
         if (level >= knee || this.#linearBelow(knee, base)) continue;
       }
       const known = this.#fresh(level, KNOWN_EPOCHS);
@@ -820,7 +822,7 @@ export class AdaptiveConcurrency implements ConcurrencyController {
     this.#suspect = undefined;
     this.#phase = "hold";
     this.#startup = [];
-    const clamped = Math.max(this.#min, Math.min(this.#upper(), level));
+    const clamped = Math.max(this.#lower(), Math.min(this.#upper(), level));
     const lower = clamped < this.#limit;
     this.#knee = clamped;
     this.#held = 0;
@@ -832,6 +834,11 @@ export class AdaptiveConcurrency implements ConcurrencyController {
 
   #known(): boolean {
     return Object.values(this.#limits).some((limit) => limit !== undefined);
+  }
+
+  /** The lowest the search may go: `min`, or what the known quota needs in flight. */
+  #lower(): number {
+    return this.#ceiling === undefined ? this.#min : Math.max(this.#min, this.#floor);
   }
 
   #upper(): number {
@@ -885,8 +892,11 @@ export class AdaptiveConcurrency implements ConcurrencyController {
     }
     const rate = Math.min(...rates);
     const fed = rate * (occupancy / 1000);
-    const held = Math.ceil(rate * ((this.#failureTime.value ?? 0) / 1000));
-    this.#ceiling = Math.max(this.#min, Math.ceil(this.#headroom * fed) + held);
+    const held = rate * ((this.#failureTime.value ?? 0) / 1000);
+    this.#ceiling = Math.max(this.#min, Math.ceil(this.#headroom * fed) + Math.ceil(2 * held));
+    // Below what the quota needs in flight (the same without headroom) it cannot be fed: a
+    // search that reads a hung call's slot as a slow server does not go there.
+    this.#floor = Math.min(this.#ceiling, Math.max(this.#min, Math.ceil(fed + held)));
     if (this.#phase === "startup") {
       // The quota's capacity is known: no need to search for it.
       this.#toHold(this.#ceiling, this.#now);
