@@ -27,6 +27,11 @@ export type BenchOptions = {
   quick: boolean;
   /** Repetitions per contender and scenario. @default quick ? 1 : 3 */
   repetitions?: number | undefined;
+  /**
+   * Repetitions of the peers (p-limit, p-queue, Bottleneck, LangChain), whose figures are the
+   * context Salvo's rows are read in, not targets. @default `repetitions` when given, else 1
+   */
+  peerRepetitions?: number | undefined;
   /** Contenders to run, by name. @default every available one */
   contenders?: string[] | undefined;
   /** Sequential runs whose modelled time exceeds this are skipped, ms. @default quick ? 12_000 : 60_000 */
@@ -515,11 +520,11 @@ export async function runBench(options: BenchOptions): Promise<BenchResults> {
       !w.memoryCheck && (name === "salvo" || name === "salvo-auto" || isSweepContender(name));
     const scenarioReps = options.repetitions ?? w.reps ?? reps;
     const sweepReps = options.repetitions ?? w.sweepReps ?? scenarioReps;
+    const peerReps = Math.min(scenarioReps, options.peerRepetitions ?? options.repetitions ?? 1);
+    const repsOf = (name: string) =>
+      isSweepContender(name) ? sweepReps : name.startsWith("salvo") ? scenarioReps : peerReps;
     for (let rep = 1; rep <= Math.max(scenarioReps, sweepReps); rep++) {
-      const order = [
-        ...(rep <= scenarioReps ? active : []),
-        ...(rep <= sweepReps ? sweepNames : []),
-      ];
+      const order = [...active, ...sweepNames].filter((name) => rep <= repsOf(name));
       for (const name of order) {
         if (options.signal?.aborted) throw options.signal.reason;
         // One call at a time, the makespan is the sum of the latencies: repeating it measures
@@ -534,7 +539,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResults> {
           shared(name) ? session : undefined,
         );
         runs.push(record);
-        const of = name === "sequential" ? 1 : isSweepContender(name) ? sweepReps : scenarioReps;
+        const of = name === "sequential" ? 1 : repsOf(name);
         progress(`  ${line(name, rep, of, record, bound)}`);
       }
     }

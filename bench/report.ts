@@ -15,7 +15,7 @@ export function headerLine(results: BenchResults): string {
   return (
     `Measured ${results.date.slice(0, 16).replace("T", " ")} UTC on ${m.cpu} (${m.cores} cores), ` +
     `Node ${m.node}, ${m.platform}; ${results.mode} mode, median of ${results.repetitions} ` +
-    `repetition${results.repetitions === 1 ? "" : "s"}${results.repetitions > 1 ? " (sequential calls and the scale run: 1)" : ""}; wall time ${(results.wallMs / 1000).toFixed(0)} s.`
+    `repetition${results.repetitions === 1 ? "" : "s"}${results.repetitions > 1 ? " of Salvo's rows (the peers, sequential calls, the scale run and some sweeps: 1)" : ""}; wall time ${(results.wallMs / 1000).toFixed(0)} s.`
   );
 }
 

@@ -2,7 +2,7 @@
 // simulated server, in one run. Every scenario in scenarios/bench/ (or the files given), every
 // contender, fresh simulator per run; writes bench/results/results.json and results.md.
 //
-//   npm run bench                    full mode: 3 repetitions, under 20 minutes on 2 cores
+//   npm run bench                    full mode: Salvo's rows 3 repetitions, the peers 1
 //   npm run bench -- --quick         quick mode: smaller scenarios, 1 repetition, under 3 minutes
 //   npm run bench -- --only b,c      scenarios whose file name starts with b or c
 //   npm run bench -- --contenders salvo,p-limit --reps 2
@@ -21,6 +21,7 @@ const { values, positionals } = parseArgs({
   options: {
     quick: { type: "boolean", default: false },
     reps: { type: "string" },
+    "peer-reps": { type: "string" },
     only: { type: "string" },
     contenders: { type: "string" },
     out: { type: "string" },
@@ -45,6 +46,7 @@ const results = await runBench({
   files,
   quick: values.quick,
   repetitions: values.reps === undefined ? undefined : Number(values.reps),
+  peerRepetitions: values["peer-reps"] === undefined ? undefined : Number(values["peer-reps"]),
   contenders: values.contenders?.split(","),
   onProgress: (line) => console.log(line),
 });
