@@ -1,15 +1,20 @@
 #!/usr/bin/env node
-// The `salvo` command. Runs the TypeScript sources directly on Node's built-in type stripping,
-// which Node has by default from 22.18 (the repo pins Node 24 through its `node` devDependency,
-// so `npx salvo` and the npm scripts use that). This file is plain JavaScript so that an older
-// Node gets a clear message instead of a loader error.
+// The `salvo` command: the compiled CLI in dist/ (built by `npm run build`, which `npm ci`, `npm
+// pack` and `npm start` run). Plain JavaScript that any Node can parse, so that an older Node gets
+// a clear message instead of a syntax or loader error.
 const [major = 0, minor = 0] = process.versions.node.split(".").map(Number);
-if (major < 22 || (major === 22 && minor < 18)) {
+if (major < 22 || (major === 22 && minor < 12)) {
   process.stderr.write(
-    `salvo needs Node.js 22.18 or newer (this is ${process.versions.node}).\n` +
+    `salvo needs Node.js 22.12 or newer (this is ${process.versions.node}).\n` +
       "In the salvo repository, `npx salvo ...` and `npm start` use the Node 24 it installs.\n",
   );
   process.exit(2);
 }
-const { main } = await import("../src/cli/main.ts");
+const { main } = await import("../dist/cli/main.js").catch((error) => {
+  if (error?.code !== "ERR_MODULE_NOT_FOUND") throw error;
+  process.stderr.write(
+    "salvo: the compiled CLI (dist/) is missing: run `npm run build` in the salvo repository.\n",
+  );
+  process.exit(2);
+});
 main();

@@ -15,15 +15,16 @@
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { withContext } from "../src/audit/audit-context.ts";
-import { openCallLog } from "../src/audit/call-log.ts";
-import { openDecisionLog } from "../src/audit/decision-log.ts";
-import { verifyLog } from "../src/audit/verify-log.ts";
-import { formatReport } from "../src/cli/commands/verify.ts";
-import { OpenAIProvider } from "../src/providers/openai-provider.ts";
-import type { ProviderRequest } from "../src/providers/provider.ts";
-import { Salvo } from "../src/salvo.ts";
-import { startSimulator } from "../src/sim/index.ts";
+import {
+  OpenAIProvider,
+  openCallLog,
+  openDecisionLog,
+  type ProviderRequest,
+  Salvo,
+  verifyLog,
+  withContext,
+} from "salvo";
+import { startSimulator } from "salvo/sim";
 
 const dir = await mkdtemp(join(tmpdir(), "claims-audit-"));
 const callsPath = join(dir, "llm-calls.jsonl");
@@ -91,6 +92,8 @@ for (const path of [callsPath, decisionsPath]) {
     checkpointsFile: `${path}.checkpoints`,
     hmacKey: process.env.SALVO_AUDIT_HMAC_KEY,
   });
-  process.stdout.write(formatReport(report));
+  process.stdout.write(
+    `${path}: ${report.status.toUpperCase()}, ${report.records} records in ${report.segments} segment(s), ${report.checkpoints.inline + report.checkpoints.external} checkpoints\n`,
+  );
 }
 process.stdout.write(`files in ${dir}\n`);

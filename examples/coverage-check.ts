@@ -14,14 +14,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
   definePipeline,
+  formatDuration,
   OpenAIProvider,
   type ProviderRequest,
   runPipeline,
   Salvo,
   type UpstreamResult,
-} from "../src/index.ts";
-import { formatDuration } from "../src/progress/format.ts";
-import { startSimulator } from "../src/sim/index.ts";
+} from "salvo";
+import { startSimulator } from "salvo/sim";
 
 export type LineItem = {
   id: string;

@@ -11,13 +11,13 @@ import { join } from "node:path";
 import {
   type ContextSection,
   definePipeline,
+  formatDuration,
   OpenAIProvider,
   type ProviderRequest,
   runPipeline,
   Salvo,
-} from "../src/index.ts";
-import { formatDuration } from "../src/progress/format.ts";
-import { startSimulator } from "../src/sim/index.ts";
+} from "salvo";
+import { startSimulator } from "salvo/sim";
 
 export type Transcript = { id: string; text: string };
 

@@ -3,13 +3,20 @@
 // Audit: per-call context, the hash-chained call and decision logs, verification.
 export * from "./audit/index.ts";
 export { type ItemOutcome, itemOutcomeFrom, type OutputLine } from "./batch/output-line.ts";
-// Batch files: the engine behind `salvo run`.
 export {
   type BatchEvent,
   type BatchSummary,
   type RunBatchOptions,
   runBatch,
 } from "./batch/run-batch.ts";
+// Batch files: `salvo run` as a library call, and the batch driver beneath it.
+export {
+  type BatchFileEvent,
+  type BatchFileResult,
+  batchFileShape,
+  type RunBatchFileOptions,
+  runBatchFile,
+} from "./batch/run-batch-file.ts";
 // The response cache and request fingerprints (identical requests share one answer).
 export { fingerprint, isShareable } from "./cache/fingerprint.ts";
 export {
@@ -73,7 +80,14 @@ export {
 export * from "./errors.ts";
 // Run metrics and the physical bound M*.
 export { type Bound, physicalBound } from "./metrics/physical-bound.ts";
-export { RunMetrics, type RunSnapshot, type RunSummary } from "./metrics/run-metrics.ts";
+export {
+  type BoundLimits,
+  type LimitInForce,
+  RunMetrics,
+  type RunSnapshot,
+  type RunSummary,
+  rateLimitsInForce,
+} from "./metrics/run-metrics.ts";
 // Pipelines: stages of tasks with item-level dependencies, token-budgeted context, run directories.
 export {
   assembleContext,
@@ -105,7 +119,38 @@ export {
   type RunPipelineOptions,
   runPipeline,
 } from "./pipeline/run-pipeline.ts";
+export {
+  type PipelineFileEvent,
+  type PipelineFileResult,
+  type RunPipelineFileOptions,
+  runPipelineFile,
+} from "./pipeline/run-pipeline-file.ts";
 export type { RunStatus, TaskRecord, TaskStatus } from "./pipeline/task-record.ts";
+// `salvo probe` as a library call.
+export type { KneeOptions, Recommendation } from "./probe/knee.ts";
+export {
+  type ProbeEndpointOptions,
+  type ProbeEndpointResult,
+  probeEndpoint,
+  probeRequest,
+} from "./probe/probe-endpoint.ts";
+export type { LevelResult, SweepResult } from "./probe/sweep.ts";
+// Progress displays (a live display of several lines, plain lines, JSON lines) over a run's
+// metrics; showProgress draws a scheduler's progress with one line per named scope; durations as
+// Salvo prints them.
+export { formatDuration } from "./progress/format.ts";
+export {
+  createProgress,
+  type ProgressMode,
+  type ProgressOptions,
+  type ProgressOutput,
+  type ProgressRenderer,
+} from "./progress/progress-renderer.ts";
+export {
+  type ProgressHandle,
+  type ShowProgressOptions,
+  showProgress,
+} from "./progress/show-progress.ts";
 // Providers: the interface and the adapters (the SDKs' own retries off).
 export {
   AnthropicProvider,
@@ -126,6 +171,14 @@ export type {
   ProviderResult,
   TokenUsage,
 } from "./providers/provider.ts";
+export {
+  BASE_URL_ENV,
+  baseUrlFor,
+  KEY_ENV,
+  type ProviderFromEnvOptions,
+  type ProviderName,
+  providerFromEnv,
+} from "./providers/provider-from-env.ts";
 export { parseRateLimitHeaders } from "./providers/rate-limit-headers.ts";
 // The client: a provider behind a scheduler; and the drop-in for existing OpenAI code.
 export {

@@ -12,6 +12,7 @@ import {
   type CallContext,
   type CallLayer,
   type CallOutcome,
+  callOutcomeOf,
   compose,
   type Next,
   type SalvoResult,
@@ -118,6 +119,7 @@ export class Salvo {
   /** The prices each call's cost is computed with. */
   readonly pricing: Pricing;
   readonly #audit: CallAuditor | undefined;
+  readonly #cache: ResponseCache | undefined;
   readonly #clock: Clock;
   readonly #window: number;
   readonly #chain: Next<SalvoContext>;
@@ -141,6 +143,7 @@ export class Salvo {
     this.provider = provider;
     this.pricing = pricing ?? new Pricing();
     this.#audit = audit;
+    this.#cache = cache;
     this.scheduler = scheduler ?? new Scheduler(schedulerOptions);
     this.#clock = (scheduler === undefined ? schedulerOptions.clock : undefined) ?? realClock;
     this.#window = schedulerOptions.window ?? 1024;
@@ -249,10 +252,26 @@ export class Salvo {
     }
   }
 
-  /** Stops admitting, settles what waits, and resolves when every attempt has ended. */
-  close(reason?: unknown): Promise<void> {
+  /**
+   * A graceful stop: admits nothing more (what waits settles with AbortedError), lets the calls
+   * in flight finish without retrying them, and resolves once none is in flight. Answers that
+   * arrive meanwhile reach their callers, followers of a shared call included.
+   */
+  drain(reason?: unknown): Promise<void> {
     this.#closed = true;
-    return this.scheduler.close(reason);
+    return this.scheduler.drain(reason);
+  }
+
+  /** Stops admitting, settles what waits, and resolves when every attempt has ended. */
+  async close(reason?: unknown): Promise<void> {
+    this.#closed = true;
+    await this.scheduler.close(reason);
+    // An answer that arrived as the last attempts ended goes on to the cache a few promise steps
+    // later: let those steps run (one turn of the event loop), then wait for its write.
+    if (this.#cache) {
+      await new Promise((resolve) => setImmediate(resolve));
+      await this.#cache.flush();
+    }
   }
 
   /** A signal for every item of one `map`/`stream`: the caller's, and `stop` for the batch. */
@@ -310,15 +329,19 @@ export class Salvo {
   }
 
   /** The end of the chain: admission by the scheduler, then one provider call per attempt. */
-  #schedule(request: ProviderRequest, context: SalvoContext): Promise<CallOutcome> {
-    return this.scheduler.settle((task: TaskContext) => this.#attempt(request, task, context), {
-      id: context.id,
-      priority: context.priority,
-      timeoutMs: context.timeoutMs,
-      deadlineMs: context.deadlineMs,
-      signal: context.signal,
-      cost: costOf(this.#estimate(request)),
-    });
+  async #schedule(request: ProviderRequest, context: SalvoContext): Promise<CallOutcome> {
+    const outcome = await this.scheduler.settle(
+      (task: TaskContext) => this.#attempt(request, task, context),
+      {
+        id: context.id,
+        priority: context.priority,
+        timeoutMs: context.timeoutMs,
+        deadlineMs: context.deadlineMs,
+        signal: context.signal,
+        cost: costOf(this.#estimate(request)),
+      },
+    );
+    return callOutcomeOf(outcome, this.provider.name);
   }
 
   #estimate(request: ProviderRequest): CostEstimate {
@@ -352,7 +375,8 @@ export class Salvo {
     });
     let result: SalvoResult;
     try {
-      result = await this.provider.call(request, { signal: context.signal });
+      const answer = await this.provider.call(request, { signal: context.signal });
+      result = { ...answer, cached: false, shared: false };
     } catch (error) {
       await audit?.failed(error);
       throw error;

@@ -1,11 +1,19 @@
-// The README is part of the interface: its example input lines run as shown, and every option
-// it mentions exists in the command's --help.
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+// The README is part of the interface: its example input lines run as shown, every library
+// example (each ```ts block) runs as written as a program of its own, and every option it
+// mentions exists in the command's --help.
+import { execFile } from "node:child_process";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 import { runCli } from "../src/cli/main.ts";
+import { loadScenario, startSimulator } from "../src/sim/index.ts";
 import { memoryIo } from "./support/memory-io.ts";
+
+const exec = promisify(execFile);
+const root = fileURLToPath(new URL("../", import.meta.url));
 
 const readme = await readFile(new URL("../README.md", import.meta.url), "utf8");
 
@@ -45,6 +53,48 @@ describe("README", () => {
     },
   );
 
+  // A library example runs as a user's program would: a file of its own, importing "salvo" by
+  // name (inside the repository that resolves to the package itself, its built dist/), run by
+  // Node with the README's OpenAI batch lines as requests.jsonl beside it, against the
+  // simulator through the variables the SDKs read.
+  const programs = [...readme.matchAll(/```ts\n([\s\S]*?)```/g)].map((m) => m[1] ?? "");
+
+  it("has library examples", () => {
+    expect(programs.length).toBeGreaterThanOrEqual(3);
+  });
+
+  it.each(programs.map((program, i) => [i, program.split("\n")[0], program]))(
+    "library example %i (%s) runs as written",
+    async (_i, _first, program) => {
+      const parent = join(root, ".readme-run");
+      await mkdir(parent, { recursive: true });
+      const dir = await mkdtemp(join(parent, "example-"));
+      const sim = await startSimulator(
+        await loadScenario(join(root, "scenarios/claims-demo.yaml")),
+      );
+      try {
+        await writeFile(join(dir, "requests.jsonl"), blocks[0] ?? "");
+        await writeFile(join(dir, "example.ts"), program);
+        const result = await exec(process.execPath, ["example.ts"], {
+          cwd: dir,
+          timeout: 60_000,
+          env: {
+            ...process.env,
+            OPENAI_API_KEY: "sk-readme-not-a-real-key",
+            OPENAI_BASE_URL: sim.baseUrl,
+            ANTHROPIC_API_KEY: "sk-ant-readme-not-a-real-key",
+            ANTHROPIC_BASE_URL: sim.origin,
+          },
+        }).catch((error: { code: number; stdout: string; stderr: string }) => error);
+        expect("code" in result ? result.code : 0, `${result.stdout}\n${result.stderr}`).toBe(0);
+        expect(result.stderr).not.toMatch(/Error|error:/);
+      } finally {
+        await sim.close();
+        await rm(dir, { recursive: true, force: true });
+      }
+    },
+  );
+
   it("every option it mentions for a command exists in that command's --help", async () => {
     const help: Record<string, string> = {};
     for (const command of [
@@ -53,7 +103,6 @@ describe("README", () => {
       "demo",
       "probe",
       "verify",
-      "bench",
       "pipeline",
       "cache stats",
       "cache clear",
@@ -62,7 +111,12 @@ describe("README", () => {
       await runCli([...command.split(" "), "--help"], io);
       help[command] = io.out;
     }
-    const all = Object.values(help).join("\n");
+    // `npm run bench -- --quick`: the bench's own options (bench/run.ts) count too.
+    const bench = await readFile(new URL("../bench/run.ts", import.meta.url), "utf8");
+    const all = [
+      ...Object.values(help),
+      bench.replace(/^\s+"?([a-z-]+)"?: \{ type/gm, "--$1"),
+    ].join("\n");
     const mentioned = new Set([...readme.matchAll(/(?<![\w-])--[a-z][a-z-]+/g)].map((m) => m[0]));
     const unknown = [...mentioned].filter((flag) => !all.includes(flag) && flag !== "--help");
     expect(unknown).toEqual([]);

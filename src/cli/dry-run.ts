@@ -7,10 +7,12 @@ import { writeFile } from "node:fs/promises";
 import { isInvalid } from "../batch/input-line.ts";
 import { readInput, scanInput } from "../batch/input-reader.ts";
 import { splitLines } from "../batch/line-splitter.ts";
-import { prepareResume, type ResumeState } from "../batch/resume.ts";
-import { journalHeader } from "../batch/run-batch.ts";
+import type { ResumeState } from "../batch/resume.ts";
+import { journalHeader, prepareBatchResume } from "../batch/run-batch.ts";
+import { batchFileShape, batchRunKey } from "../batch/run-batch-file.ts";
 import { fingerprint, isShareable } from "../cache/fingerprint.ts";
 import { ResponseCache } from "../cache/response-cache.ts";
+import { type RunSettings, scenarioPath } from "../config/run-settings.ts";
 import {
   BatchEstimate,
   type BatchEstimateSummary,
@@ -18,14 +20,16 @@ import {
   expectedFromHistory,
   uniformCappedMean,
 } from "../cost/batch-estimate.ts";
-import { formatUsd, type Pricing } from "../cost/pricing.ts";
+import { formatUsd, Pricing } from "../cost/pricing.ts";
 import { InputRejectedError } from "../errors.ts";
 import { type Bound, physicalBound } from "../metrics/physical-bound.ts";
 import { formatCount, formatDuration } from "../progress/format.ts";
+import { AnthropicProvider } from "../providers/anthropic-provider.ts";
+import { OpenAIProvider } from "../providers/openai-provider.ts";
 import type { Provider } from "../providers/provider.ts";
-import type { SimConfig } from "../sim/index.ts";
+import { baseUrlFor } from "../providers/provider-from-env.ts";
+import { loadScenario, resolveSimConfig, type SimConfig } from "../sim/index.ts";
 import type { CliIo } from "./io.ts";
-import type { RunSettings } from "./run-settings.ts";
 
 export type DryRunJob = {
   input: string;
@@ -112,11 +116,15 @@ export async function dryRun(job: DryRunJob): Promise<number> {
       duplicates: scan.duplicates,
     });
   const header = journalHeader({ input, output, defaultModel, runKey: job.runKey }, scan);
-  const resume = await prepareResume({
+  // What the run would find: the same lines to run again (budget, changed, failed) as a real run.
+  const resume = await prepareBatchResume({
+    input,
     output,
+    defaultModel,
+    scan,
     header,
-    total: scan.total,
     fresh: settings.fresh,
+    retryFailed: settings.retryFailed,
     readOnly: true,
   });
   const isDone = (index: number) => index < resume.doneInOutput || resume.journaled.has(index);
@@ -189,7 +197,7 @@ export async function dryRun(job: DryRunJob): Promise<number> {
     latency = { ms, source: "the simulator's latency model (time to first token + per token)" };
   }
   const concurrency = typeof settings.concurrency === "number" ? settings.concurrency : undefined;
-  const bound =
+  const computed =
     summary.calls > 0
       ? physicalBound({
           calls: summary.calls,
@@ -200,9 +208,15 @@ export async function dryRun(job: DryRunJob): Promise<number> {
           requestsPerMinute: settings.rpm,
           tokensPerMinute: settings.tpm,
           tokensCharged: summary.tokens.input + summary.tokens.outputBound,
+          inputTokensPerMinute: settings.itpm,
+          inputTokensCharged: summary.tokens.input,
+          outputTokensPerMinute: settings.otpm,
+          outputTokensCharged: summary.tokens.outputExpected ?? summary.tokens.outputBound,
           burstSeconds: settings.burstSeconds,
         })
       : undefined;
+  // With no latency to go by and no rate limit, every term is 0: M* is unknown, not 0 ms.
+  const bound = computed !== undefined && computed.boundMs > 0 ? computed : undefined;
   const report: DryRunReport = {
     dry_run: true,
     input,
@@ -240,14 +254,23 @@ function dryRunText(report: DryRunReport, settings: RunSettings, pricing: Pricin
       : `  cost: unknown: no price is known for ${e.unpricedModels.join(", ") || "these models"} (add it under pricing: in the config file)`,
   );
   for (const model of models(e, pricing)) lines.push(`    ${model}`);
+  const limits = [
+    typeof settings.concurrency === "number" ? `concurrency ${settings.concurrency}` : undefined,
+    settings.rpm === undefined ? undefined : `${formatCount(settings.rpm)} requests/min`,
+    settings.tpm === undefined ? undefined : `${formatCount(settings.tpm)} tokens/min`,
+    settings.itpm === undefined ? undefined : `${formatCount(settings.itpm)} input tokens/min`,
+    settings.otpm === undefined ? undefined : `${formatCount(settings.otpm)} output tokens/min`,
+  ].filter(Boolean);
   if (bound !== undefined) {
-    const limits = [
-      typeof settings.concurrency === "number" ? `concurrency ${settings.concurrency}` : undefined,
-      settings.rpm === undefined ? undefined : `${formatCount(settings.rpm)} rpm`,
-      settings.tpm === undefined ? undefined : `${formatCount(settings.tpm)} tpm`,
-    ].filter(Boolean);
+    // Without a latency only the rate terms are known, and M* is at least what they give.
     lines.push(
-      `  lower bound M* ${formatDuration(bound.boundMs)} (bound by ${bound.binding}) with ${limits.join(", ") || "no limit set"}; ${latency ? `latency ${formatDuration(latency.ms)} per call from ${latency.source}` : "latency unknown, so the concurrency term is left out"}`,
+      latency
+        ? `  lower bound M* ${formatDuration(bound.boundMs)} (bound by ${bound.binding}) with ${limits.join(", ") || "no limit set"}; latency ${formatDuration(latency.ms)} per call from ${latency.source}`
+        : `  lower bound M* at least ${formatDuration(bound.boundMs)} (bound by ${bound.binding}) with ${limits.join(", ")}; the latency per call is unknown (no answers yet), so the concurrency and latency terms are left out`,
+    );
+  } else if (items.calls > 0) {
+    lines.push(
+      "  lower bound M* unknown: the latency per call is unknown (no answers yet to learn it from) and no rate limit (--rpm, --tpm) is set; set them, or run some items and dry-run again",
     );
   }
   const budget = budgetNote(e, settings);
@@ -292,4 +315,40 @@ function budgetNote(e: BatchEstimateSummary, settings: RunSettings): string | un
     notes.push(`--max-tokens-total ${formatCount(settings.maxTokensTotal)} ${fits}`);
   }
   return notes.length > 0 ? `budget: ${notes.join("; ")}` : undefined;
+}
+
+/** `salvo run --dry-run` for these settings: what the run would call, with its estimate. */
+export async function dryRunJob(job: {
+  input: string;
+  output: string;
+  settings: RunSettings;
+  io: CliIo;
+}): Promise<number> {
+  const { input, output, settings, io } = job;
+  const shape = await batchFileShape(input, {
+    model: settings.model,
+    providerName: settings.provider,
+  });
+  const endpoint =
+    settings.sim !== undefined
+      ? `simulator:${settings.sim}`
+      : baseUrlFor(shape, { baseUrl: settings.baseUrl, env: io.env });
+  return dryRun({
+    input,
+    output,
+    settings,
+    io,
+    // Only its estimate is used: no key is read and nothing is called.
+    provider:
+      shape === "anthropic"
+        ? new AnthropicProvider({ apiKey: "unused" })
+        : new OpenAIProvider({ apiKey: "unused" }),
+    pricing: new Pricing(settings.pricing),
+    runKey: batchRunKey(settings.provider, endpoint),
+    endpoint,
+    simulator:
+      settings.sim === undefined
+        ? undefined
+        : resolveSimConfig(await loadScenario(scenarioPath(settings.sim))),
+  });
 }

@@ -89,6 +89,8 @@ export class Engine {
   #pumpQueued = false;
   #pumping = false;
   #closed = false;
+  /** Set by `drain()`: nothing new is admitted and nothing is retried; running attempts finish. */
+  #draining: AbortedError | undefined = undefined;
   #idle = true;
   #idleWaiters: Array<() => void> = [];
   #releaseKeepAlive: (() => void) | undefined = undefined;
@@ -255,6 +257,10 @@ export class Engine {
       this.#fail(item, new SchedulerClosedError(), "closed", now);
       return;
     }
+    if (this.#draining !== undefined) {
+      this.#fail(item, this.#draining, "aborted", now);
+      return;
+    }
     const signal = item.signal;
     if (signal?.aborted) {
       this.#fail(item, aborted(signal.reason), "aborted", now);
@@ -356,6 +362,28 @@ export class Engine {
       this.#closing.abort(error);
     }
     return this.onIdle();
+  }
+
+  /**
+   * Stops admitting while the attempts in flight finish: queued items and items waiting to retry
+   * settle at once with AbortedError, later submissions are refused the same way, and an attempt
+   * that fails from now on is not retried. Batches stop reading input. Resolves when nothing is in
+   * flight; `close()` still aborts what runs.
+   */
+  drain(reason?: unknown): Promise<void> {
+    if (this.#draining === undefined && !this.#closed) {
+      const error = aborted(reason);
+      this.#draining = error;
+      for (const item of this.#liveItems())
+        if (item.state !== RUNNING) this.#cancel(item, error, "aborted");
+      this.#closing.abort(error);
+    }
+    return this.onIdle();
+  }
+
+  /** Whether `drain()` was called. */
+  get draining(): boolean {
+    return this.#draining !== undefined;
   }
 
   /** Resolves when nothing is queued, waiting or in flight. */
@@ -623,15 +651,18 @@ export class Engine {
     }
     if (!attempt.orchestrator) this.#sample(attempt, result, now, retryAfterMs);
     if (item.state === DONE) return;
-    const decision = attempt.orchestrator
-      ? ({ retry: false, reason: "not-retryable" } as const)
-      : this.#retry.decide({
-          error,
-          result,
-          attempt: attempt.attempt,
-          previousDelayMs: item.previousDelayMs,
-          now,
-        });
+    // Draining: an attempt that failed is not tried again; its item ends as stopped, not failed.
+    const draining = this.#draining;
+    const decision =
+      attempt.orchestrator || draining !== undefined
+        ? ({ retry: false, reason: "not-retryable" } as const)
+        : this.#retry.decide({
+            error,
+            result,
+            attempt: attempt.attempt,
+            previousDelayMs: item.previousDelayMs,
+            now,
+          });
     let retryAt = Number.POSITIVE_INFINITY;
     if (decision.retry) retryAt = now + Math.max(0, decision.delayMs);
     const deadlineAt = item.submittedAt + item.deadlineMs;
@@ -651,7 +682,9 @@ export class Engine {
     }
     if (item.state === DONE) return;
     if (!decision.retry) {
-      this.#fail(item, error, decision.reason, now);
+      if (draining !== undefined && !attempt.orchestrator)
+        this.#fail(item, aborted(draining.cause), "aborted", now);
+      else this.#fail(item, error, decision.reason, now);
       return;
     }
     if (tooLong) {

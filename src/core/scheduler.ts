@@ -149,6 +149,21 @@ export class Scheduler {
   }
 
   /**
+   * Stops admitting while the attempts in flight finish (a graceful stop: Ctrl-C, SIGTERM).
+   * Queued items and items waiting to retry settle at once with AbortedError (`cause`: `reason`),
+   * later submissions are refused the same way, and an attempt that fails from now on is not
+   * retried. Resolves when nothing is in flight; `close()` still aborts what runs.
+   */
+  drain(reason?: unknown): Promise<void> {
+    return this.#engine.drain(reason);
+  }
+
+  /** Whether `drain()` was called. */
+  get draining(): boolean {
+    return this.#engine.draining;
+  }
+
+  /**
    * Refuses new work (`SchedulerClosedError`), settles queued and waiting items with it, aborts
    * running attempts, and resolves once every attempt has really ended.
    */

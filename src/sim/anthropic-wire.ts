@@ -50,6 +50,7 @@ function setBucketHeaders(
 
 export const anthropicWire: Wire = {
   path: "anthropic",
+  endpoint: "messages",
   requestIdHeader: "request-id",
   idPrefix: "msg_",
 

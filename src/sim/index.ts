@@ -1,5 +1,6 @@
 // The simulated LLM provider, as the subpath export `salvo/sim`: an HTTP server that answers the
-// OpenAI and Anthropic chat APIs with realistic capacity, rate limits, headers, errors and faults.
+// OpenAI (chat completions, responses, embeddings) and Anthropic (messages) APIs with realistic
+// capacity, rate limits, headers, errors and faults.
 //
 //   const sim = await startSimulator({ capacity: { slots: 4 }, limits: { rpm: 600 } });
 //   const openai = new OpenAI({ baseURL: sim.baseUrl, apiKey: "sk-test", maxRetries: 0 });
@@ -7,6 +8,7 @@
 //   ...
 //   sim.stats(); await sim.close();
 
+export { expectedEmbedding } from "./embedding-vector.ts";
 export type { FaultKind } from "./fault-picker.ts";
 export { FAULT_KINDS } from "./fault-picker.ts";
 export { formatGoDuration } from "./go-duration.ts";
@@ -30,3 +32,4 @@ export { mergeSimConfig, resolveSimConfig, validateSimConfig } from "./sim-confi
 export type { RefusalCounts, SimStats, TimelineEntry } from "./sim-stats.ts";
 export type { SimHandle } from "./simulator.ts";
 export { startSimulator } from "./simulator.ts";
+export type { Endpoint } from "./wire.ts";

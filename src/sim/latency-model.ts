@@ -11,10 +11,18 @@ export type LatencySettings = {
   msPerToken: number;
   /** Relative jitter: each time is scaled by a uniform factor in [1 - jitter, 1 + jitter]. */
   jitter: number;
-  /** Slowdown with load: times scale by `1 + loadFactor * (inService - 1)^loadExponent`. */
+  /**
+   * Slowdown per other request in service: times scale by
+   * `1 + loadFactor * (inService - 1) ^ loadExponent`.
+   */
   loadFactor: number;
-  /** The exponent of the slowdown (1: in proportion to the others in service). @default 1 */
-  loadExponent?: number;
+  /**
+   * How fast the slowdown grows with the requests in service: 1 is linear (throughput still
+   * grows with more requests while `loadFactor` < 1); above 1 it is contention that peaks, as
+   * seed 004's extraction API did (5 requests at once took longer than one after another).
+   * @default 1
+   */
+  loadExponent?: number | undefined;
 };
 
 export type Timing = {

@@ -1,5 +1,6 @@
 // The OpenAI chat-completions wire format: request bodies, answers, stream chunks, error bodies
-// and `x-ratelimit-*` headers, shaped as the official SDK parses them.
+// and `x-ratelimit-*` headers, shaped as the official SDK parses them. The error bodies and
+// headers are shared with the responses and embeddings endpoints.
 
 import { formatGoDuration } from "./go-duration.ts";
 import type { SimMessage } from "./marker.ts";
@@ -28,7 +29,7 @@ const LIMIT_NAMES: Record<LimitDimension, string> = {
   output_tokens: "output tokens per min (OTPM)",
 };
 
-function errorBody(
+export function errorBody(
   message: string,
   type: string,
   param: string | null,
@@ -57,6 +58,7 @@ function setBucketHeaders(
 
 export const openaiWire: Wire = {
   path: "openai",
+  endpoint: "chat.completions",
   requestIdHeader: "x-request-id",
   idPrefix: "chatcmpl-",
 
@@ -126,56 +128,64 @@ export const openaiWire: Wire = {
     };
   },
 
-  error(error: ErrorKind): WireError {
-    switch (error.kind) {
-      case "bad_request":
-        return {
-          status: 400,
-          body: errorBody(error.message, "invalid_request_error", error.param, null),
-        };
-      case "not_found":
-        return {
-          status: 404,
-          body: errorBody(error.message, "invalid_request_error", null, "unknown_url"),
-        };
-      case "quota":
-        return {
-          status: 429,
-          body: errorBody(
-            "You exceeded your current quota, please check your plan and billing details. For more information on this error, read the docs: https://platform.openai.com/docs/guides/error-codes/api-errors.",
-            "insufficient_quota",
-            null,
-            "insufficient_quota",
-          ),
-        };
-      case "server_error":
-        return {
-          status: 500,
-          body: errorBody(
-            "The server had an error while processing your request. Sorry about that!",
-            "server_error",
-            null,
-            null,
-          ),
-        };
-      case "overloaded":
-        return {
-          status: 503,
-          body: errorBody("The server is overloaded or not ready yet.", "server_error", null, null),
-        };
-      case "rate_limited": {
-        const r = error.refusal;
-        const name = LIMIT_NAMES[r.dimension];
-        const message = r.tooLarge
-          ? `Request too large for ${error.model} in organization org-salvo-sim on ${name}: Limit ${r.limit}, Requested ${r.cost}. The input or output tokens must be reduced in order to run successfully.`
-          : `Rate limit reached for ${error.model} in organization org-salvo-sim on ${name}: Limit ${r.limit}, Used ${Math.max(0, Math.round(r.limit - r.level))}, Requested ${r.cost}. Please try again in ${formatGoDuration(r.retryAfterMs)}.`;
-        return { status: 429, body: errorBody(message, r.dimension, null, "rate_limit_exceeded") };
-      }
-    }
-  },
-
-  rateLimitHeaders(limiter: RateLimiter, headers) {
-    if (limiter.requests) setBucketHeaders(headers, "requests", limiter.requests);
-    if (limiter.tokens) setBucketHeaders(headers, "tokens", limiter.tokens);
-  },
+  error: openaiError,
+  rateLimitHeaders: openaiRateLimitHeaders,
 };
+
+/** An OpenAI error answer: status and `{error: {message, type, param, code}}` body. */
+export function openaiError(error: ErrorKind): WireError {
+  switch (error.kind) {
+    case "bad_request":
+      return {
+        status: 400,
+        body: errorBody(error.message, "invalid_request_error", error.param, error.code ?? null),
+      };
+    case "not_found":
+      return {
+        status: 404,
+        body: errorBody(error.message, "invalid_request_error", null, "unknown_url"),
+      };
+    case "quota":
+      return {
+        status: 429,
+        body: errorBody(
+          "You exceeded your current quota, please check your plan and billing details. For more information on this error, read the docs: https://platform.openai.com/docs/guides/error-codes/api-errors.",
+          "insufficient_quota",
+          null,
+          "insufficient_quota",
+        ),
+      };
+    case "server_error":
+      return {
+        status: 500,
+        body: errorBody(
+          "The server had an error while processing your request. Sorry about that!",
+          "server_error",
+          null,
+          null,
+        ),
+      };
+    case "overloaded":
+      return {
+        status: 503,
+        body: errorBody("The server is overloaded or not ready yet.", "server_error", null, null),
+      };
+    case "rate_limited": {
+      const r = error.refusal;
+      const name = LIMIT_NAMES[r.dimension];
+      const message = r.tooLarge
+        ? `Request too large for ${error.model} in organization org-salvo-sim on ${name}: Limit ${r.limit}, Requested ${r.cost}. The input or output tokens must be reduced in order to run successfully.`
+        : `Rate limit reached for ${error.model} in organization org-salvo-sim on ${name}: Limit ${r.limit}, Used ${Math.max(0, Math.round(r.limit - r.level))}, Requested ${r.cost}. Please try again in ${formatGoDuration(r.retryAfterMs)}.`;
+      return { status: 429, body: errorBody(message, r.dimension, null, "rate_limit_exceeded") };
+    }
+  }
+}
+
+/** Adds `x-ratelimit-{limit,remaining,reset}-{requests,tokens}` for the limits configured. */
+export function openaiRateLimitHeaders(
+  limiter: RateLimiter,
+  headers: Record<string, string>,
+): void {
+  if (limiter.requests) setBucketHeaders(headers, "requests", limiter.requests);
+  if (limiter.tokens) setBucketHeaders(headers, "tokens", limiter.tokens);
+}

@@ -54,7 +54,7 @@ export type LatencyInput = {
    * service when the request starts. @default 0
    */
   loadFactor?: number;
-  /** The exponent of that slowdown: 1 grows it in proportion, 2 with the square. @default 1 */
+  /** Latency scales by `1 + loadFactor * (others in service) ^ loadExponent`. @default 1 */
   loadExponent?: number;
 };
 
@@ -87,6 +87,19 @@ export type FaultsInput = {
   slowMs?: number;
   /** Send `x-should-retry: true` on injected 5xx faults. @default false */
   shouldRetry?: boolean;
+  /**
+   * Echo the caller's credential (its `Authorization` or `x-api-key` header, as sent) back, as a
+   * careless proxy would: in the request-id header of every answer. Tests that keys never leak.
+   * @default false
+   */
+  echoKeyHeader?: boolean;
+  /** Echo the caller's credential at the end of every successful answer's text. @default false */
+  echoKeyAnswer?: boolean;
+  /**
+   * Probability of a 401 whose error message quotes the caller's credential. Drawn from its own
+   * seeded stream, so it does not change the other faults' sequence. @default 0
+   */
+  pEchoKeyError?: number;
 };
 
 /** A path with its own slots, queue and buckets; unset fields come from the top level. */
@@ -140,7 +153,13 @@ export type SimConfig = {
   port: number;
   latency: LatencySettings;
   output: { range: OutputRange; echoChars: number; defaultMaxTokens: number };
-  faults: FaultProbabilities & { slowMs: number; shouldRetry: boolean };
+  faults: FaultProbabilities & {
+    slowMs: number;
+    shouldRetry: boolean;
+    echoKeyHeader: boolean;
+    echoKeyAnswer: boolean;
+    pEchoKeyError: number;
+  };
   quota: boolean;
   timelineLimit: number;
   /** The pool each path uses; the same object when the paths share one. */
@@ -183,6 +202,9 @@ const faultsSchema = z
     pSlow: probability.optional(),
     slowMs: z.number().min(0).finite().optional(),
     shouldRetry: z.boolean().optional(),
+    echoKeyHeader: z.boolean().optional(),
+    echoKeyAnswer: z.boolean().optional(),
+    pEchoKeyError: probability.optional(),
   })
   .refine(
     (f) =>
@@ -387,6 +409,9 @@ export function resolveSimConfig(input: SimConfigInput = {}, source?: ConfigSour
       slow_first_byte: f.pSlow ?? 0,
       slowMs: f.slowMs ?? 2000,
       shouldRetry: f.shouldRetry ?? false,
+      echoKeyHeader: f.echoKeyHeader ?? false,
+      echoKeyAnswer: f.echoKeyAnswer ?? false,
+      pEchoKeyError: f.pEchoKeyError ?? 0,
     },
     quota: c.quota ?? false,
     timelineLimit: c.timelineLimit ?? 100_000,

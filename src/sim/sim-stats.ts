@@ -3,12 +3,16 @@
 
 import { FAULT_KINDS, type FaultKind } from "./fault-picker.ts";
 import type { ChargedTotals } from "./rate-limiter.ts";
+import type { Endpoint } from "./wire.ts";
 
 /** One request as the simulator saw it. Times are ms since the simulator started (or was reset). */
 export type TimelineEntry = {
   /** Sequence number, from 1, in arrival order. */
   id: number;
+  /** The provider's pool it was served by. */
   path: "openai" | "anthropic";
+  /** The API endpoint it was sent to. */
+  endpoint: Endpoint;
   arrivalMs: number;
   /** When it got a slot; `null` if it never did (refused, or left while queued). */
   startMs: number | null;
@@ -22,7 +26,7 @@ export type TimelineEntry = {
   fault: FaultKind | null;
   stream: boolean;
   promptTokens: number;
-  /** Output tokens of the answer (0 when none was produced). */
+  /** Output tokens of the answer (0 when none was produced, and always for embeddings). */
   outputTokens: number;
   /** The marker the answer starts with (`expectedMarker` of the prompt); `null` for bad bodies. */
   marker: string | null;
@@ -45,7 +49,7 @@ export type RefusalCounts = {
 export type SimStats = {
   /** Milliseconds since the simulator started or was last reset. */
   uptimeMs: number;
-  /** Requests received on the two chat paths. */
+  /** Requests received on the API endpoints (chat completions, responses, embeddings, messages). */
   arrivals: number;
   /** Well-formed, complete 200 answers. */
   completions: number;

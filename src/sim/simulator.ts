@@ -1,5 +1,5 @@
-// The simulated LLM provider: a real HTTP server on loopback that answers the OpenAI and
-// Anthropic chat APIs with the providers' capacity, rate limits, headers, errors and faults, so
+// The simulated LLM provider: a real HTTP server on loopback that answers the OpenAI (chat
+// completions, responses, embeddings) and Anthropic (messages) APIs with the providers' capacity, rate limits, headers, errors and faults, so
 // everything Salvo does can be tested and benchmarked offline. Uses real time; the rules it
 // applies live in small units tested on fake time.
 
@@ -18,6 +18,8 @@ import {
   expectedMarker,
   markerKey,
 } from "./marker.ts";
+import { openaiEmbeddingsWire } from "./openai-embeddings-wire.ts";
+import { openaiResponsesWire } from "./openai-responses-wire.ts";
 import { openaiWire } from "./openai-wire.ts";
 import { countPromptTokens } from "./prompt-tokens.ts";
 import { type ChargedTotals, RateLimiter } from "./rate-limiter.ts";
@@ -31,6 +33,14 @@ import {
 } from "./sim-config.ts";
 import { type SimStats, StatsRecorder } from "./sim-stats.ts";
 import { type Answer, type ChatRequest, isBadRequest, type Wire } from "./wire.ts";
+
+/** The endpoints answered, by request path (POST). */
+const WIRES: ReadonlyMap<string, Wire> = new Map([
+  ["/v1/chat/completions", openaiWire],
+  ["/v1/responses", openaiResponsesWire],
+  ["/v1/embeddings", openaiEmbeddingsWire],
+  ["/v1/messages", anthropicWire],
+]);
 
 /** A running simulator. */
 export type SimHandle = {
@@ -78,6 +88,8 @@ type Exchange = {
   limitHeaders: Record<string, string> | undefined;
   ticket: Ticket | undefined;
   timer: NodeJS.Timeout | undefined;
+  /** The caller's credential as sent (`Authorization` or `x-api-key`), for the echo faults. */
+  credential: string | undefined;
   outputTokens: number;
   inServer: boolean;
   ended: boolean;
@@ -107,6 +119,7 @@ class Simulator implements SimHandle {
   #stats: StatsRecorder;
   #faults!: FaultPicker;
   #latencyRandom!: Random;
+  #echoRandom!: Random;
   #closing: Promise<void> | undefined;
   #closed = false;
 
@@ -194,6 +207,7 @@ class Simulator implements SimHandle {
     // Separate streams, so changing the latency settings does not change the fault sequence.
     this.#faults = new FaultPicker(this.config.faults, seededRandom(this.config.seed));
     this.#latencyRandom = seededRandom(this.config.seed ^ 0x5bd1e995);
+    this.#echoRandom = seededRandom(this.config.seed ^ 0x2545f491);
   }
 
   #now(): number {
@@ -205,12 +219,9 @@ class Simulator implements SimHandle {
     const q = url.indexOf("?");
     const path = q < 0 ? url : url.slice(0, q);
     if (req.method === "POST") {
-      if (path === "/v1/chat/completions") {
-        this.#chat(req, res, openaiWire);
-        return;
-      }
-      if (path === "/v1/messages") {
-        this.#chat(req, res, anthropicWire);
+      const wire = WIRES.get(path);
+      if (wire) {
+        this.#chat(req, res, wire);
         return;
       }
       if (path === "/_sim/reset") {
@@ -284,6 +295,7 @@ class Simulator implements SimHandle {
       outputTokens: 0,
       inServer: false,
       ended: false,
+      credential: credentialOf(req),
     };
     this.#active.add(ex);
     res.on("close", () => {
@@ -333,15 +345,23 @@ class Simulator implements SimHandle {
     }
     const request = wire.parse(body);
     if (isBadRequest(request)) {
-      this.#refuseBadRequest(ex, request.error, request.param);
+      this.#refuseBadRequest(ex, request.error, request.param, request.code);
       return;
     }
     // Every valid arrival draws its fault, refused or not, so the fault sequence by arrival
     // order does not depend on real-time races at the rate limits.
     const fault = this.#faults.pick();
+    const { pEchoKeyError } = this.config.faults;
+    if (pEchoKeyError > 0 && this.#echoRandom() < pEchoKeyError) {
+      // A server that quotes the key it refuses, in full.
+      const message = `Incorrect API key provided: ${ex.credential ?? "(none)"}.`;
+      const error = wire.error({ kind: "bad_request", message, param: null }, this.#requestId(ex));
+      this.#sendError(ex, { ...error, status: 401 }, { "x-should-retry": "false" });
+      return;
+    }
     ex.request = request;
     ex.marker = expectedMarker(request.messages, { system: request.system });
-    ex.promptTokens = countPromptTokens(request.messages, request.system);
+    ex.promptTokens = request.promptTokens ?? countPromptTokens(request.messages, request.system);
     ex.maxTokens = request.maxTokens ?? this.config.output.defaultMaxTokens;
     if (this.config.quota) {
       this.#stats.refusals.quota++;
@@ -406,9 +426,14 @@ class Simulator implements SimHandle {
     this.#stats.enterServer();
   }
 
-  #refuseBadRequest(ex: Exchange, message: string, param: string | null): void {
+  #refuseBadRequest(
+    ex: Exchange,
+    message: string,
+    param: string | null,
+    code?: string | undefined,
+  ): void {
     this.#stats.refusals.badRequest++;
-    const error = ex.wire.error({ kind: "bad_request", message, param }, this.#requestId(ex));
+    const error = ex.wire.error({ kind: "bad_request", message, param, code }, this.#requestId(ex));
     this.#sendError(ex, error, undefined);
   }
 
@@ -442,7 +467,10 @@ class Simulator implements SimHandle {
     }
     const request = ex.request!;
     const u = hashUniform(this.config.seed, markerKey(ex.marker!));
-    const length = outputLength(this.config.output.range, ex.maxTokens, u);
+    // An embedding has no output tokens: its service time is the time to first token.
+    const length = request.embedding
+      ? { tokens: 0, capped: false }
+      : outputLength(this.config.output.range, ex.maxTokens, u);
     const timing = sampleTiming(this.config.latency, this.#latencyRandom, ex.pool.gate.inService);
     const delay = ex.fault === "slow_first_byte" ? this.config.faults.slowMs : 0;
     const answer: Answer = {
@@ -453,6 +481,7 @@ class Simulator implements SimHandle {
       outputTokens: length.tokens,
       capped: length.capped,
       includeUsage: request.includeUsage,
+      request,
     };
     const head = answerHead(ex.marker!, echoOf(request.messages, this.config.output.echoChars));
     if (request.stream) {
@@ -475,6 +504,7 @@ class Simulator implements SimHandle {
   #answer(ex: Exchange, answer: Answer, head: string): void {
     if (ex.ended) return;
     answer.text = answerText(head, answer.outputTokens);
+    if (this.config.faults.echoKeyAnswer && ex.credential) answer.text += ` ${ex.credential}`;
     let body = ex.wire.completion(answer);
     if (ex.fault === "malformed") body = `{,${body.slice(1)}`;
     else if (ex.fault === "truncated") body = body.slice(0, body.length >> 1);
@@ -540,6 +570,8 @@ class Simulator implements SimHandle {
     };
     if (ex.limitHeaders) Object.assign(headers, ex.limitHeaders);
     else ex.wire.rateLimitHeaders(ex.pool.limiter, headers);
+    if (this.config.faults.echoKeyHeader && ex.credential)
+      headers[ex.wire.requestIdHeader] = `${this.#requestId(ex)} ${ex.credential}`;
     return headers;
   }
 
@@ -569,6 +601,7 @@ class Simulator implements SimHandle {
     this.#stats.end({
       id: ex.id,
       path: ex.wire.path,
+      endpoint: ex.wire.endpoint,
       arrivalMs: round(ex.arrivalMs),
       startMs: ex.startMs === null ? null : round(ex.startMs),
       endMs: round(this.#now()),
@@ -590,6 +623,12 @@ function sendJson(res: ServerResponse, status: number, body: string): void {
     "content-length": String(Buffer.byteLength(body)),
   });
   res.end(body);
+}
+
+/** The credential a request was sent with, as sent. */
+function credentialOf(req: IncomingMessage): string | undefined {
+  const value = req.headers.authorization ?? req.headers["x-api-key"];
+  return Array.isArray(value) ? value[0] : value;
 }
 
 function round(ms: number): number {

@@ -1,10 +1,21 @@
-// What differs between the two protocol paths: how a request body is read, how answers, stream
-// events, errors and rate-limit headers are written. The simulator's logic is shared.
+// What differs between the endpoints (OpenAI chat completions, responses and embeddings;
+// Anthropic messages): how a request body is read, how answers, stream events, errors and
+// rate-limit headers are written. The simulator's logic is shared.
 
 import type { SimContentPart, SimMessage } from "./marker.ts";
 import type { RateLimiter, Refusal } from "./rate-limiter.ts";
 
-/** A chat request, read from either provider's body. */
+/** What an embeddings request asks for. */
+export type EmbeddingInput = {
+  /** One text per vector, in order (token-id inputs as their ids joined by spaces). */
+  texts: string[];
+  /** Length of each vector. */
+  dimensions: number;
+  /** `encoding_format: "base64"`: each vector as little-endian float32 bytes in base64. */
+  base64: boolean;
+};
+
+/** A request, read from any endpoint's body. */
 export type ChatRequest = {
   model: string;
   messages: SimMessage[];
@@ -13,12 +24,27 @@ export type ChatRequest = {
   stream: boolean;
   /** OpenAI `stream_options.include_usage`; Anthropic streams always carry usage. */
   includeUsage: boolean;
-  /** `max_tokens` or `max_completion_tokens`; required on the Anthropic path. */
+  /**
+   * `max_tokens`, `max_completion_tokens` or `max_output_tokens`; required on the Anthropic path;
+   * 0 for embeddings (no output).
+   */
   maxTokens: number | undefined;
+  /**
+   * The prompt tokens charged, when the endpoint counts them its own way (embeddings: the inputs'
+   * tokens, no chat framing). Otherwise `countPromptTokens` of the messages and system prompt.
+   */
+  promptTokens?: number | undefined;
+  /** Set on the embeddings endpoint: the answer is vectors, not text. */
+  embedding?: EmbeddingInput | undefined;
 };
 
 /** A request body the provider would refuse with 400: the message and the offending parameter. */
-export type BadRequest = { error: string; param: string | null };
+export type BadRequest = {
+  error: string;
+  param: string | null;
+  /** The provider's error code, where it sends one (`missing_required_parameter`). */
+  code?: string | undefined;
+};
 
 /** An answer to write. */
 export type Answer = {
@@ -30,6 +56,8 @@ export type Answer = {
   /** The answer was cut at the request's max_tokens. */
   capped: boolean;
   includeUsage: boolean;
+  /** The request answered. */
+  request: ChatRequest;
 };
 
 /** Writes one streamed answer as server-sent events. */
@@ -46,7 +74,7 @@ export type StreamFormat = {
 
 /** The errors the simulator answers with, by cause. */
 export type ErrorKind =
-  | { kind: "bad_request"; message: string; param: string | null }
+  | { kind: "bad_request"; message: string; param: string | null; code?: string | undefined }
   | { kind: "not_found"; message: string }
   | { kind: "rate_limited"; refusal: Refusal; model: string }
   | { kind: "quota" }
@@ -55,11 +83,16 @@ export type ErrorKind =
 
 export type WireError = { status: number; body: string };
 
+/** The API endpoints the simulator answers. */
+export type Endpoint = "chat.completions" | "responses" | "embeddings" | "messages";
+
 export type Wire = {
+  /** The provider, which picks the capacity pool and rate limits. */
   readonly path: "openai" | "anthropic";
+  readonly endpoint: Endpoint;
   /** The header that carries the request id (`x-request-id`, `request-id`). */
   readonly requestIdHeader: string;
-  /** The id prefix of an answer (`chatcmpl-`, `msg_`). */
+  /** The id prefix of an answer (`chatcmpl-`, `resp_`, `msg_`). */
   readonly idPrefix: string;
   parse(body: unknown): ChatRequest | BadRequest;
   completion(answer: Answer): string;
@@ -83,6 +116,7 @@ export function checkBody(body: unknown, noModel: string): BadRequest | undefine
 /** A body `checkBody` accepted. */
 export type CheckedBody = Record<string, unknown> & { model: string };
 
+/** Validates message objects shared by both chat shapes; returns the error or undefined. */
 export function checkMessages(messages: unknown, roles: readonly string[]): BadRequest | undefined {
   if (!Array.isArray(messages) || messages.length === 0) {
     return { error: "messages: expected a non-empty array", param: "messages" };

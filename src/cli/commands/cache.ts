@@ -1,10 +1,7 @@
 // `salvo cache stats --cache DIR` and `salvo cache clear --cache DIR [--expired]`: what the
 // response cache of `salvo run --cache DIR` holds, and emptying it.
 import type { Command } from "commander";
-import { ResponseCache } from "../../cache/response-cache.ts";
-import { formatUsd } from "../../cost/pricing.ts";
 import { ConfigError } from "../../errors.ts";
-import { formatCount } from "../../progress/format.ts";
 import { cliCommand } from "../cli-command.ts";
 import type { CliIo } from "../io.ts";
 
@@ -34,6 +31,9 @@ export function cacheCommand(io: CliIo): Command {
       .option("--cache <dir>", "the cache directory (default: $SALVO_CACHE)")
       .option("--json", "print the statistics as one JSON object (default: off)")
       .action(async (options: { cache?: string; json?: boolean }) => {
+        const { ResponseCache } = await import("../../cache/response-cache.ts");
+        const { formatUsd } = await import("../../cost/pricing.ts");
+        const { formatCount } = await import("../../progress/format.ts");
         const cache = await ResponseCache.open(cacheDir(io, options.cache));
         const stats = await cache.stats();
         if (options.json) {
@@ -53,6 +53,7 @@ export function cacheCommand(io: CliIo): Command {
       .option("--cache <dir>", "the cache directory (default: $SALVO_CACHE)")
       .option("--expired", "remove only expired answers (default: all)")
       .action(async (options: { cache?: string; expired?: boolean }) => {
+        const { ResponseCache } = await import("../../cache/response-cache.ts");
         const cache = await ResponseCache.open(cacheDir(io, options.cache));
         const removed = await cache.clear({ expiredOnly: options.expired });
         io.stdout.write(

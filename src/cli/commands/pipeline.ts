@@ -3,64 +3,15 @@
 // the library's `runPipeline`. Each task starts as soon as its inputs are ready; the run
 // directory keeps every finished task, so the same command after a crash, kill -9 or Ctrl-C
 // resumes and pays for nothing twice.
-import { readFile } from "node:fs/promises";
 import { resolve as resolvePath } from "node:path";
 import { Option } from "commander";
-import { parse as parseYaml } from "yaml";
-import { openCallLog } from "../../audit/call-log.ts";
-import { realClock } from "../../core/clock.ts";
+import type { RunSettings } from "../../config/run-settings.ts";
 import { ConfigError, RunDirRefusedError } from "../../errors.ts";
-import { RunMetrics } from "../../metrics/run-metrics.ts";
-import { loadPipelineFile } from "../../pipeline/pipeline-file.ts";
-import { reportSummary } from "../../pipeline/pipeline-report.ts";
-import { runPipeline } from "../../pipeline/run-pipeline.ts";
-import { formatDuration } from "../../progress/format.ts";
-import { createProgress } from "../../progress/progress-renderer.ts";
-import type { ProviderResult } from "../../providers/provider.ts";
-import { Salvo } from "../../salvo.ts";
+import type { ProgressRenderer } from "../../progress/progress-renderer.ts";
 import type { SimHandle } from "../../sim/index.ts";
+import { addCallOptions } from "../call-options.ts";
 import { cliCommand } from "../cli-command.ts";
 import { type CliIo, EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE } from "../io.ts";
-import {
-  addCallOptions,
-  providerFromSettings,
-  type RunSettings,
-  readConfigFile,
-  resolveRunSettings,
-  schedulerOptionsFromSettings,
-  startSimulatorFor,
-} from "../run-settings.ts";
-
-/** The pipeline's input: a JSON or YAML file (`.json` is read as JSON, anything else as YAML). */
-async function readInput(path: string): Promise<unknown> {
-  let text: string;
-  try {
-    text = await readFile(path, "utf8");
-  } catch (error) {
-    throw new ConfigError(
-      {
-        field: "--input",
-        expected: "a readable JSON or YAML file",
-        got: path,
-        where: "command line",
-      },
-      { cause: error },
-    );
-  }
-  try {
-    return path.endsWith(".json") ? JSON.parse(text) : (parseYaml(text) ?? {});
-  } catch (error) {
-    throw new ConfigError(
-      {
-        field: "--input",
-        expected: "valid JSON or YAML",
-        got: (error as Error).message.split("\n")[0],
-        where: path,
-      },
-      { cause: error },
-    );
-  }
-}
 
 export type PipelineJob = {
   file: string;
@@ -71,68 +22,72 @@ export type PipelineJob = {
   io: CliIo;
 };
 
-/** Runs one pipeline file; resolves to the exit code. */
+/** Runs one pipeline file through the library's `runPipelineFile`; resolves to the exit code. */
 export async function runPipelineJob(job: PipelineJob): Promise<number> {
   const { io } = job;
+  // Loaded here, not at the top: `salvo --help` must not load the SDKs and the tokenizer.
+  const { runPipelineFile } = await import("../../pipeline/run-pipeline-file.ts");
+  const { formatDuration } = await import("../../progress/format.ts");
+  const { createProgress } = await import("../../progress/progress-renderer.ts");
+  const {
+    clientSettings,
+    providerFromSettings,
+    readConfigFile,
+    resolveRunSettings,
+    schedulerOptionsFromSettings,
+    startSimulatorFor,
+  } = await import("../../config/run-settings.ts");
   const file =
     job.config === undefined
       ? undefined
       : { path: job.config, values: await readConfigFile(job.config) };
   const settings = resolveRunSettings({ flags: job.flags, env: io.env, file });
   refuseRunOnlySettings(settings, job.config);
-  const input = job.input === undefined ? {} : await readInput(job.input);
-  const pipeline = await loadPipelineFile(job.file, {
-    provider: settings.provider,
-    model: settings.model,
-  });
   const stderr = { write: (t: string) => io.stderr.write(t), isTTY: io.isTTY, columns: io.columns };
+  let progress: ProgressRenderer | undefined;
+  // Messages go through the display while it is live, so that it never draws over them.
+  const say = (text: string) => (progress ? progress.print(text) : io.stderr.write(text));
   let sim: SimHandle | undefined;
-  let salvo: Salvo | undefined;
-  const callLog = settings.audit
-    ? await openCallLog(settings.audit, { content: settings.auditContent, env: io.env })
-    : undefined;
-  const progress = createProgress(settings.progress, stderr);
-  const onInterrupt = () =>
-    io.stderr.write(
-      `\nsalvo: interrupted: no new task starts; tasks in flight may finish (up to ${formatDuration(settings.graceMs)})\n`,
-    );
-  io.signal.addEventListener("abort", onInterrupt, { once: true });
   try {
     if (settings.sim !== undefined) sim = await startSimulatorFor(settings.sim);
-    salvo = new Salvo({
-      provider: providerFromSettings(pipeline.provider, settings, io.env, sim),
+    const result = await runPipelineFile({
       ...schedulerOptionsFromSettings(settings),
-      audit: callLog,
-    });
-    const metrics = new RunMetrics({
-      startedAt: realClock.now(),
-      usageOf: (value) => (value as ProviderResult | undefined)?.usage,
-      limits: {
-        concurrency: typeof settings.concurrency === "number" ? settings.concurrency : undefined,
-        requestsPerMinute: settings.rpm,
-        tokensPerMinute: settings.tpm,
-        burstSeconds: settings.burstSeconds,
-      },
-    });
-    metrics.attach(salvo.scheduler);
-    const result = await runPipeline(pipeline, {
-      salvo,
-      input,
+      file: job.file,
+      input: job.input === undefined ? {} : { path: job.input },
       runDir: job.runDir,
+      provider: (shape) => providerFromSettings(shape, settings, io.env, sim),
+      providerName: settings.provider,
+      model: settings.model,
+      // A named client has its own entry under clients:; with --sim, one without a baseUrl
+      // uses the simulator.
+      client: (client) => {
+        const own = clientSettings(client);
+        return {
+          provider: providerFromSettings(
+            client.provider,
+            own,
+            io.env,
+            own.baseUrl === undefined ? sim : undefined,
+          ),
+          ...schedulerOptionsFromSettings(own),
+        };
+      },
       fresh: settings.fresh,
-      signal: io.signal,
       graceMs: settings.graceMs,
-      onStart: ({ tasks }) => {
-        metrics.setTotal(tasks);
-        progress?.start(metrics, salvo!.scheduler, () => realClock.now());
+      audit: settings.audit,
+      auditContent: settings.auditContent,
+      progress: (groups) => {
+        progress = createProgress(settings.progress, stderr, { groups });
+        return progress;
       },
-      // Tasks that end without a call (reused, skipped, cancelled before they started) count as done.
-      onTask: (record) => {
-        if (record.reused || record.attempts === 0) metrics.addSkipped(1);
-      },
+      signal: io.signal,
+      onEvent: (event) =>
+        say(
+          `\nsalvo: interrupted: no new task starts; tasks in flight may finish (up to ${formatDuration(event.graceMs)})\n`,
+        ),
+      env: io.env,
     });
-    progress?.stop();
-    io.stderr.write(reportSummary(result.report, result.runDir));
+    io.stderr.write(result.text);
     if (result.status === "interrupted") {
       io.stderr.write(
         "salvo: stopped. Every finished task is kept; run the same command again to resume (add --fresh to start over).\n",
@@ -146,10 +101,6 @@ export async function runPipelineJob(job: PipelineJob): Promise<number> {
     io.stderr.write(`salvo: ${error.message} [${error.code}]\n`);
     return EXIT_USAGE;
   } finally {
-    progress?.stop();
-    io.signal.removeEventListener("abort", onInterrupt);
-    await salvo?.close();
-    await callLog?.close();
     await sim?.close();
   }
 }

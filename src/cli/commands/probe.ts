@@ -1,24 +1,17 @@
 // `salvo probe`: measures an endpoint's latency and throughput at increasing concurrency in a
 // short, bounded sweep, finds the knee, reads the rate-limit headers, and recommends the
-// concurrency and limits to run with. The thin edge: flags are validated here; `src/probe` does
-// the work.
+// concurrency and limits to run with. The thin edge: flags are validated and the result printed
+// here; the library's `probeEndpoint` does the work (loaded only when the command runs).
 
 import { type Command, Option } from "commander";
 import { ConfigError } from "../../errors.ts";
-import { formatProbe, probeJson } from "../../probe/format-probe.ts";
-import { recommend } from "../../probe/knee.ts";
-import { DEFAULT_LEVELS, sweep } from "../../probe/sweep.ts";
+import { probeRequest as requestFor } from "../../probe/probe-endpoint.ts";
+import { DEFAULT_LEVELS } from "../../probe/sweep.ts";
 import type { Provider, ProviderRequest } from "../../providers/provider.ts";
+import { BASE_URL_ENV, KEY_ENV, type ProviderName } from "../../providers/provider-names.ts";
 import type { SimHandle } from "../../sim/index.ts";
 import { cliCommand } from "../cli-command.ts";
 import type { CliIo } from "../io.ts";
-import {
-  BASE_URL_ENV,
-  KEY_ENV,
-  type ProviderName,
-  providerFromSettings,
-  startSimulatorFor,
-} from "../run-settings.ts";
 
 const WHERE = "command line";
 
@@ -124,11 +117,12 @@ export function probeSettings(options: RawOptions, env: CliIo["env"]): ProbeSett
 }
 
 /** The provider to probe, and the base URL it is shown as. */
-function providerFor(
+async function providerFor(
   settings: ProbeSettings,
   env: CliIo["env"],
   sim: SimHandle | undefined,
-): { provider: Provider; baseUrl: string } {
+): Promise<{ provider: Provider; baseUrl: string }> {
+  const { providerFromSettings } = await import("../../config/run-settings.ts");
   const anthropic = settings.provider === "anthropic";
   const provider = providerFromSettings(settings.provider, settings, env, sim);
   if (sim) return { provider, baseUrl: anthropic ? sim.origin : sim.baseUrl };
@@ -139,16 +133,7 @@ function providerFor(
 
 /** The probe request: a short prompt and a small answer, the same at every level. */
 export function probeRequest(settings: ProbeSettings): ProviderRequest {
-  const messages = [{ role: "user", content: "Reply with the single word OK." }];
-  return settings.provider === "anthropic"
-    ? {
-        path: "/messages",
-        body: { model: settings.model, max_tokens: settings.maxTokens, messages },
-      }
-    : {
-        path: "/chat/completions",
-        body: { model: settings.model, max_tokens: settings.maxTokens, messages },
-      };
+  return requestFor(settings.provider, settings.model, settings.maxTokens);
 }
 
 export function probeCommand(io: CliIo): Command {
@@ -179,16 +164,19 @@ export function probeCommand(io: CliIo): Command {
     )
     .action(async (options: RawOptions) => {
       const settings = probeSettings(options, io.env);
+      const { startSimulatorFor } = await import("../../config/run-settings.ts");
+      const { probeEndpoint } = await import("../../probe/probe-endpoint.ts");
+      const { formatProbe, probeJson } = await import("../../probe/format-probe.ts");
       const sim = settings.sim !== undefined ? await startSimulatorFor(settings.sim) : undefined;
       try {
-        const { provider, baseUrl } = providerFor(settings, io.env, sim);
+        const { provider, baseUrl } = await providerFor(settings, io.env, sim);
         const request = probeRequest(settings);
         if (!settings.json) {
           io.stderr.write(
             `salvo probe: ${baseUrl} model ${settings.model} (${settings.provider}); levels ${settings.levels.join(",")}, at most ${settings.maxRequests} requests\n`,
           );
         }
-        const result = await sweep({
+        const { sweep: result, recommendation: rec } = await probeEndpoint({
           provider,
           request,
           levels: settings.levels,
@@ -200,10 +188,6 @@ export function probeCommand(io: CliIo): Command {
                 io.stderr.write(
                   `  concurrency ${l.concurrency}: ${l.ok}/${l.requests} ok, ${l.throughputRps.toFixed(1)} req/s, p50 ${Math.round(l.p50Ms)} ms\n`,
                 ),
-        });
-        const estimate = provider.estimate(request);
-        const rec = recommend(result, {
-          tokensPerRequest: estimate.inputTokens + estimate.outputTokens,
         });
         const target = { provider: settings.provider, baseUrl, model: settings.model };
         io.stdout.write(

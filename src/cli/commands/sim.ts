@@ -2,23 +2,14 @@
 // every value is validated once, and a bad one is a ConfigError naming the flag or the field.
 
 import { readdir } from "node:fs/promises";
-import { fileURLToPath } from "node:url";
 import type { Command } from "commander";
 import { ConfigError } from "../../errors.ts";
-import {
-  loadScenario,
-  mergeSimConfig,
-  type SimConfigInput,
-  type SimHandle,
-  type SimStats,
-  startSimulator,
-  validateSimConfig,
-} from "../../sim/index.ts";
+import type { SimConfigInput, SimHandle, SimStats } from "../../sim/index.ts";
+import { SCENARIO_DIR } from "../../sim/scenario-dir.ts";
 import { cliCommand } from "../cli-command.ts";
 import type { CliIo } from "../io.ts";
 
-/** Where the checked-in scenarios (`--preset NAME`) live. */
-export const SCENARIO_DIR = fileURLToPath(new URL("../../../scenarios/", import.meta.url));
+export { SCENARIO_DIR };
 
 type Flag = {
   /** Commander's flag spelling. */
@@ -197,7 +188,7 @@ function convert(flag: Flag, text: unknown): unknown {
 }
 
 /** The config the flags describe (only the flags that were given). */
-export function configFromFlags(options: Record<string, unknown>): SimConfigInput {
+export async function configFromFlags(options: Record<string, unknown>): Promise<SimConfigInput> {
   const config: Record<string, unknown> = {};
   for (const flag of FLAGS) {
     const text = options[optionKey(flag)];
@@ -212,7 +203,7 @@ export function configFromFlags(options: Record<string, unknown>): SimConfigInpu
   }
   const byField = new Map(FLAGS.map((f) => [f.field, flagName(f)]));
   try {
-    return validate(config, byField);
+    return await validate(config, byField);
   } catch (error) {
     // `--output-tokens 9-3` failed as `output.tokens.max`: show the flag's text as given.
     const flag =
@@ -225,7 +216,11 @@ export function configFromFlags(options: Record<string, unknown>): SimConfigInpu
   }
 }
 
-function validate(config: Record<string, unknown>, byField: Map<string, string>): SimConfigInput {
+async function validate(
+  config: Record<string, unknown>,
+  byField: Map<string, string>,
+): Promise<SimConfigInput> {
+  const { validateSimConfig } = await import("../../sim/index.ts");
   return validateSimConfig(config, {
     where: WHERE,
     fieldName: (dotted) => {
@@ -313,7 +308,8 @@ export function simCommand(io: CliIo): Command {
         where: WHERE,
       });
     }
-    const flags = configFromFlags(options);
+    const flags = await configFromFlags(options);
+    const { loadScenario, mergeSimConfig, startSimulator } = await import("../../sim/index.ts");
     const file =
       typeof options.preset === "string"
         ? await presetPath(options.preset)

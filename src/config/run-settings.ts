@@ -3,7 +3,6 @@
 // the defaults. Every value is validated here, once, and a bad one is a ConfigError naming where
 // it came from: `--rpm`, `SALVO_RPM`, or `salvo.yaml: rpm`.
 import { readFile } from "node:fs/promises";
-import type { Command } from "commander";
 import { parse as parseYaml } from "yaml";
 import { AdaptiveConcurrency } from "../core/concurrency/adaptive-concurrency.ts";
 import type { ModelPrice, PriceTable } from "../cost/pricing.ts";
@@ -12,12 +11,19 @@ import { PROGRESS_MODES, type ProgressMode } from "../progress/progress-renderer
 import { AnthropicProvider } from "../providers/anthropic-provider.ts";
 import { OpenAIProvider } from "../providers/openai-provider.ts";
 import type { Provider } from "../providers/provider.ts";
+import {
+  BASE_URL_ENV,
+  KEY_ENV,
+  type ProviderName,
+  providerFromEnv,
+} from "../providers/provider-from-env.ts";
 import { parseDurationMs } from "../providers/rate-limit-headers.ts";
 import type { SalvoOptions } from "../salvo.ts";
 import { loadScenario, type SimHandle, startSimulator } from "../sim/index.ts";
-import { SCENARIO_DIR } from "./commands/sim.ts";
+import { SCENARIO_DIR } from "../sim/scenario-dir.ts";
+import { RUN_DEFAULTS } from "./run-defaults.ts";
 
-export type ProviderName = "openai" | "anthropic";
+export type { ProviderName };
 
 export type RunSettings = {
   /** `openai` or `anthropic`; undefined: from the input's shape (Anthropic batch lines -> anthropic). */
@@ -54,6 +60,8 @@ export type RunSettings = {
   report: string | undefined;
   /** Start over: remove the output and its journal. @default false */
   fresh: boolean;
+  /** A rerun also runs again the lines that failed for good (400, 401, 403, 404, quota...). @default false */
+  retryFailed: boolean;
   /** Check every input line before any call; stop on the first bad one. @default false */
   strict: boolean;
   /** Run against the built-in simulator with this scenario (a name in scenarios/ or a file). */
@@ -79,20 +87,6 @@ export type RunSettings = {
   /** Prices overriding the built-in table, USD per million tokens (config file only). */
   pricing?: PriceTable | undefined;
 };
-
-export const RUN_DEFAULTS = {
-  concurrency: "auto",
-  maxConcurrency: undefined,
-  burstSeconds: 1,
-  maxAttempts: 5,
-  timeoutMs: 120_000,
-  deadlineMs: Number.POSITIVE_INFINITY,
-  progress: "auto",
-  fresh: false,
-  strict: false,
-  graceMs: 30_000,
-  auditContent: "hash",
-} as const;
 
 type Parse<T> = (raw: unknown, field: string, where: string) => T;
 
@@ -250,6 +244,13 @@ const FIELDS: readonly Field[] = [
   },
   { key: "report", option: "report", flag: "--report", env: "SALVO_REPORT", parse: text },
   { key: "fresh", option: "fresh", flag: "--fresh", env: "SALVO_FRESH", parse: flag },
+  {
+    key: "retryFailed",
+    option: "retryFailed",
+    flag: "--retry-failed",
+    env: "SALVO_RETRY_FAILED",
+    parse: flag,
+  },
   { key: "strict", option: "strict", flag: "--strict", env: "SALVO_STRICT", parse: flag },
   { key: "sim", option: "sim", flag: "--sim", env: "SALVO_SIM", parse: text },
   { key: "graceMs", option: "grace", flag: "--grace", env: "SALVO_GRACE", parse: duration },
@@ -443,14 +444,8 @@ export function resolveRunSettings(sources: SettingsSources): RunSettings {
 /** The key used against the in-process simulator: never a real one. */
 export const SIM_KEY = "sk-salvo-simulator-local";
 
-export const KEY_ENV: Record<ProviderName, string> = {
-  openai: "OPENAI_API_KEY",
-  anthropic: "ANTHROPIC_API_KEY",
-};
-export const BASE_URL_ENV: Record<ProviderName, string> = {
-  openai: "OPENAI_BASE_URL",
-  anthropic: "ANTHROPIC_BASE_URL",
-};
+export { RUN_DEFAULTS } from "./run-defaults.ts";
+export { BASE_URL_ENV, KEY_ENV };
 
 /** The file of `--sim`'s scenario: a name in scenarios/, or a path. */
 export function scenarioPath(scenario: string): string {
@@ -479,24 +474,7 @@ export function providerFromSettings(
       ? new AnthropicProvider({ baseURL: sim.origin, apiKey: SIM_KEY })
       : new OpenAIProvider({ baseURL: sim.baseUrl, apiKey: SIM_KEY });
   }
-  const keyEnv = settings.apiKeyEnv ?? KEY_ENV[name];
-  const baseURL = settings.baseUrl ?? env[BASE_URL_ENV[name]];
-  let apiKey = env[keyEnv];
-  if (apiKey === undefined || apiKey === "") {
-    // Local servers (vLLM, Ollama, llama.cpp) take any key; real providers need one.
-    if (baseURL === undefined) {
-      throw new ConfigError({
-        field: keyEnv,
-        expected: `the ${name} API key in the environment variable ${keyEnv} (or --api-key-env NAME, or --base-url for a local server, or --sim)`,
-        got: undefined,
-        where: "environment",
-      });
-    }
-    apiKey = "not-needed";
-  }
-  return name === "anthropic"
-    ? new AnthropicProvider({ baseURL, apiKey })
-    : new OpenAIProvider({ baseURL, apiKey });
+  return providerFromEnv(name, { apiKeyEnv: settings.apiKeyEnv, baseUrl: settings.baseUrl, env });
 }
 
 /** The scheduler options the settings give: limits, timeouts and attempts. */
@@ -519,66 +497,14 @@ export function schedulerOptionsFromSettings(
   };
 }
 
-/**
- * Adds the options of a command that calls a provider: where (`--base-url`, `--api-key-env`,
- * `--sim`), how fast (`--concurrency`, `--rpm`, ...), how patiently (`--max-attempts`,
- * `--timeout`, ...), progress, audit and `--config`. `--provider` and `--model` stay with each
- * command (their defaults differ).
- */
-export function addCallOptions(command: Command): Command {
-  return command
-    .option(
-      "--base-url <url>",
-      "API base URL (default: $OPENAI_BASE_URL / $ANTHROPIC_BASE_URL, else the provider's)",
-    )
-    .option(
-      "--api-key-env <name>",
-      "environment variable holding the API key (default: OPENAI_API_KEY / ANTHROPIC_API_KEY)",
-    )
-    .option(
-      "--concurrency <n|auto>",
-      `calls in flight at once, or auto: adaptive, finds the provider's capacity from 429s, overloads, timeouts and server-side queueing (latency inflation), within what known rate limits can feed (default: ${RUN_DEFAULTS.concurrency})`,
-    )
-    .option("--max-concurrency <n>", "the most calls auto may have in flight (default: 256)")
-    .option("--rpm <n>", "requests per minute (default: none; learned from rate-limit headers)")
-    .option(
-      "--tpm <n>",
-      "tokens per minute, prompt + max_tokens (default: none; learned from headers)",
-    )
-    .option("--itpm <n>", "Anthropic input tokens per minute (default: none)")
-    .option("--otpm <n>", "Anthropic output tokens per minute (default: none)")
-    .option(
-      "--burst-seconds <s>",
-      `seconds of each per-minute limit that may go at once (default: ${RUN_DEFAULTS.burstSeconds})`,
-    )
-    .option(
-      "--max-attempts <n>",
-      `attempts per call, the first included (default: ${RUN_DEFAULTS.maxAttempts})`,
-    )
-    .option("--timeout <duration>", "per-attempt timeout, e.g. 30s, 2m (default: 2m)")
-    .option("--deadline <duration>", "per-call deadline across all attempts (default: none)")
-    .option(
-      "--grace <duration>",
-      "after Ctrl-C, how long calls in flight may finish (default: 30s)",
-    )
-    .option(
-      "--progress <mode>",
-      "auto, bar, plain, json or none (default: auto: a bar on a terminal, plain lines otherwise)",
-    )
-    .option(
-      "--sim [scenario]",
-      "run against the built-in simulator: a scenario name in scenarios/ or a file (default scenario: demo)",
-    )
-    .option(
-      "--audit <file>",
-      "call log: one hash-chained record per attempt, checked by `salvo verify` (default: none)",
-    )
-    .option(
-      "--audit-content <mode>",
-      "what the call log keeps of requests and answers: full, hash or none (default: hash)",
-    )
-    .option(
-      "--config <file>",
-      "read settings from a JSON or YAML file (flags and SALVO_* variables override it)",
-    );
+/** A pipeline file's named client's settings (`clients: {name: {...}}`), checked like a config file's. */
+export function clientSettings(client: {
+  settings: Record<string, unknown>;
+  where: string;
+}): RunSettings {
+  return resolveRunSettings({
+    flags: {},
+    env: {},
+    file: { path: client.where, values: client.settings },
+  });
 }
