@@ -172,6 +172,20 @@ describe("AdaptiveConcurrency: what is known", () => {
     expect(d.controller.learnedLimit).toBeGreaterThanOrEqual(12);
   });
 
+  it("a known start given after construction holds there, until the first answer only", () => {
+    const d = new Driver({ max: 64 });
+    expect(d.controller.startFrom(100, "previous-run")).toBe(true);
+    expect(d.controller.state).toMatchObject({
+      limit: 64,
+      phase: "hold",
+      start: { limit: 64, source: "previous-run" },
+    });
+    d.roundTrip(100);
+    expect(d.controller.startFrom(3, "probe")).toBe(false);
+    expect(d.controller.state.start.source).toBe("previous-run");
+    expect(() => new AdaptiveConcurrency().startFrom(0, "probe")).toThrow(ConfigError);
+  });
+
   it("with known limits, the buckets pace a first wave of 16 and the first answer sets the ceiling", () => {
     // 600 RPM = 10 requests/s, 200 ms per call: ceil(1.2 * 10 * 0.2) = 3.
     const d = new Driver({ max: 100, requestsPerMinute: 600 });

@@ -345,6 +345,27 @@ export class AdaptiveConcurrency implements ConcurrencyController {
   }
 
   /**
+   * A known start given after construction (a previous run's limit read from a file, a probe's
+   * recommendation): the controller holds there from the first call and probes around it, as
+   * with `initial`. Only before the first answer; returns whether it took it.
+   */
+  startFrom(limit: number, source: StartSource): boolean {
+    if (this.#epochs > 0 || this.#rtt.value !== undefined) return false;
+    if (!(Number.isInteger(limit) && limit >= 1)) {
+      throw new ConfigError({
+        field: "concurrency.initial",
+        expected: "an integer >= 1",
+        got: limit,
+      });
+    }
+    const start = Math.max(this.#min, Math.min(this.#max, limit));
+    this.#start = { limit: start, source };
+    this.#startup = [];
+    this.#toHold(start, this.#now);
+    return true;
+  }
+
+  /**
    * Tells the controller the provider's per-minute limits (e.g. learned from rate-limit headers);
    * the Little's-law ceiling applies from the next sample, and at once if it lowers the limit.
    */
