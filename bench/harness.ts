@@ -460,13 +460,17 @@ function nextBest(peers: ResultRow[], salvo: ResultRow): string {
 
 /**
  * The contenders to run by default: every peer, Salvo at the scenario's concurrency, and
- * `salvo-auto` (Salvo's default, adaptive concurrency: what every user gets), in quick mode too.
+ * `salvo-auto` (Salvo's default, adaptive concurrency: what every user gets). Quick mode keeps
+ * Salvo's rows and the naive baseline (p-limit around the SDK), to stay within a few minutes.
  * Scenarios with a `sweep` also run Salvo at each of its fixed limits (`salvo-fixed-N`).
  */
-export function defaultContenders(_quick = false): string[] {
+export function defaultContenders(quick = false): string[] {
   const auto = salvoAutoAvailable();
   return CONTENDERS.map((c) => c.name).filter(
-    (n) => (n !== "salvo-auto" || auto) && n !== "salvo-no-headers",
+    (n) =>
+      (n !== "salvo-auto" || auto) &&
+      n !== "salvo-no-headers" &&
+      (!quick || n === "salvo" || n === "salvo-auto" || n === "p-limit"),
   );
 }
 

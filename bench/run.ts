@@ -3,7 +3,8 @@
 // contender, fresh simulator per run; writes bench/results/results.json and results.md.
 //
 //   npm run bench                    full mode: Salvo's rows 3 repetitions, the peers 1
-//   npm run bench -- --quick         quick mode: smaller scenarios, 1 repetition, under 3 minutes
+//   npm run bench -- --quick         quick mode: smaller scenarios, 1 repetition, Salvo's rows and
+//                                    p-limit only (about 5 minutes on 2 quiet cores)
 //   npm run bench -- --only b,c      scenarios whose file name starts with b or c
 //   npm run bench -- --contenders salvo,p-limit --reps 2
 //   npm run bench -- --update-readme also refresh README.md's table (between its bench markers)
