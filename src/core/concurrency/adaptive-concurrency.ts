@@ -534,9 +534,11 @@ export class AdaptiveConcurrency implements ConcurrencyController {
   /** A probe up that is clearly worse stops early (on a contention server each call of it is slow). */
   #earlyReject(epoch: Epoch): void {
     const probe = this.#probe;
-    if (epoch.kind !== "probe" || probe?.direction !== "up" || epoch.successes < 2) return;
+    const enough = Math.max(3, Math.ceil(epoch.level / 2));
+    if (epoch.kind !== "probe" || probe?.direction !== "up" || epoch.successes < enough) return;
     const p = epoch.parallelism(this.#u0());
-    const upper = p * (1 + 2 * epoch.relativeError()) - this.#efficiency * epoch.level;
+    const upper =
+      p * (1 + 2 * Math.max(0.05, epoch.relativeError())) - this.#efficiency * epoch.level;
     if (upper < this.#p(probe.base) - this.#efficiency * probe.from) this.#endEpoch(epoch, true);
   }
 
@@ -592,7 +594,7 @@ export class AdaptiveConcurrency implements ConcurrencyController {
         this.#holdStep(epoch, reading, now);
         return;
       case "probe":
-        this.#probeStep(epoch, reading, now);
+        this.#probeStep(epoch, reading, now, early);
         return;
     }
   }
@@ -749,9 +751,10 @@ export class AdaptiveConcurrency implements ConcurrencyController {
     this.#epoch = this.#newEpoch("hold", now);
   }
 
-  #probeStep(epoch: Epoch, reading: Reading, now: number): void {
+  #probeStep(epoch: Epoch, reading: Reading, now: number, early = false): void {
     const probe = this.#probe!;
-    this.#record(epoch.level, reading);
+    // A probe stopped early measured part of its cohort: enough to reject it, not to be kept.
+    if (!early) this.#record(epoch.level, reading);
     if (this.#better(probe.direction, epoch.level, reading, probe.from, probe.base)) {
       this.#accept(probe.direction, epoch.level, now);
       return;
