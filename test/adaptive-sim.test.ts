@@ -157,9 +157,13 @@ describe("adaptive concurrency against the simulator", () => {
     const auto = await run(config, controller, items, { requestsPerMinute: 3000 });
     console.info(`${show("auto", auto)}; ceiling ${controller.state.ceiling}`);
     expect(auto.failed).toBe(0);
+    // Little's law on the latency seen: ceil(1.2 x 50/s x p50), 6 at an unloaded 100 ms; a busy
+    // machine's slower answers raise the median, and the ceiling with it (never above what the
+    // median the run ended with gives, plus the slots failures hold).
     expect(controller.state.ceiling).toBeGreaterThanOrEqual(6);
-    // (8 at an unloaded 110 ms; a busy machine's slower loopback answers raise the median.)
-    expect(controller.state.ceiling).toBeLessThanOrEqual(10);
+    expect(controller.state.ceiling).toBeLessThanOrEqual(
+      Math.ceil((1.2 * 50 * Math.max(auto.steadyP50Ms, auto.p50Ms)) / 1000) + 2,
+    );
     // Before the first answer the RPM bucket paces the start: its 1 s burst of 50 requests,
     // plus 50/s refilled during the first (cold, 100-200 ms) round trip.
     expect(auto.maxInService).toBeLessThanOrEqual(60);
