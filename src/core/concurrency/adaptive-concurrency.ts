@@ -18,31 +18,43 @@
 // average with a long one, BBR alternates probing for more bandwidth with draining to re-measure
 // the RTT; this takes from each what throughput needs):
 //
-// 1. Startup: 1, then 2, then x8 per epoch while P grows in proportion to the limit (efficiency
-//    >= 0.75; x2 while >= 0.4). A job of a few round trips is not taxed by a slow doubling, and
-//    the one step to 2 costs a contention server at most a call's worth. When P stops growing,
-//    the knee lies between the last two levels: Little's law at the unloaded latency places it
-//    at ceil(P), exactly the slot count of a FIFO server and the low side of a contention peak.
-// 2. Hold at the knee, an epoch at a time. A P that falls by 30% means the server changed (fewer
-//    slots, other clients): go to ceil(P) at once; one that rises by 40% calls a probe up.
-// 3. Probe, BBR-style but on the limit: one epoch at knee +- delta, compared with the knee's own
-//    P (measured just before, so time drift cancels). Up is taken when J rises beyond the noise
-//    (and then the step doubles: a server that grew is climbed in a few probes); down when J does
-//    not fall. A rejected probe doubles the epochs until the next (at most 8); what is still
-//    known from a recent epoch is not probed again.
-// 4. Congestion: a 429 ends a probe up and blocks that level for a while (doubling), and otherwise
-//    multiplies the limit by 0.7 (0.5 when it ends startup's overshoot); a round trip where at
-//    least half the outcomes are overloads, timeouts or server errors halves it. At most once per
-//    round trip: a burst from one overshoot is one event. A fault that hits every limit alike (a
-//    flaky provider) lowers P everywhere and moves nothing: it is retried, not obeyed.
-// 5. Known rate limits cap the limit at Little's law, ceil(h * X* * L) with X* the requests/s the
-//    quota allows and L the mean time an attempt holds its slot: more cannot be fed. Known before
-//    the start, the buckets pace the first wave and the controller holds; learned from headers
-//    during startup, it jumps there (what is known needs no search).
+// 1. Startup, in waves (every call of a wave starts together; its P is read at the back of the
+//    wave, where the calls met the load the limit brings): 1, then 2, then x8 per wave while P
+//    grows in proportion to the limit (the payoff P'/P / (c'/c) >= 0.9; x2 while >= 0.55, and
+//    from 1 to 2 anything under 0.7 stops). A job of a few round trips is not taxed by a slow
+//    doubling (15 calls take 3 waves: 1, 2, 12), and the one step to 2 costs a contention
+//    server at most a call's worth. The call alone is measured by the fastest call yet (the
+//    first may have paid for the connection); if two at once were each faster than it, it was
+//    cold, and it is measured again. When P stops growing, the knee lies between the last two
+//    levels: Little's law at the unloaded latency places it at ceil(P), exactly the slot count
+//    of a FIFO server and the low side of a contention peak. A wave's 429s say how many calls
+//    the server took: it holds there.
+// 2. Hold at the knee, an epoch (a cohort of one round trip's starts) at a time. A P that falls
+//    by 30% twice in a row means the server changed (fewer slots, other clients): go towards
+//    ceil(P), halving at most; one that rises by 40% calls a probe up.
+// 3. Probe, BBR-style but on the limit: one epoch at knee +- delta, a round of starts skipped
+//    first (the queue the old limit left), compared with the knee's own P measured just before
+//    (time drift cancels). Up is taken when J rises by more than half the noise (and then the
+//    step doubles: a server that grew is climbed in a few probes), down when J rises by a
+//    quarter of it (a tie keeps the knee where it is). A rejected probe doubles the epochs until
+//    the next (at most 8); what a recent epoch measured is not probed again; a probe up that is
+//    clearly worse on half its cohort stops there.
+// 4. Congestion: a 429 ends a probe up and blocks that level for a while (doubling), and
+//    otherwise multiplies the limit by 0.7; when most recent outcomes are 529/503 overloads or
+//    timeouts, it halves. At most once per round trip: a burst from one overshoot is one event.
+//    500s, resets and bad bodies, and faults that hit every limit alike (a flaky provider),
+//    lower P everywhere and move nothing: they are retried, not obeyed.
+// 5. Known rate limits cap the limit at Little's law, ceil(h * X* * L_p50) plus twice the slots
+//    failures hold (a hung call keeps its slot until its timeout), X* the requests/s the quota
+//    allows: more cannot be fed; and below what the quota needs in flight the search does not
+//    go. Known before the start, the first wave is 16 (the buckets pace it; more could reach the
+//    provider all at once if the network holds it back); learned from headers during startup,
+//    the limit jumps to the ceiling (what is known needs no search).
 //
-// A caller that knows a good start (a previous run's learned limit, `salvo probe`'s
-// recommendation) passes it as `initial`: the controller holds there from the first call and
-// probes around it. Core code: no I/O, no provider knowledge; time comes from the samples.
+// A caller that knows a good start (a previous run's learned limit kept by the limit memory,
+// `salvo probe`'s recommendation) passes it as `initial` or `startFrom`: the controller holds
+// there from the first call and probes around it. Core code: no I/O, no provider knowledge; time
+// comes from the samples.
 
 import { ConfigError } from "../../errors.ts";
 import type {
