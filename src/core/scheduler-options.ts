@@ -14,10 +14,11 @@ import type { RetryPolicy } from "./retry/retry-policy.ts";
 
 export type SchedulerOptions = {
   /**
-   * Attempts holding a slot at once: `"auto"` (an `AdaptiveConcurrency` that finds the
-   * provider's capacity and follows it: slow start from 4, backs off on 429s, overloads,
-   * timeouts and server-side queueing, never above what the known rate limits can feed), a
-   * number (a `StaticConcurrency`), or any controller, e.g. `new AdaptiveConcurrency({max: 32})`.
+   * Attempts holding a slot at once: `"auto"` (an `AdaptiveConcurrency` that finds the limit at
+   * which the provider gets the most done and follows it: one call alone, then a search for the
+   * knee of throughput against the limit, probes around it, backs off on 429s and overloads,
+   * never above what the known rate limits can feed), a number (a `StaticConcurrency`), or any
+   * controller, e.g. `new AdaptiveConcurrency({ max: 32, initial: 8 })`.
    * @default "auto"
    */
   concurrency?: number | "auto" | ConcurrencyController | undefined;
