@@ -22,6 +22,8 @@ export type ChildJob = {
   context: Omit<ContenderContext, "fetch" | "onRetry">;
   /** Give up after this long and report unsettled items as lost, ms. */
   deadlineMs: number;
+  /** Stay up after the report, for the next job. @default false */
+  keepAlive?: boolean;
 };
 
 export type LatencyStats = LatencySummary;
@@ -245,27 +247,31 @@ async function run(job: ChildJob, waitForGo: () => Promise<void>): Promise<Child
 if (process.send) {
   const send = (message: unknown) =>
     new Promise<void>((resolve) => process.send!(message, undefined, {}, () => resolve()));
+  // One job at a time. A job with `keepAlive` leaves the process up for the next one (the bench
+  // reuses it for Salvo's fixed limits and auto, whose CPU and memory it does not report): a Node
+  // process with the SDK and Salvo loaded takes seconds to start on a busy machine.
   let go: (() => void) | undefined;
-  const goPromise = new Promise<void>((resolve) => {
-    go = resolve;
-  });
   process.on("message", (message: { type: string; job?: ChildJob }) => {
     if (message.type === "go") go?.();
     if (message.type === "job" && message.job) {
       const job = message.job;
+      const goPromise = new Promise<void>((resolve) => {
+        go = resolve;
+      });
+      const done = job.keepAlive ? () => {} : () => process.exit(0);
       run(job, async () => {
         await send({ type: "ready" });
         await goPromise;
       }).then(
         async (report) => {
           await send({ type: "report", report });
-          process.exit(0);
+          done();
         },
         async (error: unknown) => {
           const text = error instanceof Error ? (error.stack ?? error.message) : String(error);
           const failure: ChildFailure = { ok: false, error: text };
           await send({ type: "report", report: failure });
-          process.exit(0);
+          done();
         },
       );
     }

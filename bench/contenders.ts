@@ -31,6 +31,10 @@ export type ContenderContext = {
   };
   /** Read Salvo's results as a stream. */
   stream: boolean;
+  /** `salvo-auto`'s highest limit; undefined: Salvo's default. */
+  autoMax?: number | undefined;
+  /** Attempts per item for Salvo; undefined: Salvo's default (5). */
+  maxAttempts?: number | undefined;
   /** Counts Salvo's own retries (client-side), when observable. */
   onRetry: () => void;
 };
@@ -109,30 +113,32 @@ function salvoContender(
   concurrency: (ctx: ContenderContext) => unknown,
   readHeaders = true,
 ): Contender {
+  const fixed = /^salvo-fixed-(\d+)$/.exec(name)?.[1];
   return {
     name,
     describe: (ctx) =>
-      `Salvo ${name === "salvo-auto" ? "concurrency auto" : `concurrency ${ctx.concurrency}`}` +
+      `Salvo ${name === "salvo-auto" ? `concurrency auto${ctx.autoMax === undefined ? "" : `, max ${ctx.autoMax}`}` : `concurrency ${fixed ?? ctx.concurrency}`}` +
       (ctx.limits.requestsPerMinute ? `, RPM ${round(ctx.limits.requestsPerMinute)}` : "") +
       (ctx.limits.tokensPerMinute ? `, TPM ${round(ctx.limits.tokensPerMinute)}` : "") +
       (ctx.limits.inputTokensPerMinute ? `, ITPM ${round(ctx.limits.inputTokensPerMinute)}` : "") +
       (ctx.limits.outputTokensPerMinute
         ? `, OTPM ${round(ctx.limits.outputTokensPerMinute)}`
         : "") +
-      `, burst ${ctx.limits.burstSeconds} s, default retries (5 attempts)${ctx.stream ? ", stream" : ", map"}`,
+      `, burst ${ctx.limits.burstSeconds} s, ${ctx.maxAttempts === undefined ? "default retries (5 attempts)" : `${ctx.maxAttempts} attempts`}${ctx.stream ? ", stream" : ", map"}`,
     async create(ctx) {
       const provider = readHeaders
         ? new OpenAIProvider({ client: sdk(ctx) })
         : new NoHeadersProvider({ client: sdk(ctx) });
       const salvo = new Salvo({
         provider,
-        concurrency: concurrency(ctx) as number | AdaptiveConcurrency,
+        concurrency: concurrency(ctx) as number | "auto" | AdaptiveConcurrency,
         requestsPerMinute: ctx.limits.requestsPerMinute,
         tokensPerMinute: ctx.limits.tokensPerMinute,
         inputTokensPerMinute: ctx.limits.inputTokensPerMinute,
         outputTokensPerMinute: ctx.limits.outputTokensPerMinute,
         burstSeconds: ctx.limits.burstSeconds,
         timeoutMs: ctx.timeoutMs,
+        ...(ctx.maxAttempts === undefined ? {} : { retry: { maxAttempts: ctx.maxAttempts } }),
       });
       salvo.scheduler.on("retry-scheduled", ctx.onRetry);
       return {
@@ -172,19 +178,11 @@ export function salvoAutoAvailable(): boolean {
 
 export const CONTENDERS: readonly Contender[] = [
   salvoContender("salvo", (ctx) => ctx.concurrency),
-  // Adaptive concurrency (Salvo's default) told the same known limits (for its Little's-law
-  // ceiling) and capped at the scenario's concurrency, as a user would with --max-concurrency:
-  // below that cap, finding the provider's capacity is its job.
-  salvoContender(
-    "salvo-auto",
-    (ctx) =>
-      new AdaptiveConcurrency({
-        max: ctx.concurrency,
-        requestsPerMinute: ctx.limits.requestsPerMinute,
-        tokensPerMinute: ctx.limits.tokensPerMinute,
-        inputTokensPerMinute: ctx.limits.inputTokensPerMinute,
-        outputTokensPerMinute: ctx.limits.outputTokensPerMinute,
-      }),
+  // Salvo's default, concurrency "auto", as a user gets it: told the same known limits as every
+  // contender (the scheduler passes them to its Little's-law ceiling), capped only where the
+  // scenario says so (`autoMax`, a user's --max-concurrency). Finding the capacity is its job.
+  salvoContender("salvo-auto", (ctx) =>
+    ctx.autoMax === undefined ? "auto" : new AdaptiveConcurrency({ max: ctx.autoMax }),
   ),
   // A diagnostic, not run by default: Salvo ignoring the rate-limit headers (see the report).
   salvoContender("salvo-no-headers", (ctx) => ctx.concurrency, false),
@@ -315,6 +313,13 @@ export const CONTENDERS: readonly Contender[] = [
   },
 ];
 
+/** `salvo-fixed-N`: Salvo at the fixed limit N (a bench scenario's sweep). */
+export function isSweepContender(name: string): boolean {
+  return /^salvo-fixed-\d+$/.test(name);
+}
+
 export function contenderByName(name: string): Contender | undefined {
+  const fixed = /^salvo-fixed-(\d+)$/.exec(name)?.[1];
+  if (fixed !== undefined) return salvoContender(name, () => Number(fixed));
   return CONTENDERS.find((c) => c.name === name);
 }

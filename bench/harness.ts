@@ -7,9 +7,14 @@ import { type ChildProcess, fork } from "node:child_process";
 import { cpus } from "node:os";
 import { fileURLToPath } from "node:url";
 import { ConfigError } from "../src/errors.ts";
-import { startSimulator } from "../src/sim/index.ts";
+import { resolveSimConfig, startSimulator } from "../src/sim/index.ts";
 import type { ChildFailure, ChildJob, ChildReport } from "./child.ts";
-import { CONTENDERS, type ContenderContext, salvoAutoAvailable } from "./contenders.ts";
+import {
+  CONTENDERS,
+  type ContenderContext,
+  isSweepContender,
+  salvoAutoAvailable,
+} from "./contenders.ts";
 import { type ModelBound, modelBound } from "./model-bound.ts";
 import { type BenchScenario, loadBenchScenario, type Targets } from "./scenario.ts";
 
@@ -22,6 +27,11 @@ export type BenchOptions = {
   quick: boolean;
   /** Repetitions per contender and scenario. @default quick ? 1 : 3 */
   repetitions?: number | undefined;
+  /**
+   * Repetitions of the peers (p-limit, p-queue, Bottleneck, LangChain), whose figures are the
+   * context Salvo's rows are read in, not targets. @default `repetitions` when given, else 1
+   */
+  peerRepetitions?: number | undefined;
   /** Contenders to run, by name. @default every available one */
   contenders?: string[] | undefined;
   /** Sequential runs whose modelled time exceeds this are skipped, ms. @default quick ? 12_000 : 60_000 */
@@ -46,6 +56,10 @@ export type RunRecord = {
     queueFull: number;
     faults: number;
     maxInService: number;
+    /** With `queueStats`: the most requests in the server at once after the run's first quarter. */
+    steadyMaxInServer?: number | undefined;
+    /** With `queueStats`: the median answered call's time in the server (arrival to end), ms. */
+    serverP50Ms?: number | undefined;
   };
 };
 
@@ -69,8 +83,11 @@ export type ResultRow = {
   duplicates: number;
   /** Items not accounted for: items - succeeded - failed - wrong (the lost ones). */
   unaccounted: number;
-  /** 429 responses the simulator sent. */
+  /** 429 responses the simulator sent (median of runs; the most in one run). */
   http429: number;
+  http429Max: number;
+  /** Items that succeeded in the worst run. */
+  succeededMin: number;
   /** Requests the simulator received beyond one per item (retries, as the server sees them). */
   retries: number;
   /** Salvo's own retry count from its events. */
@@ -80,6 +97,30 @@ export type ResultRow = {
   cpuMs: number;
   peakRssMb: number;
   runRssGrowthMb: number;
+  /** Medians of the simulator's queue readings, with `queueStats`. */
+  steadyMaxInServer?: number | undefined;
+  serverP50Ms?: number | undefined;
+};
+
+/** The best fixed limit a scenario's sweep found, and `salvo-auto` against it. */
+export type SweepSummary = {
+  /** Each fixed limit's median makespan (the `salvo` row stands for the scenario's concurrency). */
+  values: Array<{ limit: number; makespanMs: number; makespansMs: number[] }>;
+  best: { limit: number; makespanMs: number };
+  auto:
+    | {
+        makespanMs: number;
+        makespansMs: number[];
+        /** auto / best fixed. */
+        ratioToBest: number;
+        /** auto / fixed N, for every N swept. */
+        vsFixed: Record<number, number>;
+      }
+    | undefined;
+  /** A call's unloaded latency in the server, ms (the fixed-1 run's median, else the model's). */
+  unloadedMs: number;
+  /** The server's slots, when it has a finite number. */
+  slots: number | undefined;
 };
 
 export type ScenarioResult = {
@@ -93,6 +134,7 @@ export type ScenarioResult = {
   timeScale: number;
   bound: ModelBound;
   rows: ResultRow[];
+  sweep: SweepSummary | undefined;
   targets: Targets;
   verdicts: Verdict[];
   runs: RunRecord[];
@@ -136,12 +178,38 @@ function message<T>(child: ChildProcess, type: string): Promise<T> {
   });
 }
 
+/** A contender process kept up between runs (see `ChildJob.keepAlive`). */
+type Session = { child: ChildProcess | undefined };
+
+async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      resolve();
+    }, 5_000);
+    child.once("exit", () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    if (child.connected) child.disconnect();
+    child.kill("SIGTERM");
+  });
+}
+
+async function endSession(session: Session): Promise<void> {
+  const child = session.child;
+  session.child = undefined;
+  if (child) await stop(child);
+}
+
 async function runOnce(
   scenario: BenchScenario,
   bound: ModelBound,
   contender: string,
   stages: number[],
   repetition: number,
+  session?: Session,
 ): Promise<RunRecord> {
   const w = scenario.workload;
   const calls = stages.reduce((a, b) => a + b, 0);
@@ -149,7 +217,7 @@ async function runOnce(
     ...scenario.sim,
     host: "127.0.0.1",
     port: 0,
-    timelineLimit: 0,
+    timelineLimit: w.queueStats ? Math.min(500_000, calls * 20) : 0,
   });
   const pool = sim.config.pools.openai;
   const known = w.knownLimits;
@@ -166,6 +234,8 @@ async function runOnce(
       ratePerSecond: known ? bound.ratePerSecond : undefined,
     },
     stream: w.stream,
+    autoMax: w.autoMax,
+    maxAttempts: w.maxAttempts,
   } satisfies Omit<ContenderContext, "fetch" | "onRetry">;
   // A guard against a hung contender, not a target: ten times the bound, plus a minute, plus
   // 2 ms a call (a contender at 500 calls/s still finishes the 100,000-call scale run).
@@ -181,7 +251,12 @@ async function runOnce(
     context,
     deadlineMs: contender === "sequential" ? deadlineMs + bound.serialMs * 2 : deadlineMs,
   };
-  const child = fork(CHILD, [], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  const child =
+    session?.child ?? fork(CHILD, [], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  if (session) {
+    session.child = child;
+    job.keepAlive = true;
+  }
   let report: ChildReport | ChildFailure;
   try {
     const ready = message(child, "ready");
@@ -191,24 +266,16 @@ async function runOnce(
     const done = message<{ report: ChildReport | ChildFailure }>(child, "report");
     child.send({ type: "go" });
     report = (await done).report;
+    if (session && (!report.ok || report.timedOut)) await endSession(session);
   } catch (error) {
     report = { ok: false, error: error instanceof Error ? error.message : String(error) };
+    if (session) await endSession(session);
   } finally {
-    if (child.exitCode === null) {
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(() => {
-          child.kill("SIGKILL");
-          resolve();
-        }, 5_000);
-        child.once("exit", () => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
-    }
+    if (!session) await stop(child);
   }
-  const stats = sim.stats({ timeline: false });
+  const stats = sim.stats({ timeline: w.queueStats });
   await sim.close();
+  const queue = w.queueStats ? queueReadings(stats.timeline) : undefined;
   if (report.ok && report.items !== calls) throw new Error("item count mismatch");
   return {
     contender,
@@ -222,8 +289,41 @@ async function runOnce(
       queueFull: stats.refusals.queueFull,
       faults: Object.values(stats.byFault).reduce((a, b) => a + b, 0),
       maxInService: stats.maxInService,
+      steadyMaxInServer: queue?.steadyMaxInServer,
+      serverP50Ms: queue?.serverP50Ms,
     },
   };
+}
+
+type TimelineEntry = ReturnType<
+  Awaited<ReturnType<typeof startSimulator>>["stats"]
+>["timeline"][number];
+
+/**
+ * From the simulator's timeline: the most requests in the server at once (in service or queued,
+ * refusals left out) after the first quarter of the run (the search is over by then), and the
+ * median answered call's time in the server.
+ */
+export function queueReadings(timeline: TimelineEntry[]): {
+  steadyMaxInServer: number;
+  serverP50Ms: number;
+} {
+  const stays = timeline.filter((e) => e.startMs !== null || e.status === 499 || e.status === 0);
+  const events: Array<[number, number]> = [];
+  for (const e of stays) events.push([e.arrivalMs, 1], [e.endMs, -1]);
+  // Ends before arrivals at the same instant: a freed place is free.
+  events.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  const first = events[0]?.[0] ?? 0;
+  const last = events.at(-1)?.[0] ?? 0;
+  const steadyFrom = first + (last - first) / 4;
+  let inServer = 0;
+  let steadyMax = 0;
+  for (const [at, delta] of events) {
+    inServer += delta;
+    if (at >= steadyFrom && inServer > steadyMax) steadyMax = inServer;
+  }
+  const answered = timeline.filter((e) => e.status === 200).map((e) => e.endMs - e.arrivalMs);
+  return { steadyMaxInServer: steadyMax, serverP50Ms: median(answered) };
 }
 
 function aggregate(contender: string, runs: RunRecord[], bound: ModelBound): ResultRow {
@@ -256,6 +356,8 @@ function aggregate(contender: string, runs: RunRecord[], bound: ModelBound): Res
       0,
     ),
     http429: m((r) => r.sim.byStatus["429"] ?? 0),
+    http429Max: Math.max(0, ...ok.map((r) => r.sim.byStatus["429"] ?? 0)),
+    succeededMin: Math.min(...ok.map((r) => r.report.succeeded)),
     retries: m((r) => r.sim.arrivals - r.report.items),
     clientRetries:
       first?.clientRetries === undefined ? undefined : m((r) => r.report.clientRetries!),
@@ -268,6 +370,9 @@ function aggregate(contender: string, runs: RunRecord[], bound: ModelBound): Res
     cpuMs: m((r) => r.report.cpuMs),
     peakRssMb: m((r) => r.report.peakRssMb),
     runRssGrowthMb: m((r) => r.report.runRssGrowthMb),
+    steadyMaxInServer:
+      ok[0]?.sim.steadyMaxInServer === undefined ? undefined : m((r) => r.sim.steadyMaxInServer!),
+    serverP50Ms: ok[0]?.sim.serverP50Ms === undefined ? undefined : m((r) => r.sim.serverP50Ms!),
   };
 }
 
@@ -290,6 +395,8 @@ function skippedRow(contender: string, reason: string): ResultRow {
     duplicates: 0,
     unaccounted: 0,
     http429: 0,
+    http429Max: 0,
+    succeededMin: 0,
     retries: 0,
     clientRetries: undefined,
     errors: {},
@@ -352,14 +459,18 @@ function nextBest(peers: ResultRow[], salvo: ResultRow): string {
 }
 
 /**
- * The contenders to run by default: every peer and Salvo; `salvo-auto` (Salvo's default
- * concurrency, adaptive) in full runs only, to keep --quick under 3 minutes; ask for it with
- * `--contenders`.
+ * The contenders to run by default: every peer, Salvo at the scenario's concurrency, and
+ * `salvo-auto` (Salvo's default, adaptive concurrency: what every user gets). Quick mode keeps
+ * Salvo's rows and the naive baseline (p-limit around the SDK), to stay within a few minutes.
+ * Scenarios with a `sweep` also run Salvo at each of its fixed limits (`salvo-fixed-N`).
  */
 export function defaultContenders(quick = false): string[] {
-  const auto = salvoAutoAvailable() && !quick;
+  const auto = salvoAutoAvailable();
   return CONTENDERS.map((c) => c.name).filter(
-    (n) => (n !== "salvo-auto" || auto) && n !== "salvo-no-headers",
+    (n) =>
+      (n !== "salvo-auto" || auto) &&
+      n !== "salvo-no-headers" &&
+      (!quick || n === "salvo" || n === "salvo-auto" || n === "p-limit"),
   );
 }
 
@@ -370,10 +481,10 @@ export async function runBench(options: BenchOptions): Promise<BenchResults> {
   const budget = options.sequentialBudgetMs ?? (options.quick ? 12_000 : 60_000);
   const names = options.contenders ?? defaultContenders(options.quick);
   for (const name of names) {
-    if (!CONTENDERS.some((c) => c.name === name)) {
+    if (!CONTENDERS.some((c) => c.name === name) && !isSweepContender(name)) {
       throw new ConfigError({
         field: "contenders",
-        expected: `one of ${CONTENDERS.map((c) => c.name).join(", ")}`,
+        expected: `one of ${CONTENDERS.map((c) => c.name).join(", ")}, or salvo-fixed-N`,
         got: name,
       });
     }
@@ -398,19 +509,45 @@ export async function runBench(options: BenchOptions): Promise<BenchResults> {
         );
     }
     const active = names.filter((n) => !skipped.has(n));
+    // The sweep: Salvo at each fixed limit, but the scenario's own concurrency, which the `salvo`
+    // row measures already (when it runs). Only when Salvo is among the contenders asked for.
+    const salvoRuns = active.includes("salvo");
+    const sweepNames = (active.includes("salvo-auto") || salvoRuns ? w.sweep : [])
+      .filter((limit) => !(salvoRuns && limit === w.concurrency))
+      .map((limit) => `salvo-fixed-${limit}`)
+      .filter((n) => !w.skip.includes(n) && !names.includes(n));
     const runs: RunRecord[] = [];
+    // Salvo's runs share one process per scenario (its CPU and memory are reported per run; its
+    // peak RSS is the process's): only the scale scenario, which reports memory, forks each.
+    const session: Session = { child: undefined };
+    const shared = (name: string) =>
+      !w.memoryCheck && (name === "salvo" || name === "salvo-auto" || isSweepContender(name));
     const scenarioReps = options.repetitions ?? w.reps ?? reps;
-    for (let rep = 1; rep <= scenarioReps; rep++) {
-      for (const name of active) {
+    const sweepReps = options.repetitions ?? w.sweepReps ?? scenarioReps;
+    const peerReps = Math.min(scenarioReps, options.peerRepetitions ?? options.repetitions ?? 1);
+    const repsOf = (name: string) =>
+      isSweepContender(name) ? sweepReps : name.startsWith("salvo") ? scenarioReps : peerReps;
+    for (let rep = 1; rep <= Math.max(scenarioReps, sweepReps); rep++) {
+      const order = [...active, ...sweepNames].filter((name) => rep <= repsOf(name));
+      for (const name of order) {
         if (options.signal?.aborted) throw options.signal.reason;
         // One call at a time, the makespan is the sum of the latencies: repeating it measures
         // the simulator's seed again, and costs the most time of any contender.
         if (name === "sequential" && rep > 1) continue;
-        const record = await runOnce(scenario, bound, name, w.stages, rep);
+        const record = await runOnce(
+          scenario,
+          bound,
+          name,
+          w.stages,
+          rep,
+          shared(name) ? session : undefined,
+        );
         runs.push(record);
-        progress(`  ${line(name, rep, name === "sequential" ? 1 : scenarioReps, record, bound)}`);
+        const of = name === "sequential" ? 1 : repsOf(name);
+        progress(`  ${line(name, rep, of, record, bound)}`);
       }
     }
+    await endSession(session);
     if (w.memoryCheck && active.includes("salvo")) {
       const small = w.stages.map((s) => Math.max(1, Math.round(s / 5)));
       const record = await runOnce(scenario, bound, "salvo", small, 1);
@@ -419,7 +556,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResults> {
       progress(`  ${line(label, 1, 1, record, undefined)}`);
     }
     const rows: ResultRow[] = [];
-    for (const name of [...names, "salvo (N/5)"]) {
+    for (const name of [...names, ...sweepNames, "salvo (N/5)"]) {
       const own = runs.filter((r) => r.contender === name);
       if (skipped.has(name)) rows.push(skippedRow(name, skipped.get(name)!));
       else if (own.length > 0) rows.push(aggregate(name, own, bound));
@@ -429,6 +566,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResults> {
       if (salvo && !row.skipped && row.contender !== "salvo (N/5)")
         row.ratioToSalvo = row.makespanMs / salvo.makespanMs;
     }
+    const sweep = w.sweep.length > 0 ? sweepSummary(scenario, bound, rows, runs) : undefined;
     results.push({
       id: scenario.id,
       title: w.title,
@@ -440,10 +578,16 @@ export async function runBench(options: BenchOptions): Promise<BenchResults> {
       timeScale: w.timeScale,
       bound,
       rows,
+      sweep,
       targets: w.targets,
-      verdicts: verdicts(w.targets, rows),
+      verdicts: [...verdicts(w.targets, rows), ...autoVerdicts(w.targets, rows, sweep, bound)],
       runs,
     });
+    if (sweep?.auto) {
+      progress(
+        `  best fixed limit ${sweep.best.limit} (${(sweep.best.makespanMs / 1000).toFixed(2)} s); auto ${(sweep.auto.makespanMs / 1000).toFixed(2)} s = ${sweep.auto.ratioToBest.toFixed(3)}x the best, ${(sweep.auto.vsFixed[5] ?? Number.NaN).toFixed(3)}x fixed 5`,
+      );
+    }
   }
   const cpu = cpus();
   return {
@@ -459,6 +603,133 @@ export async function runBench(options: BenchOptions): Promise<BenchResults> {
     wallMs: performance.now() - started,
     scenarios: results,
   };
+}
+
+/** The sweep's fixed limits (the `salvo` row for the scenario's concurrency), the best, auto. */
+function sweepSummary(
+  scenario: BenchScenario,
+  bound: ModelBound,
+  rows: ResultRow[],
+  runs: RunRecord[],
+): SweepSummary {
+  const w = scenario.workload;
+  const values: SweepSummary["values"] = [];
+  for (const row of rows) {
+    if (row.skipped || row.repetitions === 0) continue;
+    const fixed = /^salvo-fixed-(\d+)$/.exec(row.contender)?.[1];
+    const limit =
+      fixed !== undefined ? Number(fixed) : row.contender === "salvo" ? w.concurrency : undefined;
+    if (limit === undefined || row.succeeded < row.items) continue;
+    values.push({ limit, makespanMs: row.makespanMs, makespansMs: row.makespansMs });
+  }
+  values.sort((a, b) => a.limit - b.limit);
+  const top = values.reduce(
+    (a, v) => (v.makespanMs < a.makespanMs ? v : a),
+    values[0] ?? { limit: 0, makespanMs: Number.NaN, makespansMs: [] },
+  );
+  const autoRow = rows.find((r) => r.contender === "salvo-auto" && !r.skipped && r.repetitions > 0);
+  const vsFixed: Record<number, number> = {};
+  if (autoRow) for (const v of values) vsFixed[v.limit] = autoRow.makespanMs / v.makespanMs;
+  const config = resolveSimConfig(scenario.sim);
+  const one = runs.filter(
+    (r) =>
+      (r.contender === "salvo-fixed-1" || (r.contender === "salvo" && w.concurrency === 1)) &&
+      r.sim.serverP50Ms !== undefined,
+  );
+  const { ttftMs, msPerToken } = config.latency;
+  const modelled = ttftMs + Math.max(0, bound.meanOutputTokens - 1) * msPerToken;
+  return {
+    values,
+    best: { limit: top.limit, makespanMs: top.makespanMs },
+    auto: autoRow
+      ? {
+          makespanMs: autoRow.makespanMs,
+          makespansMs: autoRow.makespansMs,
+          ratioToBest: autoRow.makespanMs / top.makespanMs,
+          vsFixed,
+        }
+      : undefined,
+    unloadedMs: one.length > 0 ? median(one.map((r) => r.sim.serverP50Ms!)) : modelled,
+    slots: Number.isFinite(config.pools.openai.slots) ? config.pools.openai.slots : undefined,
+  };
+}
+
+/** `salvo-auto`'s targets, and the ones every Salvo row must meet (success rate, no 429). */
+export function autoVerdicts(
+  targets: Targets,
+  rows: ResultRow[],
+  sweep: SweepSummary | undefined,
+  bound: ModelBound,
+): Verdict[] {
+  const out: Verdict[] = [];
+  const auto = rows.find((r) => r.contender === "salvo-auto" && !r.skipped && r.repetitions > 0);
+  const range = (ms: number[]) =>
+    ms.length > 1
+      ? ` (runs ${(Math.min(...ms) / 1000).toFixed(2)}-${(Math.max(...ms) / 1000).toFixed(2)} s)`
+      : "";
+  if (auto && sweep?.auto && targets.autoWithinBest !== undefined) {
+    out.push({
+      target: `auto within ${Math.round((targets.autoWithinBest - 1) * 100)}% of the best fixed limit`,
+      met: sweep.auto.ratioToBest <= targets.autoWithinBest,
+      detail: `${sweep.auto.ratioToBest.toFixed(3)}x fixed ${sweep.best.limit}: ${(auto.makespanMs / 1000).toFixed(2)} s vs ${(sweep.best.makespanMs / 1000).toFixed(2)} s${range(auto.makespansMs)}`,
+    });
+  }
+  if (auto && sweep?.auto) {
+    for (const { limit, ratio } of targets.autoVsFixed ?? []) {
+      const r = sweep.auto.vsFixed[limit];
+      out.push({
+        target:
+          ratio === 1
+            ? `auto no slower than fixed ${limit}`
+            : `auto within ${Math.round((ratio - 1) * 100)}% of fixed ${limit}`,
+        met: r !== undefined && r <= ratio,
+        detail: r === undefined ? `fixed ${limit} did not run` : `${r.toFixed(3)}x fixed ${limit}`,
+      });
+    }
+  }
+  if (auto && targets.autoRatioToBound !== undefined && auto.ratioToBound !== undefined) {
+    out.push({
+      target: `auto within ${Math.round((targets.autoRatioToBound - 1) * 100)}% of M*`,
+      met: auto.ratioToBound <= targets.autoRatioToBound,
+      detail: `${auto.ratioToBound.toFixed(3)}x M* (${(bound.boundMs / 1000).toFixed(2)} s)`,
+    });
+  }
+  if (auto && sweep?.slots !== undefined && targets.maxInServerOverSlots !== undefined) {
+    const most = Math.floor(sweep.slots * targets.maxInServerOverSlots);
+    out.push({
+      target: `auto keeps at most ${most} requests in the server (${sweep.slots} slots + ${Math.round((targets.maxInServerOverSlots - 1) * 100)}%) in steady state`,
+      met: auto.steadyMaxInServer !== undefined && auto.steadyMaxInServer <= most,
+      detail: `at most ${auto.steadyMaxInServer ?? "?"} after the run's first quarter`,
+    });
+  }
+  if (auto && sweep && targets.maxLatencyOverUnloaded !== undefined) {
+    const ratio = (auto.serverP50Ms ?? Number.NaN) / sweep.unloadedMs;
+    out.push({
+      target: `auto's median call within ${targets.maxLatencyOverUnloaded}x the unloaded latency`,
+      met: ratio <= targets.maxLatencyOverUnloaded,
+      detail: `p50 ${Math.round(auto.serverP50Ms ?? Number.NaN)} ms in the server vs ${Math.round(sweep.unloadedMs)} ms unloaded: ${ratio.toFixed(2)}x`,
+    });
+  }
+  for (const row of rows) {
+    if (row.skipped || row.repetitions === 0) continue;
+    if (row.contender !== "salvo" && row.contender !== "salvo-auto") continue;
+    if (targets.minSuccessRate !== undefined) {
+      const rate = row.succeededMin / row.items;
+      out.push({
+        target: `${row.contender}: at least ${(targets.minSuccessRate * 100).toFixed(1)}% of items succeed in every run`,
+        met: rate >= targets.minSuccessRate,
+        detail: `${row.succeededMin} of ${row.items} in the worst of ${row.repetitions} runs`,
+      });
+    }
+    if (targets.zero429) {
+      out.push({
+        target: `${row.contender}: no 429 over the whole run`,
+        met: row.http429Max === 0,
+        detail: `${row.http429Max} 429s in the worst of ${row.repetitions} runs`,
+      });
+    }
+  }
+  return out;
 }
 
 function line(

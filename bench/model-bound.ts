@@ -43,6 +43,7 @@ export function modelBound(scenario: BenchScenario): ModelBound {
   const config = resolveSimConfig(scenario.sim);
   const pool = config.pools.openai;
   const { ttftMs, msPerToken, loadFactor } = config.latency;
+  const exponent = config.latency.loadExponent ?? 1;
   const w = scenario.workload;
   const stages: ModelBound["stages"] = [];
   let charged = 0;
@@ -71,13 +72,20 @@ export function modelBound(scenario: BenchScenario): ModelBound {
     }
     latencies.sort((a, b) => a - b);
     const sum = latencies.reduce((a, b) => a + b, 0);
-    // The concurrency term: the best number in service m <= min(C, slots), where each call takes
-    // L x (1 + loadFactor x (m - 1)). Some slot serves ceil(N/m) calls, at least the shortest ones.
-    const maxM = Math.max(1, Math.min(w.concurrency, pool.slots, size));
+    // The concurrency term: the best number in service m <= min(C, slots, K), where each call
+    // takes L x (1 + loadFactor x (m - 1)^exponent). Some slot serves ceil(N/m) calls, at least
+    // the shortest ones. C is the most any contender may run: the scenario's concurrency, its
+    // sweep, and auto's cap (uncapped auto: any number).
+    const cap = Math.max(
+      w.concurrency,
+      ...w.sweep,
+      w.sweep.length > 0 || w.autoMax !== undefined ? (w.autoMax ?? size) : 0,
+    );
+    const maxM = Math.max(1, Math.min(cap, pool.slots, pool.rejectAbove, size));
     let concurrencyMs = Number.POSITIVE_INFINITY;
     let inService = maxM;
     for (let m = loadFactor > 0 ? 1 : maxM; m <= maxM; m++) {
-      const g = 1 + loadFactor * (m - 1);
+      const g = 1 + loadFactor * (m - 1) ** exponent;
       const k = Math.ceil(size / m);
       let shortest = 0;
       for (let j = 0; j < k; j++) shortest += latencies[j]!;

@@ -2,8 +2,9 @@
 // simulated server, in one run. Every scenario in scenarios/bench/ (or the files given), every
 // contender, fresh simulator per run; writes bench/results/results.json and results.md.
 //
-//   npm run bench                    full mode: 3 repetitions, under 20 minutes on 2 cores
-//   npm run bench -- --quick         quick mode: smaller scenarios, 1 repetition, under 3 minutes
+//   npm run bench                    full mode: Salvo's rows 3 repetitions, the peers 1
+//   npm run bench -- --quick         quick mode: smaller scenarios, 1 repetition, Salvo's rows and
+//                                    p-limit only (about 5 minutes on 2 quiet cores)
 //   npm run bench -- --only b,c      scenarios whose file name starts with b or c
 //   npm run bench -- --contenders salvo,p-limit --reps 2
 //   npm run bench -- --update-readme also refresh README.md's table (between its bench markers)
@@ -21,6 +22,7 @@ const { values, positionals } = parseArgs({
   options: {
     quick: { type: "boolean", default: false },
     reps: { type: "string" },
+    "peer-reps": { type: "string" },
     only: { type: "string" },
     contenders: { type: "string" },
     out: { type: "string" },
@@ -45,6 +47,7 @@ const results = await runBench({
   files,
   quick: values.quick,
   repetitions: values.reps === undefined ? undefined : Number(values.reps),
+  peerRepetitions: values["peer-reps"] === undefined ? undefined : Number(values["peer-reps"]),
   contenders: values.contenders?.split(","),
   onProgress: (line) => console.log(line),
 });

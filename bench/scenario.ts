@@ -42,6 +42,23 @@ export type WorkloadInput = {
   reps?: number;
   /** Multiplies every time of the scenario (latencies, timeouts) and divides every rate. @default 1 */
   timeScale?: number;
+  /**
+   * Fixed limits Salvo also runs at (contenders `salvo-fixed-N`), to find the best fixed limit
+   * `auto` is measured against. 5, the seeds' choice, is always among them when any are given.
+   * @default none
+   */
+  sweep?: number[];
+  /** Repetitions of each sweep value in a full run. @default the run's */
+  sweepReps?: number;
+  /** `salvo-auto`'s highest limit (a user's --max-concurrency). @default 256 (Salvo's default) */
+  autoMax?: number;
+  /** Attempts per item for Salvo's contenders (--max-attempts). @default 5 */
+  maxAttempts?: number;
+  /**
+   * Read the simulator's timeline: each call's latency in the server and the most requests in
+   * it at once in steady state (after the first quarter of the run). @default false
+   */
+  queueStats?: boolean;
   /** What Salvo is expected to achieve here; checked and reported after the run. @default none */
   targets?: Targets;
   /** Overrides for `--quick` mode. */
@@ -65,11 +82,30 @@ export type Targets = {
   noLoss?: boolean;
   /** Salvo's end-to-end throughput at least this many requests per second. */
   minThroughput?: number;
+  /** `salvo-auto`'s median makespan at most this multiple of the best fixed limit's (the sweep). */
+  autoWithinBest?: number;
+  /** `salvo-auto`'s median makespan at most ratio x fixed `limit`'s (e.g. 1 x fixed 5). */
+  autoVsFixed?: Array<{ limit: number; ratio: number }>;
+  /** `salvo-auto`'s median makespan at most this multiple of M*. */
+  autoRatioToBound?: number;
+  /** `salvo-auto`: at most this multiple of the server's slots in it at once, in steady state. */
+  maxInServerOverSlots?: number;
+  /** `salvo-auto`: the median call's latency in the server at most this multiple of unloaded. */
+  maxLatencyOverUnloaded?: number;
+  /** Salvo's rows (fixed and auto): at least this share of items succeed. */
+  minSuccessRate?: number;
+  /** Salvo's rows (fixed and auto): no 429 from the simulator over the whole run. */
+  zero429?: boolean;
 };
 
 /** A workload with every default applied and the mode (quick or full) resolved. */
 export type Workload = {
   title: string;
+  sweep: number[];
+  sweepReps: number | undefined;
+  autoMax: number | undefined;
+  maxAttempts: number | undefined;
+  queueStats: boolean;
   stages: number[];
   concurrency: number;
   maxTokens: number;
@@ -96,6 +132,11 @@ export type BenchScenario = {
 const count = z.number().int().min(1);
 const workloadSchema = z.strictObject({
   title: z.string().min(1).optional(),
+  sweep: z.array(count).optional(),
+  sweepReps: count.optional(),
+  autoMax: count.optional(),
+  maxAttempts: count.optional(),
+  queueStats: z.boolean().optional(),
   calls: count.optional(),
   stages: z.array(count).min(1).optional(),
   concurrency: count.optional(),
@@ -114,6 +155,15 @@ const workloadSchema = z.strictObject({
       aheadOfPeers: z.boolean().optional(),
       noLoss: z.boolean().optional(),
       minThroughput: z.number().positive().optional(),
+      autoWithinBest: z.number().positive().optional(),
+      autoVsFixed: z
+        .array(z.strictObject({ limit: count, ratio: z.number().positive() }))
+        .optional(),
+      autoRatioToBound: z.number().positive().optional(),
+      maxInServerOverSlots: z.number().positive().optional(),
+      maxLatencyOverUnloaded: z.number().positive().optional(),
+      minSuccessRate: z.number().min(0).max(1).optional(),
+      zero429: z.boolean().optional(),
     })
     .optional(),
   quick: z
@@ -163,8 +213,15 @@ function resolveWorkload(input: WorkloadInput, id: string, quick: boolean): Work
     (q.calls !== undefined ? [q.calls] : undefined) ??
     input.stages ?? [input.calls ?? 200];
   const timeScale = q.timeScale ?? input.timeScale ?? 1;
+  const sweep =
+    input.sweep === undefined ? [] : [...new Set([...input.sweep, 5])].sort((a, b) => a - b);
   return {
     title: input.title ?? id,
+    sweep,
+    sweepReps: quick ? undefined : input.sweepReps,
+    autoMax: input.autoMax,
+    maxAttempts: input.maxAttempts,
+    queueStats: input.queueStats ?? false,
     stages,
     concurrency: q.concurrency ?? input.concurrency ?? 16,
     maxTokens: input.maxTokens ?? 64,
@@ -192,6 +249,12 @@ export function scaleSim(sim: SimConfigInput, scale: number): SimConfigInput {
     if (out.latency.msPerToken !== undefined) out.latency.msPerToken *= scale;
   }
   if (out.faults?.slowMs !== undefined) out.faults.slowMs *= scale;
+  for (const capacity of [
+    out.capacity,
+    out.paths?.openai?.capacity,
+    out.paths?.anthropic?.capacity,
+  ])
+    if (capacity?.retryAfterMs !== undefined) capacity.retryAfterMs *= scale;
   const limits = [out.limits, out.paths?.openai?.limits, out.paths?.anthropic?.limits];
   for (const l of limits) {
     if (!l) continue;

@@ -44,6 +44,7 @@ const table: Array<[new (...args: never[]) => errors.SalvoError, string, unknown
   [errors.AbortedError, "SALVO_ABORTED", []],
   [errors.DeadlineExceededError, "SALVO_DEADLINE_EXCEEDED", []],
   [errors.RequestTooLargeError, "SALVO_REQUEST_TOO_LARGE", []],
+  [errors.RetryAfterTooLongError, "SALVO_RETRY_AFTER_TOO_LONG", []],
   [errors.RequestInvalidError, "SALVO_REQUEST_INVALID", []],
   [errors.SchedulerClosedError, "SALVO_CLOSED", []],
   [errors.AuditWriteError, "SALVO_AUDIT_WRITE_FAILED", []],

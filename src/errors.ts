@@ -251,6 +251,39 @@ export class DeadlineExceededError extends SalvoError {
   }
 }
 
+/**
+ * The provider asked to wait longer before a retry (its Retry-After) than the scheduler's
+ * `maxRetryAfterMs`: the item failed at once instead of sleeping. `cause` is the provider's error.
+ */
+export class RetryAfterTooLongError extends SalvoError {
+  override readonly code = "SALVO_RETRY_AFTER_TOO_LONG";
+  /** The provider's hint, ms. */
+  readonly retryAfterMs: number | undefined;
+  /** The longest wait allowed, ms. */
+  readonly maxRetryAfterMs: number | undefined;
+  constructor(
+    details: { retryAfterMs?: number | undefined; maxRetryAfterMs?: number | undefined } = {},
+    options?: ErrorOptions,
+  ) {
+    const { retryAfterMs, maxRetryAfterMs } = details;
+    super(
+      retryAfterMs === undefined
+        ? "the provider asked to wait longer before a retry than allowed"
+        : `the provider asked to wait ${seconds(retryAfterMs)} before a retry (Retry-After), longer than the ${maxRetryAfterMs === undefined ? "allowed wait" : `${seconds(maxRetryAfterMs)} allowed (maxRetryAfterMs)`}: not retried`,
+      options,
+    );
+    this.name = "RetryAfterTooLongError";
+    this.retryAfterMs = retryAfterMs;
+    this.maxRetryAfterMs = maxRetryAfterMs;
+  }
+}
+
+/** A duration for a message: "3600 s", "1.5 s". */
+function seconds(ms: number): string {
+  const s = ms / 1000;
+  return `${Number.isInteger(s) ? s : s.toFixed(1)} s`;
+}
+
 /** Which rate-limit bucket a cost is charged to. */
 export type RateDimension = "requests" | "tokens" | "inputTokens" | "outputTokens";
 

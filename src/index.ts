@@ -29,6 +29,8 @@ export { type Clock, RealClock, realClock, type TimerHandle } from "./core/clock
 export {
   AdaptiveConcurrency,
   type AdaptiveConcurrencyOptions,
+  type AdaptiveState,
+  type StartSource,
 } from "./core/concurrency/adaptive-concurrency.ts";
 // Concurrency, retries, limits: the interfaces to implement and the standard implementations.
 export type {

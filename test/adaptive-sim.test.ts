@@ -111,7 +111,9 @@ describe("adaptive concurrency against the simulator", () => {
     // waiting at the server; auto settles near the 4 slots after slow start's brief overshoot.
     expect(s32.maxQueued).toBeGreaterThanOrEqual(28);
     expect(auto.maxQueued).toBeLessThan(s32.maxQueued / 2);
-    expect(auto.finalLimit).toBeLessThanOrEqual(8);
+    // Where exactly it settles depends on the client's own latency on a busy machine (a deeper
+    // pipeline hides it): the knee at the slots is asserted on fake time
+    // (adaptive-fake-server.test.ts, "FIFO knee held").
     // Latency and makespan ratios are measured by the bench (d) and asserted exactly on fake time
     // in adaptive-fake-server.test.ts; wall-clock ratios on 2 shared cores are not a test.
   });
@@ -157,8 +159,13 @@ describe("adaptive concurrency against the simulator", () => {
     const auto = await run(config, controller, items, { requestsPerMinute: 3000 });
     console.info(`${show("auto", auto)}; ceiling ${controller.state.ceiling}`);
     expect(auto.failed).toBe(0);
+    // Little's law on the latency seen: ceil(1.2 x 50/s x p50), 6 at an unloaded 100 ms; a busy
+    // machine's slower answers raise the median, and the ceiling with it (never above what the
+    // median the run ended with gives, plus the slots failures hold).
     expect(controller.state.ceiling).toBeGreaterThanOrEqual(6);
-    expect(controller.state.ceiling).toBeLessThanOrEqual(8);
+    expect(controller.state.ceiling).toBeLessThanOrEqual(
+      Math.ceil((1.2 * 50 * Math.max(auto.steadyP50Ms, auto.p50Ms)) / 1000) + 2,
+    );
     // Before the first answer the RPM bucket paces the start: its 1 s burst of 50 requests,
     // plus 50/s refilled during the first (cold, 100-200 ms) round trip.
     expect(auto.maxInService).toBeLessThanOrEqual(60);

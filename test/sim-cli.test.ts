@@ -73,7 +73,7 @@ describe("salvo sim", () => {
     const io2 = memoryIo();
     expect(await runCli(["sim", "--scenario", typo], io2)).toBe(2);
     expect(io2.err).toContain(
-      `${typo}:2: capacity.slot: expected a known field (one of slots, queue)`,
+      `${typo}:2: capacity.slot: expected a known field (one of slots, queue, rejectAbove, retryAfterMs)`,
     );
   });
 

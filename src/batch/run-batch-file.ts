@@ -10,6 +10,7 @@ import type { CallOutcome, SalvoResult } from "../cache/call-layer.ts";
 import { isShareable } from "../cache/fingerprint.ts";
 import { ResponseCache } from "../cache/response-cache.ts";
 import { type Clock, realClock } from "../core/clock.ts";
+import { AdaptiveConcurrency, type StartSource } from "../core/concurrency/adaptive-concurrency.ts";
 import type { SchedulerOptions } from "../core/scheduler-options.ts";
 import { Budget } from "../cost/budget.ts";
 import { modelOf, type PriceTable, Pricing } from "../cost/pricing.ts";
@@ -17,6 +18,7 @@ import { ConfigError } from "../errors.ts";
 import { writeHtmlReport } from "../metrics/report-html.ts";
 import { RunMetrics, type RunSummary, rateLimitsInForce } from "../metrics/run-metrics.ts";
 import { type RunSeries, RunTimeline } from "../metrics/run-timeline.ts";
+import { limitMemoryPath, readRememberedLimit, rememberLimit } from "../probe/limit-memory.ts";
 import { formatDuration } from "../progress/format.ts";
 import type { ProgressRenderer } from "../progress/progress-renderer.ts";
 import type { Provider, ProviderResult } from "../providers/provider.ts";
@@ -112,6 +114,13 @@ export type RunBatchFileOptions = Omit<SchedulerOptions, "window" | "concurrency
    * metrics through OpenTelemetry). What it returns is called when the run ends. @default none
    */
   observe?: ((client: Salvo) => (() => void) | undefined) | undefined;
+  /**
+   * Where `auto` concurrency's learned limit is kept between runs, keyed by endpoint and model:
+   * the next run against them (a rerun, the next job) starts there instead of searching, which a
+   * short job pays for most. `false` keeps nothing. @default `limits.json` in the cache
+   * directory when there is one, else `<output>.limits.json`
+   */
+  limitMemory?: string | false | undefined;
 };
 
 /** How a batch-file run ended, with everything `salvo run` prints and reports. */
@@ -134,6 +143,18 @@ export type BatchFileResult = {
   limitsSet: boolean;
   cache: { dir: string; hits: number; misses: number; stored: number; errors: number } | undefined;
   budget: ReturnType<typeof budgetReport> | undefined;
+  /**
+   * `auto` concurrency: where it started and why, the limit it settled on (kept in `memory` for
+   * the next run; undefined while it was still searching). Undefined for a fixed limit.
+   */
+  concurrency:
+    | {
+        start: number;
+        source: StartSource;
+        learned: number | undefined;
+        memory: string | undefined;
+      }
+    | undefined;
   /** The summary as `salvo run` prints it. */
   text: string;
 };
@@ -228,6 +249,7 @@ export async function runBatchFile(options: RunBatchFileOptions): Promise<BatchF
     window = 4096,
     graceMs = 30_000,
     endpoint: endpointOption,
+    limitMemory,
     observe,
     ...schedulerOptions
   } = options;
@@ -286,6 +308,24 @@ export async function runBatchFile(options: RunBatchFileOptions): Promise<BatchF
   const callLog =
     audit === undefined ? undefined : await openCallLog(audit, { content: auditContent, env });
 
+  // Auto concurrency starts where the last run against this endpoint and model settled.
+  const requested = schedulerOptions.concurrency;
+  const controller =
+    requested === undefined || requested === "auto"
+      ? new AdaptiveConcurrency()
+      : requested instanceof AdaptiveConcurrency
+        ? requested
+        : undefined;
+  const memory =
+    controller === undefined || limitMemory === false
+      ? undefined
+      : (limitMemory ?? limitMemoryPath({ cacheDir: cache?.dir, output }));
+  const memoryKey = { endpoint, model: model ?? (await firstModel(input)) ?? "" };
+  if (controller !== undefined && memory !== undefined) {
+    const remembered = await readRememberedLimit(memory, memoryKey);
+    if (remembered !== undefined) controller.startFrom(remembered.limit, remembered.source);
+  }
+
   const startedAt = clock.now();
   const fixedConcurrency =
     typeof schedulerOptions.concurrency === "number" ? schedulerOptions.concurrency : undefined;
@@ -322,6 +362,7 @@ export async function runBatchFile(options: RunBatchFileOptions): Promise<BatchF
   try {
     salvo = new Salvo({
       ...schedulerOptions,
+      concurrency: controller ?? requested,
       provider,
       audit: callLog,
       cache,
@@ -424,6 +465,26 @@ export async function runBatchFile(options: RunBatchFileOptions): Promise<BatchF
   const endedAt = clock.now();
   const run = metrics.summary(endedAt);
   const series = timeline.series(endedAt);
+  const learned = controller?.learnedLimit;
+  if (controller !== undefined && memory !== undefined && learned !== undefined) {
+    try {
+      await rememberLimit(memory, memoryKey, { limit: learned, source: "previous-run" });
+    } catch (error) {
+      emit({
+        type: "warning",
+        message: `the learned concurrency limit could not be kept in ${memory}: ${(error as Error).message}`,
+      });
+    }
+  }
+  const concurrency =
+    controller === undefined
+      ? undefined
+      : {
+          start: controller.state.start.limit,
+          source: controller.state.start.source,
+          learned,
+          memory: learned === undefined ? undefined : memory,
+        };
   const limitsSet =
     fixedConcurrency !== undefined ||
     [
@@ -448,7 +509,11 @@ export async function runBatchFile(options: RunBatchFileOptions): Promise<BatchF
     limitsSet,
     cache: cache === undefined ? undefined : { dir: cache.dir, ...cache.counters },
     budget: budget === undefined ? undefined : budgetReport(budget),
-    text: summaryText(batch, run, output, limitsSet, spendLines(run, cache, budget, { samples })),
+    concurrency,
+    text: withStartLine(
+      summaryText(batch, run, output, limitsSet, spendLines(run, cache, budget, { samples })),
+      concurrency,
+    ),
   };
   if (report !== undefined && /\.html?$/i.test(report)) {
     await writeHtmlReport(report, {
@@ -465,6 +530,36 @@ export async function runBatchFile(options: RunBatchFileOptions): Promise<BatchF
     );
   }
   return result;
+}
+
+/** The model of the input's first valid line (the limit memory's key), if any. */
+async function firstModel(input: string): Promise<string | undefined> {
+  for await (const entry of readInput(input, {}))
+    if (!isInvalid(entry)) return modelOf(entry.request.body);
+  return undefined;
+}
+
+const START_REASON: Record<StartSource, string> = {
+  search: "from one call alone (nothing known of this endpoint yet)",
+  "previous-run": "where the last run against this endpoint and model settled",
+  probe: "at salvo probe's recommendation",
+  "rate-limits": "under the rate limits in force",
+  option: "as set",
+};
+
+/** The summary with a line on where auto concurrency started and what it learned. */
+function withStartLine(text: string, concurrency: BatchFileResult["concurrency"]): string {
+  if (concurrency === undefined) return text;
+  const { start, source, learned, memory } = concurrency;
+  const from =
+    source === "search"
+      ? `started ${START_REASON[source]}`
+      : `started at ${start}, ${START_REASON[source]}`;
+  const kept =
+    learned === undefined ? "" : `; settled at ${learned}, kept in ${memory} for the next run`;
+  const line = `  concurrency auto ${from}${kept}`;
+  const at = text.lastIndexOf("\n  output: ");
+  return at < 0 ? `${text}${line}\n` : `${text.slice(0, at)}\n${line}${text.slice(at)}`;
 }
 
 /** The options as a report shows them: plain values only (no provider object, no secrets). */

@@ -32,11 +32,12 @@ describe("resolveRunSettings", () => {
       concurrency: "auto",
     });
     const capped = schedulerOptionsFromSettings(
-      resolveRunSettings({ flags: {}, env: { SALVO_MAX_CONCURRENCY: "32" } }),
+      resolveRunSettings({ flags: {}, env: { SALVO_MAX_CONCURRENCY: "8" } }),
     ).concurrency;
     expect(capped).toBeInstanceOf(AdaptiveConcurrency);
+    // Known limits start auto at 16, under the cap: here the cap, 8.
     (capped as AdaptiveConcurrency).setRateLimits({ requestsPerMinute: 1e6 });
-    expect((capped as AdaptiveConcurrency).limit).toBe(32);
+    expect((capped as AdaptiveConcurrency).limit).toBe(8);
     expect(
       error(() =>
         resolveRunSettings({ flags: { concurrency: "8", maxConcurrency: "32" }, env: {} }),

@@ -25,6 +25,7 @@ import {
   DeadlineExceededError,
   ProviderError,
   RequestTooLargeError,
+  RetryAfterTooLongError,
   SchedulerClosedError,
   TimeoutError,
 } from "../errors.ts";
@@ -72,9 +73,14 @@ export class Engine {
   #tick = 0;
   #nextId = 0;
   #inFlight = 0;
+  /** The integral of #inFlight over time (attempt-ms) up to #loadAt: a sample's mean load. */
+  #load = 0;
+  #loadAt = 0;
   /** Attempts holding a slot and their reservation, for reading rate-limit headers. */
   readonly #holding = new Set<Attempt>();
   #queued = 0;
+  /** Retries whose backoff ended, waiting for the retry budget (see `#backoffEnded`). */
+  #budgetWaiting = 0;
   #pending = 0;
   #cooldownUntil = Number.NEGATIVE_INFINITY;
   /** When the current (or last) cooldown began, and its one jitter draw (see `#pause`). */
@@ -93,7 +99,7 @@ export class Engine {
 
   // Deadline callbacks, bound once (no closure per item).
   readonly #onTimeout = (item: Item) => this.#timeout(item);
-  readonly #onBackoffEnd = (item: Item) => this.#enqueue(item, this.clock.now());
+  readonly #onBackoffEnd = (item: Item) => this.#backoffEnded(item);
   readonly #onDeadline = (item: Item) => this.#deadline(item);
   readonly #deferredPump = () => {
     this.#pumpQueued = false;
@@ -118,6 +124,7 @@ export class Engine {
     this.#rates = new RateLimits({
       limits: options.limits,
       burstSeconds: options.burstSeconds,
+      marginMs: options.rateMarginMs,
       learnLimits: options.learnLimits,
       now: this.clock.now(),
     });
@@ -277,7 +284,9 @@ export class Engine {
       this.#inFlight < this.#limit &&
       lane.inFlight < lane.cap &&
       now >= this.#cooldownUntil &&
-      this.#rates.waitMs(item.charge, now) === 0
+      this.#rates.waitMs(item.charge, now) === 0 &&
+      (this.#budgetWaiting === 0 ||
+        (this.#retry.admissionWaitMs?.(now, this.#budgetWaiting) ?? 0) === 0)
     ) {
       item.enqueuedAt = now;
       lane.served = ++this.#tick;
@@ -456,6 +465,15 @@ export class Engine {
           this.#wakeAt(this.#cooldownUntil);
           break;
         }
+        // Retries waiting on a dry budget while nothing succeeds: the provider is down, and new
+        // first attempts wait too (retries that got their turn go ahead of them in the queue).
+        if (item.attempts === 0 && this.#budgetWaiting > 0) {
+          const held = this.#retry.admissionWaitMs?.(now, this.#budgetWaiting) ?? 0;
+          if (held > 0) {
+            this.#wakeAt(now + held);
+            break;
+          }
+        }
         const wait = this.#rates.waitMs(item.charge, now);
         if (wait === Number.POSITIVE_INFINITY) {
           // A limit was lowered (learned) below this item's cost since it was queued.
@@ -490,14 +508,17 @@ export class Engine {
     item.state = RUNNING;
     const number = ++item.attempts;
     const lane = item.lane;
+    this.#integrateLoad(now);
     this.#inFlight++;
     if (++lane.inFlight >= lane.cap) this.#refreshLane(lane);
     this.#rates.take(item.charge, now);
     const attempt = new Attempt(this, item, number, now);
+    attempt.loadAtStart = this.#load;
     this.#holding.add(attempt);
     item.current = attempt;
     this.#retry.onAttempt(number, now);
-    this.#controller.onStart({ inFlight: this.#inFlight, now });
+    // A task that is not a request says nothing to the controller, at its start as at its end.
+    if (item.charge.requests !== 0) this.#controller.onStart({ inFlight: this.#inFlight, now });
     if (item.timeoutMs !== Number.POSITIVE_INFINITY) {
       item.timeoutTimer ??= new Deadline(this.#onTimeout, item);
       this.#timers.schedule(item.timeoutTimer, now + item.timeoutMs);
@@ -554,7 +575,10 @@ export class Engine {
       if (failed) {
         this.#attemptFailed(attempt, error, now);
       } else {
-        if (!attempt.orchestrator) this.#sample(attempt, "success", now, undefined);
+        if (!attempt.orchestrator) {
+          this.#sample(attempt, "success", now, undefined);
+          this.#retry.onSuccess?.(now);
+        }
         if (item.state !== DONE) {
           item.ok = true;
           item.value = value;
@@ -571,6 +595,7 @@ export class Engine {
     attempt.holdsSlot = false;
     this.#holding.delete(attempt);
     this.#rates.release(attempt.charge);
+    this.#integrateLoad(this.clock.now());
     this.#inFlight--;
     const lane = attempt.item.lane;
     const wasCapped = lane.inFlight >= lane.cap;
@@ -599,8 +624,12 @@ export class Engine {
     item.lastError = error;
     const result: AttemptResult = classifyFailure(error).result;
     let retryAfterMs: number | undefined;
+    /** The provider asked for a longer wait than the scheduler allows: no retry, a short pause. */
+    let tooLong = false;
     if (error instanceof ProviderError && !attempt.orchestrator) {
       retryAfterMs = error.retryAfterMs;
+      tooLong = retryAfterMs !== undefined && retryAfterMs > this.options.maxRetryAfterMs;
+      const pauseMs = tooLong ? this.options.cooldownMs : retryAfterMs;
       if (error.rateLimits !== undefined) this.applySnapshot(error.rateLimits, attempt);
       if (result === "rate_limit") {
         if (error.rateLimits === undefined) this.#rates.drain(now);
@@ -615,9 +644,9 @@ export class Engine {
             retryAfterMs,
           });
         }
-        this.#pause(retryAfterMs ?? this.options.cooldownMs, now, attempt.startedAt);
-      } else if (result === "overload" && retryAfterMs !== undefined) {
-        this.#pause(retryAfterMs, now, attempt.startedAt);
+        this.#pause(pauseMs ?? this.options.cooldownMs, now, attempt.startedAt);
+      } else if (result === "overload" && pauseMs !== undefined) {
+        this.#pause(pauseMs, now, attempt.startedAt);
       }
     }
     if (!attempt.orchestrator) this.#sample(attempt, result, now, retryAfterMs);
@@ -637,7 +666,7 @@ export class Engine {
     let retryAt = Number.POSITIVE_INFINITY;
     if (decision.retry) retryAt = now + Math.max(0, decision.delayMs);
     const deadlineAt = item.submittedAt + item.deadlineMs;
-    const pastDeadline = decision.retry && retryAt >= deadlineAt;
+    const pastDeadline = decision.retry && !tooLong && retryAt >= deadlineAt;
     if (this.events.has("attempt-failed")) {
       this.events.emit("attempt-failed", {
         ...this.#counts(now),
@@ -648,7 +677,7 @@ export class Engine {
         error,
         result,
         latencyMs: now - attempt.startedAt,
-        willRetry: decision.retry && !pastDeadline,
+        willRetry: decision.retry && !pastDeadline && !tooLong,
       });
     }
     if (item.state === DONE) return;
@@ -658,9 +687,18 @@ export class Engine {
       else this.#fail(item, error, decision.reason, now);
       return;
     }
+    if (tooLong) {
+      // Sleeping that long helps nobody; a rerun later will find the provider back.
+      const tooLongError = new RetryAfterTooLongError(
+        { retryAfterMs, maxRetryAfterMs: this.options.maxRetryAfterMs },
+        { cause: error },
+      );
+      this.#fail(item, tooLongError, "retry-after-too-long", now);
+      return;
+    }
     if (pastDeadline) {
       // The retry could only start after the deadline: give up now instead of sleeping.
-      this.#fail(item, this.#deadlineError(item), "deadline-exceeded", now);
+      this.#fail(item, this.#deadlineError(item, retryAfterMs), "deadline-exceeded", now);
       return;
     }
     const delayMs = retryAt - now;
@@ -673,34 +711,67 @@ export class Engine {
         scope: item.lane.name,
         nextAttempt: attempt.attempt + 1,
         delayMs,
+        retryAt,
+        retryAfterMs,
         error,
       });
       if (item.state === DONE) return;
     }
-    if (delayMs <= 0) {
-      this.#enqueue(item, now);
-      return;
-    }
     // The retry waits outside the queue, holding nothing, then re-enters admission.
     item.state = SLEEPING;
     item.sleepTimer ??= new Deadline(this.#onBackoffEnd, item);
-    this.#timers.schedule(item.sleepTimer, retryAt);
+    if (delayMs <= 0) this.#backoffEnded(item);
+    else this.#timers.schedule(item.sleepTimer, retryAt);
+  }
+
+  /**
+   * A retry's delay ended: it re-enters admission if the retry policy lets it go now; else it
+   * sleeps again for as long as the policy says (a dry retry budget), holding nothing.
+   */
+  #backoffEnded(item: Item): void {
+    if (item.state !== SLEEPING) return;
+    const now = this.clock.now();
+    const wait = this.#retry.retryWaitMs?.(now, item.lastError) ?? 0;
+    if (wait > 0) {
+      if (!item.budgetWait) {
+        item.budgetWait = true;
+        this.#budgetWaiting++;
+      }
+      this.#timers.schedule(item.sleepTimer!, now + wait);
+      return;
+    }
+    if (item.budgetWait) {
+      item.budgetWait = false;
+      this.#budgetWaiting--;
+    }
+    this.#enqueue(item, now);
   }
 
   #sample(attempt: Attempt, result: AttemptResult, now: number, retryAfterMs: number | undefined) {
     // A task that is not a request (a pipeline's function task, `cost: {requests: 0}`) says
     // nothing about the provider's capacity: its latency must not teach the controller.
     if (attempt.charge.requests === 0) return;
+    this.#integrateLoad(now);
+    const latencyMs = now - attempt.startedAt;
     this.#controller.onOutcome({
       result,
-      latencyMs: now - attempt.startedAt,
+      latencyMs,
       outputTokens: attempt.outputTokens,
       retryAfterMs,
       tokens: attempt.charge.tokens,
       inputTokens: attempt.charge.inputTokens,
       inFlight: this.#inFlight,
+      meanInFlight: latencyMs > 0 ? (this.#load - attempt.loadAtStart) / latencyMs : this.#inFlight,
       now,
     });
+  }
+
+  /** Adds the attempts in flight since the last change to the load integral. */
+  #integrateLoad(now: number): void {
+    if (now > this.#loadAt) {
+      this.#load += this.#inFlight * (now - this.#loadAt);
+      this.#loadAt = now;
+    }
   }
 
   /**
@@ -731,9 +802,14 @@ export class Engine {
     this.#cancel(item, this.#deadlineError(item), "deadline-exceeded");
   }
 
-  #deadlineError(item: Item): DeadlineExceededError {
+  /** The item's deadline error; `retryAfterMs`: the provider's hint that would have passed it. */
+  #deadlineError(item: Item, retryAfterMs?: number): DeadlineExceededError {
+    const hint =
+      retryAfterMs === undefined
+        ? ""
+        : ` (the provider asked to wait ${Math.ceil(retryAfterMs / 1000)} s before a retry, past it)`;
     return new DeadlineExceededError(
-      `item ${String(item.id)} exceeded its deadline of ${item.deadlineMs} ms`,
+      `item ${String(item.id)} exceeded its deadline of ${item.deadlineMs} ms${hint}`,
       { deadlineMs: item.deadlineMs },
       { cause: item.lastError },
     );
@@ -748,6 +824,10 @@ export class Engine {
         break;
       case SLEEPING:
         this.#timers.cancel(item.sleepTimer!);
+        if (item.budgetWait) {
+          item.budgetWait = false;
+          this.#budgetWaiting--;
+        }
         break;
       case RUNNING: {
         const attempt = item.current!;

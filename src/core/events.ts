@@ -39,7 +39,16 @@ export type AttemptFailedEvent = Counts &
     willRetry: boolean;
   };
 export type RetryScheduledEvent = Counts &
-  ItemRef & { nextAttempt: number; delayMs: number; error: unknown };
+  ItemRef & {
+    nextAttempt: number;
+    /** How long the retry waits outside the queue, ms (backoff, Retry-After, retry budget). */
+    delayMs: number;
+    /** Clock time the wait ends and the retry re-enters admission (`at + delayMs`; always set by the scheduler). */
+    retryAt?: number;
+    /** The provider's Retry-After hint, ms, when it gave one (the wait is at least this). */
+    retryAfterMs?: number | undefined;
+    error: unknown;
+  };
 export type RateLimitedEvent = Counts &
   ItemRef & { attempt: number; error: unknown; retryAfterMs: number | undefined };
 /** Admission for the whole key is paused until `until` (a 429, or a 529/503 with a hint). */

@@ -87,6 +87,8 @@ export class Item implements QueueEntry {
   deadlineTimer: Deadline<Item> | undefined = undefined;
   timeoutTimer: Deadline<Item> | undefined = undefined;
   sleepTimer: Deadline<Item> | undefined = undefined;
+  /** Sleeping because the retry budget had no retry for it yet (its backoff is over). */
+  budgetWait = false;
 
   ok = false;
   value: unknown = undefined;
@@ -117,6 +119,8 @@ export class Attempt implements TaskContext {
   readonly item: Item;
   readonly attempt: number;
   readonly startedAt: number;
+  /** The engine's attempts-in-flight integral (attempt-ms) when this attempt started. */
+  loadAtStart = 0;
   /** What this attempt reserved; replaced by the reconciled charge when usage is reported. */
   charge: Charge;
   /** Whether it still holds a slot (and its reservation). */

@@ -14,10 +14,11 @@ import type { RetryPolicy } from "./retry/retry-policy.ts";
 
 export type SchedulerOptions = {
   /**
-   * Attempts holding a slot at once: `"auto"` (an `AdaptiveConcurrency` that finds the
-   * provider's capacity and follows it: slow start from 4, backs off on 429s, overloads,
-   * timeouts and server-side queueing, never above what the known rate limits can feed), a
-   * number (a `StaticConcurrency`), or any controller, e.g. `new AdaptiveConcurrency({max: 32})`.
+   * Attempts holding a slot at once: `"auto"` (an `AdaptiveConcurrency` that finds the limit at
+   * which the provider gets the most done and follows it: one call alone, then a search for the
+   * knee of throughput against the limit, probes around it, backs off on 429s and overloads,
+   * never above what the known rate limits can feed), a number (a `StaticConcurrency`), or any
+   * controller, e.g. `new AdaptiveConcurrency({ max: 32, initial: 8 })`.
    * @default "auto"
    */
   concurrency?: number | "auto" | ConcurrencyController | undefined;
@@ -32,6 +33,13 @@ export type SchedulerOptions = {
   /** Seconds of each per-minute limit a bucket can hold (the burst), in (0, 60]. @default 1 */
   burstSeconds?: number | undefined;
   /**
+   * How far the provider's clock may lag the buckets', ms: a call is admitted only when its
+   * tokens and this much refill besides are there, so one that reaches the provider sooner than
+   * its turn (network jitter, a connection opened for another) still finds its tokens: known
+   * limits, no 429. It costs the first burst this much refill, once. @default 50
+   */
+  rateMarginMs?: number | undefined;
+  /**
    * Learn limits from rate-limit snapshots: create the bucket of an unlimited dimension, lower a
    * configured limit above the provider's. @default true
    */
@@ -44,6 +52,14 @@ export type SchedulerOptions = {
   retry?: RetryOptions | RetryPolicy | undefined;
   /** How long a 429 without a Retry-After pauses the key, ms. @default 1_000 */
   cooldownMs?: number | undefined;
+  /**
+   * The longest wait a provider's Retry-After may impose, ms. A longer one fails the item at once
+   * (`RetryAfterTooLongError`, with the provider's hint) instead of sleeping, and pauses the key
+   * only `cooldownMs`. Every per-minute limit resets within 60 s; a provider asking for more is
+   * out of a daily quota or down, where an hour's sleep per retry helps nobody and a rerun later
+   * does. @default 120_000
+   */
+  maxRetryAfterMs?: number | undefined;
   /** Jitter added to a pause, as a fraction of it: the pause is d * (1 + U[0, j]). @default 0.1 */
   cooldownJitter?: number | undefined;
   /** The clock. @default realClock */
@@ -131,11 +147,13 @@ export type ResolvedSchedulerOptions = {
   controller: ConcurrencyController;
   limits: Partial<Record<RateDimension, number>>;
   burstSeconds: number;
+  rateMarginMs: number;
   learnLimits: boolean;
   timeoutMs: number;
   deadlineMs: number;
   retry: RetryPolicy;
   cooldownMs: number;
+  maxRetryAfterMs: number;
   cooldownJitter: number;
   clock: Clock;
   random: Random;
@@ -167,11 +185,13 @@ export function resolveSchedulerOptions(options: SchedulerOptions = {}): Resolve
           : concurrency,
     limits,
     burstSeconds: range("burstSeconds", options.burstSeconds ?? 1, 0, 60),
+    rateMarginMs: nonNegative("rateMarginMs", options.rateMarginMs ?? 50),
     learnLimits: options.learnLimits ?? true,
     timeoutMs: positive("timeoutMs", options.timeoutMs ?? 600_000, true),
     deadlineMs: positive("deadlineMs", options.deadlineMs ?? Number.POSITIVE_INFINITY, true),
     retry: isRetryPolicy(retry) ? retry : new DefaultRetryPolicy(checkRetry(retry ?? {}), random),
     cooldownMs: nonNegative("cooldownMs", options.cooldownMs ?? 1_000),
+    maxRetryAfterMs: positive("maxRetryAfterMs", options.maxRetryAfterMs ?? 120_000, true),
     cooldownJitter: nonNegative("cooldownJitter", options.cooldownJitter ?? 0.1),
     clock: options.clock ?? realClock,
     random,
@@ -190,9 +210,9 @@ function checkRetry(options: RetryOptions): RetryOptions {
   if (options.maxDelayMs !== undefined) nonNegative("retry.maxDelayMs", options.maxDelayMs);
   if (options.budget) {
     const b = options.budget;
-    if (b.ratio !== undefined) nonNegative("retry.budget.ratio", b.ratio);
-    if (b.windowMs !== undefined) positive("retry.budget.windowMs", b.windowMs, false);
-    if (b.minRetries !== undefined) nonNegative("retry.budget.minRetries", b.minRetries);
+    if (b.perSuccess !== undefined) nonNegative("retry.budget.perSuccess", b.perSuccess);
+    if (b.perSecond !== undefined) positive("retry.budget.perSecond", b.perSecond, false);
+    if (b.burst !== undefined) nonNegative("retry.budget.burst", b.burst);
   }
   return options;
 }

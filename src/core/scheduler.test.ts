@@ -4,9 +4,11 @@ import {
   AbortedError,
   ClientError,
   DeadlineExceededError,
+  OverloadedError,
   QuotaExceededError,
   RateLimitError,
   RequestTooLargeError,
+  RetryAfterTooLongError,
   SchedulerClosedError,
   ServerError,
   TimeoutError,
@@ -239,14 +241,12 @@ describe("Scheduler: retries", () => {
     expect(order).toEqual(["a1@0", "b@0", "a2@5000"]);
   });
 
-  it("the retry budget stops retries; the item fails with its last error, marked", async () => {
+  it("a dry retry budget delays retries but never fails an item with attempts to spare", async () => {
+    // Regression: the budget used to refuse retries past 20% of first attempts, failing items
+    // after 1-2 of their 10 attempts in a fault storm.
     const { clock, scheduler, of } = setup({
       concurrency: 10,
-      retry: {
-        maxAttempts: 10,
-        baseDelayMs: 10,
-        budget: { ratio: 0, minRetries: 3, windowMs: 60_000 },
-      },
+      retry: { maxAttempts: 4, baseDelayMs: 10, budget: { perSecond: 2, burst: 3 } },
     });
     const result = scheduler.map(
       Array.from({ length: 5 }, (_, i) => i),
@@ -256,10 +256,37 @@ describe("Scheduler: retries", () => {
     );
     await clock.runAll();
     const outcomes = await result;
-    expect(of("retry-scheduled")).toHaveLength(3);
-    const exhausted = outcomes.filter((o) => !o.ok && o.reason === "retry-budget-exhausted");
-    expect(exhausted).toHaveLength(5);
-    for (const o of exhausted) expect(!o.ok && o.error).toBeInstanceOf(ServerError);
+    // Every item used all its attempts: 5 x 3 retries, none refused.
+    expect(of("retry-scheduled")).toHaveLength(15);
+    for (const o of outcomes) {
+      expect(o.ok).toBe(false);
+      expect(!o.ok && o.reason).toBe("attempts-exhausted");
+      expect(o.attempts).toBe(4);
+    }
+    // The budget paced them: 15 retries from a bucket of 3 refilled at 2/s take about 6 s.
+    expect(clock.now()).toBeGreaterThanOrEqual(5_500);
+  });
+
+  it("a storm of transient faults: items retry at full speed while most calls succeed", async () => {
+    const { clock, scheduler } = setup({
+      concurrency: 20,
+      retry: { maxAttempts: 10, baseDelayMs: 10, maxDelayMs: 10 },
+    });
+    const random = seededRandom(3);
+    const result = scheduler.map(
+      Array.from({ length: 400 }, (_, i) => i),
+      async () => {
+        await clock.sleep(100);
+        // 30% of attempts fail (seeded: every run the same).
+        if (random() < 0.3) throw new ServerError(undefined, { status: 503 });
+        return "ok";
+      },
+    );
+    await clock.runAll();
+    const outcomes = await result;
+    expect(outcomes.filter((o) => o.ok)).toHaveLength(400);
+    // 400 items + ~43% retries at 20 in flight and 100 ms each: about 2.9 s, not paced down.
+    expect(clock.now()).toBeLessThan(3_500);
   });
 
   it("errors that are not ProviderErrors are retried only when retryOn says so", async () => {
@@ -394,12 +421,68 @@ describe("Scheduler: time", () => {
   });
 });
 
+describe("Scheduler: Retry-After", () => {
+  it("a Retry-After beyond maxRetryAfterMs fails the item at once, with the hint in the message", async () => {
+    // Regression: Retry-After: 3600 used to be honoured without a cap, an hour per retry.
+    const { clock, scheduler, of } = setup({ concurrency: 2, maxRetryAfterMs: 120_000 });
+    let calls = 0;
+    const outcome = scheduler.settle(async () => {
+      calls++;
+      throw new RateLimitError("slow down", { status: 429, retryAfterMs: 3_600_000 });
+    });
+    await clock.advance(0);
+    const result = await outcome;
+    expect(clock.now()).toBe(0);
+    expect(calls).toBe(1);
+    expect(result.ok).toBe(false);
+    expect(!result.ok && result.reason).toBe("retry-after-too-long");
+    const error = !result.ok ? (result.error as RetryAfterTooLongError) : undefined;
+    expect(error).toBeInstanceOf(RetryAfterTooLongError);
+    expect(error?.message).toMatch(/3600 s .*Retry-After.*120 s/);
+    expect(error?.cause).toBeInstanceOf(RateLimitError);
+    // The key pauses only the usual cooldown, not an hour.
+    expect(scheduler.cooldownUntil).toBeLessThanOrEqual(1_100);
+    expect(of("attempt-failed")[0]?.willRetry).toBe(false);
+    // Other work goes on after the short pause.
+    const next = scheduler.run(async () => "ok");
+    await clock.runAll();
+    expect(await next).toBe("ok");
+  });
+
+  it("a Retry-After past the item's deadline fails it at once, naming the hint", async () => {
+    const { clock, scheduler } = setup({ concurrency: 1, deadlineMs: 10_000 });
+    const outcome = scheduler.settle(async () => {
+      throw new OverloadedError(undefined, { status: 503, retryAfterMs: 60_000 });
+    });
+    await clock.advance(0);
+    const result = await outcome;
+    expect(clock.now()).toBe(0);
+    expect(!result.ok && result.reason).toBe("deadline-exceeded");
+    expect(!result.ok && (result.error as Error).message).toMatch(/wait 60 s before a retry/);
+  });
+
+  it("a retry's wait and its end are in the retry-scheduled event (for progress)", async () => {
+    const { clock, scheduler, of } = setup({ concurrency: 1, cooldownJitter: 0 });
+    const outcome = scheduler.settle(async (ctx) => {
+      if (ctx.attempt === 1) throw new RateLimitError(undefined, { retryAfterMs: 30_000 });
+      return "ok";
+    });
+    await clock.runAll();
+    expect((await outcome).ok).toBe(true);
+    const scheduled = of("retry-scheduled")[0]!;
+    expect(scheduled.retryAfterMs).toBe(30_000);
+    expect(scheduled.retryAt).toBe(scheduled.at + scheduled.delayMs);
+    expect(scheduled.delayMs).toBeGreaterThanOrEqual(30_000);
+  });
+});
+
 describe("Scheduler: rate limits", () => {
   it("paces requests to the RPM limit after the burst", async () => {
     const { clock, scheduler, of } = setup({
       concurrency: 100,
       requestsPerMinute: 600,
       burstSeconds: 1,
+      rateMarginMs: 0,
     });
     const result = scheduler.map(
       Array.from({ length: 30 }, (_, i) => i),
@@ -410,6 +493,35 @@ describe("Scheduler: rate limits", () => {
     const starts = of("started").map((s) => s.at);
     expect(starts.slice(0, 10).every((t) => t === 0)).toBe(true); // the burst: 1 s of 600/min
     expect(starts[29]).toBe(2_000); // then 10 per second
+  });
+
+  it("keeps a margin of refill, so a call that reaches the provider early finds its token", async () => {
+    // Regression: with the limit known and correct, a burst that emptied both buckets drew a
+    // 429 whenever a call arrived a few ms sooner than its turn. 600/min with a 100 ms margin:
+    // every call waits for its token plus one call's worth of refill (never more than the bucket
+    // holds, so a full bucket always admits).
+    const { clock, scheduler, of } = setup({
+      concurrency: 100,
+      requestsPerMinute: 600,
+      burstSeconds: 1,
+      rateMarginMs: 100,
+    });
+    const result = scheduler.map(
+      Array.from({ length: 30 }, (_, i) => i),
+      async () => 1,
+    );
+    await clock.runAll();
+    await result;
+    const starts = of("started").map((s) => s.at);
+    expect(starts.filter((t) => t === 0)).toHaveLength(9); // a call's refill short of the burst
+    expect(starts[29]).toBe(2_100); // the same 10 per second, 100 ms behind
+    // What the provider's bucket (full at 0, 10 per second) holds at each arrival, up to 100 ms
+    // early: never less than the call.
+    for (let i = 0; i < starts.length; i++) {
+      const early = starts[i]! - 100;
+      const providerLevel = Math.min(10, 10 + Math.max(0, early) / 100 - i);
+      expect(providerLevel).toBeGreaterThanOrEqual(1 - 1e-9);
+    }
   });
 
   it("reconciles the estimate with the reported usage", async () => {
@@ -448,6 +560,18 @@ describe("Scheduler: rate limits", () => {
     await other;
   });
 
+  it("a rate below one request per minute runs every request, one per interval", async () => {
+    // Regression: requestsPerMinute 0.5 failed every item with SALVO_REQUEST_TOO_LARGE.
+    const { clock, scheduler, of } = setup({ concurrency: 4, requestsPerMinute: 0.5 });
+    const result = scheduler.map([1, 2, 3], async (x) => x);
+    await clock.runAll();
+    expect((await result).map((o) => o.ok)).toEqual([true, true, true]);
+    const starts = of("started").map((s) => s.at);
+    expect(starts[0]).toBe(0);
+    expect(starts[1]).toBeGreaterThan(119_000);
+    expect(starts[2]! - starts[1]!).toBeGreaterThan(119_000);
+  });
+
   it("rejects a request larger than a whole per-minute limit at once, without stalling others", async () => {
     const { scheduler } = setup({ tokensPerMinute: 1_000 });
     const tooBig = scheduler.run(async () => 1, { cost: { tokens: 1_500 } });
@@ -457,7 +581,7 @@ describe("Scheduler: rate limits", () => {
   });
 
   it("a request above a bucket's capacity waits for a full bucket, then drives it negative", async () => {
-    const { clock, scheduler, of } = setup({ tokensPerMinute: 60_000 }); // capacity 1000
+    const { clock, scheduler, of } = setup({ tokensPerMinute: 60_000, rateMarginMs: 0 }); // capacity 1000
     const result = scheduler.map([300, 5_000, 10], async () => 1, {
       cost: (tokens) => ({ tokens }),
     });
@@ -1137,7 +1261,7 @@ describe("Scheduler: review gaps", () => {
   });
 
   it("a fixed-window reset holds the bucket at remaining until the reset", async () => {
-    const { clock, scheduler, of } = setup({ requestsPerMinute: 600 });
+    const { clock, scheduler, of } = setup({ requestsPerMinute: 600, rateMarginMs: 0 });
     await scheduler.run(async (ctx) => {
       ctx.reportRateLimits({
         requests: { limit: 600, remaining: 0, resetMs: 40_000, fixedWindow: true },
@@ -1150,7 +1274,7 @@ describe("Scheduler: review gaps", () => {
   });
 
   it("a continuous provider's short reset does not hold the bucket", async () => {
-    const { clock, scheduler, of } = setup({ requestsPerMinute: 600 });
+    const { clock, scheduler, of } = setup({ requestsPerMinute: 600, rateMarginMs: 0 });
     await scheduler.run(async (ctx) => {
       ctx.reportRateLimits({ requests: { limit: 600, remaining: 0, resetMs: 1_000 } });
     });

@@ -80,4 +80,13 @@ describe("ServiceGate", () => {
     for (let i = 0; i < 100; i++) expect(enter(gate, () => {})?.state).toBe("serving");
     expect(gate.maxInService).toBe(100);
   });
+
+  it("is full at rejectAbove requests in the server, in service and queued", () => {
+    const gate = new ServiceGate({ slots: 2, queueLimit: Infinity, rejectAbove: 3 });
+    enter(gate, () => {});
+    enter(gate, () => {});
+    expect(gate.full).toBe(false);
+    enter(gate, () => {}); // queued
+    expect(gate.full).toBe(true);
+  });
 });

@@ -22,11 +22,14 @@ export type ServiceGateOptions = {
   slots: number;
   /** Requests allowed to wait for a slot. `Infinity` for no limit. */
   queueLimit: number;
+  /** Requests in the server (in service + queued) at most; more are refused (`full`). @default Infinity */
+  rejectAbove?: number;
 };
 
 export class ServiceGate {
   readonly slots: number;
   readonly queueLimit: number;
+  readonly rejectAbove: number;
   #inService = 0;
   #queued = 0;
   #maxInService = 0;
@@ -40,6 +43,12 @@ export class ServiceGate {
   constructor(options: ServiceGateOptions) {
     this.slots = options.slots;
     this.queueLimit = options.queueLimit;
+    this.rejectAbove = options.rejectAbove ?? Number.POSITIVE_INFINITY;
+  }
+
+  /** Whether the server holds `rejectAbove` requests already: a new one is refused (429). */
+  get full(): boolean {
+    return this.#inService + this.#queued >= this.rejectAbove;
   }
 
   get inService(): number {

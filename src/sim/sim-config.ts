@@ -13,6 +13,13 @@ export type CapacityInput = {
   slots?: number;
   /** Requests allowed to wait for a slot; beyond it, 503 (OpenAI) or 529 (Anthropic). @default unlimited */
   queue?: number;
+  /**
+   * A concurrency limit: a request arriving when this many are already in the server (in service
+   * and queued) is answered 429 at once, with `retryAfterMs`. @default unlimited
+   */
+  rejectAbove?: number;
+  /** The Retry-After of those 429s, ms. @default 1000 */
+  retryAfterMs?: number;
 };
 
 /** Rate limits, each enforced as a continuously refilled token bucket. Absent = no limit. */
@@ -42,7 +49,10 @@ export type LatencyInput = {
   msPerToken?: number;
   /** Relative jitter of both times, uniform in [1 - jitter, 1 + jitter], 0..1. @default 0 */
   jitter?: number;
-  /** Latency grows by this factor per other request in service. @default 0 */
+  /**
+   * Contention: every time scales by 1 + loadFactor * (n - 1)^loadExponent, n the requests in
+   * service when the request starts. @default 0
+   */
   loadFactor?: number;
   /** Latency scales by `1 + loadFactor * (others in service) ^ loadExponent`. @default 1 */
   loadExponent?: number;
@@ -127,6 +137,8 @@ export type SimConfigInput = {
 export type PoolConfig = {
   slots: number;
   queue: number;
+  rejectAbove: number;
+  retryAfterMs: number;
   rpm: number | undefined;
   tpm: number | undefined;
   itpm: number | undefined;
@@ -158,7 +170,12 @@ const count = (min: number) => z.number().int().min(min);
 const rate = z.number().positive().finite();
 const probability = z.number().min(0).max(1);
 
-const capacitySchema = z.strictObject({ slots: count(1).optional(), queue: count(0).optional() });
+const capacitySchema = z.strictObject({
+  slots: count(1).optional(),
+  queue: count(0).optional(),
+  rejectAbove: count(1).optional(),
+  retryAfterMs: z.number().min(0).finite().optional(),
+});
 const limitsSchema = z.strictObject({
   rpm: rate.optional(),
   tpm: rate.optional(),
@@ -406,6 +423,8 @@ function pool(capacity: CapacityInput | undefined, limits: LimitsInput | undefin
   return {
     slots: capacity?.slots ?? Infinity,
     queue: capacity?.queue ?? Infinity,
+    rejectAbove: capacity?.rejectAbove ?? Infinity,
+    retryAfterMs: capacity?.retryAfterMs ?? 1000,
     rpm: limits?.rpm,
     tpm: limits?.tpm,
     itpm: limits?.itpm,

@@ -66,7 +66,7 @@ export type SimHandle = {
 /** Largest request body accepted, in bytes; larger bodies get a 413. */
 const MAX_BODY_BYTES = 32 * 1024 * 1024;
 
-type Pool = { gate: ServiceGate; limiter: RateLimiter };
+type Pool = { gate: ServiceGate; limiter: RateLimiter; config: PoolConfig };
 
 // One request from arrival to its end.
 type Exchange = {
@@ -127,8 +127,9 @@ class Simulator implements SimHandle {
     this.config = config;
     const now = () => performance.now();
     const makePool = (p: PoolConfig): Pool => ({
-      gate: new ServiceGate({ slots: p.slots, queueLimit: p.queue }),
+      gate: new ServiceGate({ slots: p.slots, queueLimit: p.queue, rejectAbove: p.rejectAbove }),
       limiter: new RateLimiter(p, now),
+      config: p,
     });
     const openai = makePool(config.pools.openai);
     const anthropic =
@@ -366,6 +367,25 @@ class Simulator implements SimHandle {
       this.#stats.refusals.quota++;
       const error = wire.error({ kind: "quota" }, this.#requestId(ex));
       this.#sendError(ex, error, { "x-should-retry": "false" });
+      return;
+    }
+    if (pool.gate.full) {
+      // A concurrency limit (capacity.rejectAbove): 429 at once, charged to no bucket.
+      const ms = pool.config.retryAfterMs;
+      const concurrency = { dimension: "requests" as const, limit: pool.gate.rejectAbove, cost: 1 };
+      const error = wire.error(
+        {
+          kind: "rate_limited",
+          refusal: { ...concurrency, level: 0, tooLarge: false, retryAfterMs: ms },
+          model: request.model,
+        },
+        this.#requestId(ex),
+      );
+      this.#stats.refusals.rateLimited++;
+      this.#sendError(ex, error, {
+        "retry-after": String(Math.ceil(ms / 1000)),
+        "retry-after-ms": String(Math.ceil(ms)),
+      });
       return;
     }
     const refusal = pool.limiter.admit({

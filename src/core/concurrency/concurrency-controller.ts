@@ -1,7 +1,7 @@
 // How many attempts may hold a slot at once. A controller sees every start and every outcome and
 // owns the limit; the scheduler only reads `limit` and listens for changes. `StaticConcurrency`
-// keeps a fixed limit; `AdaptiveConcurrency` (AIMD with a latency brake and a Little's-law
-// ceiling) finds the provider's capacity.
+// keeps a fixed limit; `AdaptiveConcurrency` (a search for the knee of throughput against the
+// limit, with backoff on 429s and a Little's-law ceiling) finds the provider's capacity.
 
 import type { FailureClass } from "../../errors.ts";
 
@@ -34,6 +34,11 @@ export type AttemptSample = {
   inputTokens?: number | undefined;
   /** Attempts holding a slot when the outcome was known (this one included). */
   inFlight: number;
+  /**
+   * The mean number of attempts holding a slot while this one ran (itself included): the load
+   * it met. @default inFlight
+   */
+  meanInFlight?: number | undefined;
   /** Clock time, ms. */
   now: number;
 };

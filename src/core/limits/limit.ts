@@ -28,6 +28,8 @@ export interface Limit {
   readonly limitPerMinute: number;
   /** The most the budget can hold: the burst. */
   readonly capacity: number;
+  /** The largest cost it can ever admit (its per-minute limit, but at least one unit). */
+  readonly largestCost: number;
   /** The current level (may be negative after a large request or an extra charge). */
   level(now: number): number;
   /** 0 if `cost` can be taken now; else milliseconds until it can; Infinity if it never can. */

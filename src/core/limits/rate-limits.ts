@@ -28,6 +28,8 @@ export type RateLimitsOptions = {
   limits: Partial<Record<RateDimension, number>>;
   /** Seconds of the per-minute rate each bucket holds. */
   burstSeconds: number;
+  /** See `TokenBucketOptions.marginMs`. @default 0 */
+  marginMs?: number;
   /** Create or lower a bucket from a snapshot's `limit`. */
   learnLimits: boolean;
   now: number;
@@ -35,6 +37,7 @@ export type RateLimitsOptions = {
 
 export class RateLimits {
   readonly #burstSeconds: number;
+  readonly #marginMs: number;
   readonly #learn: boolean;
   #buckets: Limit[] = [];
   readonly #byDimension = new Map<RateDimension, Limit>();
@@ -43,6 +46,7 @@ export class RateLimits {
 
   constructor(options: RateLimitsOptions) {
     this.#burstSeconds = options.burstSeconds;
+    this.#marginMs = options.marginMs ?? 0;
     this.#learn = options.learnLimits;
     for (const dimension of RATE_DIMENSIONS) {
       const limit = options.limits[dimension];
@@ -67,11 +71,11 @@ export class RateLimits {
     return wait;
   }
 
-  /** The first dimension where `charge` exceeds the whole per-minute limit. */
+  /** The first dimension where `charge` exceeds the whole per-minute limit (and one unit). */
   tooLarge(charge: Charge): { dimension: RateDimension; limit: number; cost: number } | undefined {
     for (const bucket of this.#buckets) {
       const cost = charge[bucket.dimension];
-      if (cost > bucket.limitPerMinute) {
+      if (cost > bucket.largestCost) {
         return { dimension: bucket.dimension, limit: bucket.limitPerMinute, cost };
       }
     }
@@ -205,6 +209,7 @@ export class RateLimits {
       dimension,
       limitPerMinute,
       burstSeconds: this.#burstSeconds,
+      marginMs: this.#marginMs,
       now,
     });
     this.#byDimension.set(dimension, bucket);

@@ -13,6 +13,18 @@ describe("TokenBucket", () => {
     expect(bucket.level(100_000)).toBe(10); // never above capacity
   });
 
+  it("a limit below one request per minute still admits one at a time, at its pace", () => {
+    // Regression: --rpm 0.5 made every request "too large" (a cost of 1 above a limit of 0.5).
+    const bucket = new TokenBucket({ dimension: "requests", limitPerMinute: 0.5, now: 0 });
+    expect(bucket.largestCost).toBe(1);
+    expect(bucket.waitMs(1, 0)).toBe(0);
+    bucket.take(1, 0);
+    // One request every two minutes: the next waits for the bucket to be full again.
+    expect(bucket.waitMs(1, 0)).toBeGreaterThan(119_000);
+    expect(bucket.waitMs(1, 0)).toBeLessThanOrEqual(120_000);
+    expect(bucket.waitMs(2, 0)).toBe(Number.POSITIVE_INFINITY);
+  });
+
   it("admits a cost above capacity only when full, and drives the level negative", () => {
     const bucket = new TokenBucket({
       dimension: "tokens",

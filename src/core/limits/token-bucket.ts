@@ -5,7 +5,9 @@
 // it. A cost above capacity is admitted only when the bucket is full and drives it negative, so a
 // big request is never starved (it waits for at most one full refill) and the long-run rate is
 // still respected: total takes over any window of length T are at most rate*T + max(capacity,
-// largest cost). A cost above the whole per-minute limit never fits (`waitMs` = Infinity).
+// largest cost). A cost above the whole per-minute limit never fits (`waitMs` = Infinity), except
+// a single unit: a limit below one request (or token) per minute still admits one at a time, at
+// its pace (`--rpm 0.5` is one request every two minutes, not "every request is too large").
 
 import type { Limit, RateDimension } from "./limit.ts";
 
@@ -20,11 +22,20 @@ export type TokenBucketOptions = {
   burstSeconds?: number;
   /** The clock time the bucket starts at (full). */
   now: number;
+  /**
+   * How far the provider's clock may lag ours, ms: a request is admitted only when the level
+   * covers it and this much refill besides (never more than the bucket holds beyond the cost),
+   * so a request that reaches the provider sooner than its admission order implied (network
+   * jitter, a connection set up for another) still finds its token there. It costs the first
+   * burst this much refill, once; the steady rate is the limit's. @default 0
+   */
+  marginMs?: number;
 };
 
 export class TokenBucket implements Limit {
   readonly dimension: RateDimension;
   readonly #burstSeconds: number;
+  readonly #marginMs: number;
   #limit = 0;
   #capacity = 0;
   #perMs = 0;
@@ -35,6 +46,7 @@ export class TokenBucket implements Limit {
   constructor(options: TokenBucketOptions) {
     this.dimension = options.dimension;
     this.#burstSeconds = options.burstSeconds ?? 1;
+    this.#marginMs = options.marginMs ?? 0;
     this.#updatedAt = options.now;
     this.#configure(options.limitPerMinute);
     this.#level = this.#capacity;
@@ -53,11 +65,16 @@ export class TokenBucket implements Limit {
     return this.#level;
   }
 
+  /** The largest cost this bucket can ever admit: its per-minute limit, or one unit. */
+  get largestCost(): number {
+    return Math.max(1, this.#limit);
+  }
+
   waitMs(cost: number, now: number): number {
     if (cost <= 0) return 0;
-    if (cost > this.#limit) return Number.POSITIVE_INFINITY;
+    if (cost > this.largestCost) return Number.POSITIVE_INFINITY;
     this.#refill(now);
-    const need = cost < this.#capacity ? cost : this.#capacity;
+    const need = Math.min(this.#capacity, cost + this.#marginMs * this.#perMs);
     if (this.#level + EPSILON >= need) return 0;
     const held = this.#updatedAt > now ? this.#updatedAt - now : 0;
     return Math.max(1, Math.ceil(held + (need - this.#level) / this.#perMs));

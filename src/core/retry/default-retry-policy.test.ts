@@ -73,34 +73,63 @@ describe("DefaultRetryPolicy", () => {
 });
 
 describe("RetryBudget", () => {
-  it("allows max(minRetries, ratio * first attempts) retries per sliding window", () => {
-    const budget = new RetryBudget({ ratio: 0.2, windowMs: 10_000, minRetries: 2 });
-    for (let i = 0; i < 20; i++) budget.recordAttempt(0);
-    const allowed = Array.from({ length: 10 }, () => budget.tryRetry(0)).filter(Boolean).length;
-    expect(allowed).toBe(4); // 20% of 20
-    expect(budget.tryRetry(5_000)).toBe(false);
-    // Once the window has slid past the old traffic, only the minimum is left, then refills.
-    expect(budget.tryRetry(10_500)).toBe(true);
-    expect(budget.tryRetry(10_500)).toBe(true);
-    expect(budget.tryRetry(10_500)).toBe(false);
+  it("successes earn retries; a dry bucket makes a retry wait for its turn, never refuses it", () => {
+    const budget = new RetryBudget({ perSuccess: 1, perSecond: 2, burst: 3 });
+    // The burst: three retries at once.
+    expect([budget.tryTake(0), budget.tryTake(0), budget.tryTake(0)]).toEqual([0, 0, 0]);
+    // Dry, nothing succeeding: the next retry waits 0.5 s (one retry's worth at 2/s), then goes.
+    expect(budget.tryTake(0)).toBe(500);
+    expect(budget.tryTake(500)).toBe(0);
+    // A success pays for a retry at once.
+    budget.recordSuccess(500);
+    expect(budget.tryTake(500)).toBe(0);
+  });
+
+  it("while calls succeed, a dry bucket refills at their pace, not at perSecond", () => {
+    const budget = new RetryBudget({ perSuccess: 1, perSecond: 2, burst: 1 });
+    for (let t = 0; t < 1_000; t += 10) budget.recordSuccess(t); // 100 successes a second
+    expect(budget.tryTake(1_000)).toBe(0);
+    // About one success every 10 ms: the next token is expected within tens of ms (the rate is
+    // smoothed over 2 s, so it reads low after only 1 s), not 500 ms.
+    expect(budget.tryTake(1_000)).toBeLessThan(50);
+  });
+
+  it("new work waits only while a burst of retries waits and nothing succeeds", () => {
+    const budget = new RetryBudget({ perSecond: 2, burst: 2 });
+    budget.tryTake(0);
+    budget.tryTake(0);
+    expect(budget.admissionWaitMs(0, 1)).toBe(0); // fewer retries waiting than a burst
+    expect(budget.admissionWaitMs(0, 2)).toBe(500); // the provider is down: slow down
+    for (let t = 0; t < 100; t += 10) budget.recordSuccess(t);
+    expect(budget.admissionWaitMs(100, 5)).toBe(0); // calls succeed: their successes pay
   });
 });
 
 describe("DefaultRetryPolicy: the retry budget", () => {
-  it("an empty budget stops server-error retries but not 429 retries (the cooldown paces those)", () => {
+  it("a dry budget delays server-error retries (never refuses them), and not 429 retries", () => {
     const policy = new DefaultRetryPolicy(
-      { maxAttempts: 5, budget: { ratio: 0, windowMs: 10_000, minRetries: 0 } },
+      { maxAttempts: 5, baseDelayMs: 0, budget: { perSecond: 1, burst: 0 } },
       seededRandom(1),
     );
-    policy.onAttempt(1, 0);
-    expect(policy.decide(ctx(new ServerError(undefined, { status: 500 }), 1))).toEqual({
-      retry: false,
-      reason: "retry-budget-exhausted",
-    });
-    const rateLimited = policy.decide(
-      ctx(new RateLimitError(undefined, { retryAfterMs: 2_000 }), 1),
-    );
-    expect(rateLimited).toMatchObject({ retry: true });
-    expect((rateLimited as { delayMs: number }).delayMs).toBeGreaterThanOrEqual(2_000);
+    const server = new ServerError(undefined, { status: 500 });
+    expect(policy.decide(ctx(server, 1))).toEqual({ retry: true, delayMs: 0 });
+    expect(policy.retryWaitMs(0, server)).toBe(1_000);
+    expect(policy.retryWaitMs(1_000, server)).toBe(0);
+    // A 429's retry waits for its Retry-After (the cooldown paces those), not for the budget.
+    const rateLimited = new RateLimitError(undefined, { retryAfterMs: 500 });
+    expect(policy.decide(ctx(rateLimited, 1))).toEqual({ retry: true, delayMs: 500 });
+    expect(policy.retryWaitMs(1_000, rateLimited)).toBe(0);
+  });
+
+  it("while the provider answers most calls, an item's backoff stops growing after two failures", () => {
+    const options = { baseDelayMs: 100, maxDelayMs: 10_000, maxAttempts: 10 };
+    const healthy = new DefaultRetryPolicy(options, () => 0.999);
+    const failing = new DefaultRetryPolicy({ ...options, budget: { burst: 4 } }, () => 0.999);
+    for (let i = 0; i < 4; i++) failing.retryWaitMs(0, new ServerError()); // drain its budget
+    const server = new ServerError(undefined, { status: 500 });
+    const delay = (p: DefaultRetryPolicy, attempt: number) =>
+      (p.decide(ctx(server, attempt)) as { delayMs: number }).delayMs;
+    expect(delay(healthy, 6)).toBeLessThanOrEqual(200);
+    expect(delay(failing, 6)).toBeGreaterThan(3_000);
   });
 });

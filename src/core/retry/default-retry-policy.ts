@@ -1,6 +1,7 @@
 // The standard retry policy: classification (`classifyFailure`, overridable with `retryOn`),
 // a maximum number of attempts, exponential backoff with jitter, the provider's Retry-After as a
-// minimum (never discarded, however long), and a retry budget.
+// minimum (the scheduler fails an item at once when it is longer than its `maxRetryAfterMs`), and
+// a retry budget that paces retries (and, deep in debt, new work) but never fails an item.
 
 import { ProviderError } from "../../errors.ts";
 import type { Random } from "../random.ts";
@@ -14,13 +15,18 @@ export type RetryOptions = {
   maxAttempts?: number;
   /** The first backoff ceiling (full jitter) or floor (decorrelated), ms. @default 500 */
   baseDelayMs?: number;
-  /** The longest backoff, ms. A longer Retry-After is still honoured. @default 30_000 */
+  /**
+   * The longest backoff, ms (the provider SDKs' own cap). A longer Retry-After is still
+   * honoured, up to the scheduler's `maxRetryAfterMs`. A provider that keeps failing is slowed
+   * by the retry budget, not by ever longer sleeps. @default 8_000
+   */
   maxDelayMs?: number;
   /** @default "full" */
   jitter?: Jitter;
   /**
-   * The retry budget for failures other than 429s (whose retries the shared cooldown paces);
-   * `false` turns it off. @default { ratio: 0.2, windowMs: 10_000, minRetries: 10 }
+   * The retry budget for failures other than 429s (whose retries the shared cooldown paces): it
+   * delays retries when the provider fails more than it answers, never refuses one; `false` turns
+   * it off. @default { perSuccess: 1, perSecond: 2, burst: 20 }
    */
   budget?: RetryBudgetOptions | false;
   /**
@@ -43,15 +49,28 @@ export class DefaultRetryPolicy implements RetryPolicy {
     this.#backoff = {
       jitter: options.jitter ?? "full",
       baseDelayMs: options.baseDelayMs ?? 500,
-      maxDelayMs: options.maxDelayMs ?? 30_000,
+      maxDelayMs: options.maxDelayMs ?? 8_000,
     };
     this.#budget = options.budget === false ? undefined : new RetryBudget(options.budget);
     this.#retryOn = options.retryOn;
     this.#random = random;
   }
 
-  onAttempt(attempt: number, now: number): void {
-    if (attempt === 1) this.#budget?.recordAttempt(now);
+  onAttempt(_attempt: number, _now: number): void {}
+
+  onSuccess(now: number): void {
+    this.#budget?.recordSuccess(now);
+  }
+
+  retryWaitMs(now: number, error: unknown): number {
+    // A 429's retry is paced by the shared cooldown and the buckets: it cannot hammer the
+    // provider, so it does not spend the budget.
+    if (error instanceof ProviderError && error.failureClass === "rate_limit") return 0;
+    return this.#budget?.tryTake(now) ?? 0;
+  }
+
+  admissionWaitMs(now: number, waitingRetries: number): number {
+    return this.#budget?.admissionWaitMs(now, waitingRetries) ?? 0;
   }
 
   decide(context: RetryContext): RetryDecision {
@@ -59,13 +78,13 @@ export class DefaultRetryPolicy implements RetryPolicy {
     const retryable = this.#retryOn?.(error, attempt) ?? classifyFailure(error).retryable;
     if (!retryable) return { retry: false, reason: "not-retryable" };
     if (attempt >= this.#maxAttempts) return { retry: false, reason: "attempts-exhausted" };
-    // A 429's retry is paced by the shared cooldown and the buckets: it cannot hammer the
-    // provider, so it does not spend the budget, which guards against amplifying failures.
-    const rateLimited = error instanceof ProviderError && error.failureClass === "rate_limit";
-    if (!rateLimited && this.#budget !== undefined && !this.#budget.tryRetry(context.now)) {
-      return { retry: false, reason: "retry-budget-exhausted" };
-    }
-    let delayMs = backoffDelay(this.#backoff, attempt, context.previousDelayMs, this.#random);
+    // Backoff spares a struggling provider; the budget says whether it struggles. While it
+    // answers most calls (the budget at least half full), an item's own bad luck is no reason
+    // to wait long: its backoff grows for two failures at most. As the budget drains, the
+    // exponential backoff applies in full.
+    const healthy = this.#budget?.healthy(context.now) ?? false;
+    const exponent = healthy ? Math.min(attempt, 2) : attempt;
+    let delayMs = backoffDelay(this.#backoff, exponent, context.previousDelayMs, this.#random);
     const hint = error instanceof ProviderError ? error.retryAfterMs : undefined;
     if (hint !== undefined && hint > delayMs) delayMs = hint;
     return { retry: true, delayMs };

@@ -4,8 +4,11 @@
 
 import type { AttemptResult } from "../concurrency/concurrency-controller.ts";
 
-/** Why an item stopped retrying and failed. */
-export type GiveUpReason = "not-retryable" | "attempts-exhausted" | "retry-budget-exhausted";
+/**
+ * Why an item stopped retrying and failed: its error is not worth a retry, it used its attempts,
+ * or the provider asked to wait longer than the scheduler's `maxRetryAfterMs`.
+ */
+export type GiveUpReason = "not-retryable" | "attempts-exhausted" | "retry-after-too-long";
 
 export type RetryContext = {
   /** What the failed attempt threw (or the TimeoutError the scheduler raised). */
@@ -22,11 +25,24 @@ export type RetryContext = {
 
 export type RetryDecision =
   | { retry: true; delayMs: number }
-  | { retry: false; reason: GiveUpReason };
+  | { retry: false; reason: Exclude<GiveUpReason, "retry-after-too-long"> };
 
 export interface RetryPolicy {
   /** Called when an attempt starts; first attempts are the traffic a retry budget is a share of. */
   onAttempt(attempt: number, now: number): void;
-  /** Decides after a failed attempt. A `retry: true` answer is a commitment (budget is spent). */
+  /** Called when an attempt succeeds (a retry budget earns from successes). */
+  onSuccess?(now: number): void;
+  /** Decides after a failed attempt: give up, or retry after a delay (backoff, Retry-After). */
   decide(context: RetryContext): RetryDecision;
+  /**
+   * Called when a retry's delay has ended, before it re-enters admission (`error`: what its last
+   * attempt threw): 0 to let it go (a budget spends one retry), else how long it waits before
+   * asking again, ms. A retry is delayed, never refused.
+   */
+  retryWaitMs?(now: number, error: unknown): number;
+  /**
+   * How long new work should wait before it is admitted, ms (0: not at all), given how many
+   * retries are waiting on `retryWaitMs`: a provider that keeps failing lowers admission for all.
+   */
+  admissionWaitMs?(now: number, waitingRetries: number): number;
 }
