@@ -17,14 +17,23 @@ import type { ProgressRenderer } from "../progress/progress-renderer.ts";
 import type { Provider, ProviderResult } from "../providers/provider.ts";
 import { baseUrlFor, type ProviderName, providerFromEnv } from "../providers/provider-from-env.ts";
 import { Salvo } from "../salvo.ts";
+import { backendLines } from "./backend-summary.ts";
+import {
+  type Backend,
+  type BackendEvent,
+  type BackendReport,
+  BatchBackend,
+} from "./batch-backend.ts";
+import { batchClientFromEnv } from "./batch-client-from-env.ts";
 import { type BatchItem, isInvalid } from "./input-line.ts";
 import { readInput } from "./input-reader.ts";
-import { itemOutcomeFrom } from "./output-line.ts";
+import { type ItemOutcome, itemOutcomeFrom } from "./output-line.ts";
 import { checkBatchPaths, checkFreshTargets } from "./preflight.ts";
+import type { ProviderBatchClient } from "./provider-batch-client.ts";
 import { type BatchEvent, type BatchSummary, runBatch } from "./run-batch.ts";
 import { budgetReport, spendLines, summaryText } from "./summary-text.ts";
 
-export type { ProviderName };
+export type { Backend, BackendReport, ProviderName };
 
 /** What a batch-file run tells its listener, besides the batch driver's events. */
 export type BatchFileEvent =
@@ -34,7 +43,9 @@ export type BatchFileEvent =
   /** The grace period ended: the calls still in flight were aborted (they rerun on resume). */
   | { type: "grace-expired"; aborted: number }
   /** Something went wrong that does not stop the run (e.g. a response cache write failed). */
-  | { type: "warning"; message: string };
+  | { type: "warning"; message: string }
+  /** The batch backend (`backend: "batch" | "auto"`): its plan and its provider batches. */
+  | BackendEvent;
 
 export type RunBatchFileOptions = Omit<SchedulerOptions, "window" | "concurrency"> & {
   /** The input JSONL file: OpenAI Batch lines, cookbook request bodies, or Anthropic batch lines. */
@@ -94,6 +105,44 @@ export type RunBatchFileOptions = Omit<SchedulerOptions, "window" | "concurrency
   env?: Record<string, string | undefined> | undefined;
   /** Items admitted ahead of the oldest unwritten one (the reorder window). @default 4096 */
   window?: number | undefined;
+  /**
+   * Where the calls go (`--backend`): `realtime`, every line through the scheduler; `batch`, the
+   * provider's batch API at half the price (split at its size limits, polled with backoff; a
+   * line it errors or expires runs in real time while `runDeadline` allows); `auto`, chosen from
+   * `runDeadline`, M* under the limits set, the prices and the budget: all real time, all batch,
+   * or the bulk to the batch API and the first lines in real time. A rerun re-attaches to the
+   * batches already submitted (`<output>.batches.json`). @default "realtime"
+   */
+  backend?: Backend | undefined;
+  /**
+   * When the whole run should be done (`--run-deadline`): a Date, or ms from the run's first start
+   * (a rerun keeps the first start). It places items (`auto`), cancels a batch not back in time
+   * for real time to finish its lines, and says whether a line the batch did not answer may still
+   * run in real time. It does not stop calls; `deadlineMs` bounds one item. @default none
+   */
+  runDeadline?: Date | number | undefined;
+  /**
+   * The provider's batch API, or a function of the input's shape.
+   * @default `batchClientFromEnv(shape, {env})`: the key and base URL as the default provider's
+   */
+  batchClient?: ProviderBatchClient | ((shape: ProviderName) => ProviderBatchClient) | undefined;
+  /**
+   * How long the provider's batch API is expected to take for a batch of n requests, ms, and
+   * where that figure comes from (for `auto` and the summary).
+   * @default 24 h, the providers' completion window ("the provider allows up to 24h")
+   */
+  batchTurnaround?: { ms: number | ((requests: number) => number); source: string } | undefined;
+  /** Most requests per provider batch. @default the provider's limit (50,000 OpenAI, 100,000 Anthropic) */
+  batchSize?: number | undefined;
+  /** Poll intervals of a provider batch, ms: the first and the longest. @default {minMs: 1000, maxMs: 60_000} */
+  batchPollMs?: { minMs?: number | undefined; maxMs?: number | undefined } | undefined;
+  /**
+   * One real-time call's latency for `auto`'s estimates, ms, and where it comes from.
+   * @default 1000 ms, "an assumed 1s per call"
+   */
+  realtimeLatency?: { ms: number; source: string } | undefined;
+  /** Epoch ms, for the run deadline and the state file's times. @default Date.now */
+  wallNow?: (() => number) | undefined;
 };
 
 /** How a batch-file run ended, with everything `salvo run` prints and reports. */
@@ -114,6 +163,8 @@ export type BatchFileResult = {
   limitsSet: boolean;
   cache: { dir: string; hits: number; misses: number; stored: number; errors: number } | undefined;
   budget: ReturnType<typeof budgetReport> | undefined;
+  /** What the batch backend placed where and why, and its provider batches (`backend` batch|auto). */
+  backend: BackendReport | undefined;
   /** The summary as `salvo run` prints it. */
   text: string;
 };
@@ -207,6 +258,14 @@ export async function runBatchFile(options: RunBatchFileOptions): Promise<BatchF
     window = 4096,
     graceMs = 30_000,
     endpoint: endpointOption,
+    backend: backendOption = "realtime",
+    runDeadline,
+    batchClient: batchClientOption,
+    batchTurnaround,
+    batchSize,
+    batchPollMs,
+    realtimeLatency,
+    wallNow = Date.now,
     ...schedulerOptions
   } = options;
   const clock: Clock = schedulerOptions.clock ?? realClock;
@@ -244,6 +303,13 @@ export async function runBatchFile(options: RunBatchFileOptions): Promise<BatchF
       ? providerOption(shape)
       : (providerOption ?? providerFromEnv(shape, { env }));
   const endpoint = endpointOption ?? baseUrlFor(shape, { env });
+  if (!["realtime", "batch", "auto"].includes(backendOption))
+    throw new ConfigError({
+      field: "--backend",
+      expected: "realtime, batch or auto",
+      got: backendOption,
+      where: "runBatchFile options",
+    });
 
   // 2. Open what the run writes besides its output.
   const cache =
@@ -261,6 +327,77 @@ export async function runBatchFile(options: RunBatchFileOptions): Promise<BatchF
     maxCostUsd === undefined && maxTokensTotal === undefined
       ? undefined
       : new Budget({ maxCostUsd, maxTokens: maxTokensTotal });
+  const runKey = batchRunKey(providerName, endpoint);
+  const clockForBackend = clock;
+  let backend: BatchBackend | undefined;
+  let backendFatal: unknown;
+  let backendReport: BackendReport | undefined;
+  const batchStop = new AbortController();
+  if (backendOption !== "realtime") {
+    const client =
+      typeof batchClientOption === "function"
+        ? batchClientOption(shape)
+        : (batchClientOption ?? batchClientFromEnv(shape, { env }));
+    const turnaround = batchTurnaround ?? {
+      ms: 24 * 60 * 60 * 1000,
+      source: "the providers' 24h completion window",
+    };
+    const concurrency = schedulerOptions.concurrency;
+    backend = await BatchBackend.open({
+      backend: backendOption,
+      input,
+      output,
+      defaultModel: model,
+      runKey,
+      fresh: fresh ?? false,
+      strict: strict ?? false,
+      client,
+      estimate: (request) => provider.estimate(request),
+      pricing,
+      budget,
+      realtime: {
+        latencyMs: realtimeLatency?.ms ?? 1000,
+        latencySource: realtimeLatency?.source ?? "an assumed 1s per call",
+        concurrency:
+          typeof concurrency === "number"
+            ? concurrency
+            : typeof concurrency === "object" && concurrency !== null && "max" in concurrency
+              ? Number((concurrency as { max: unknown }).max) || 256
+              : 256,
+        requestsPerMinute: schedulerOptions.requestsPerMinute,
+        tokensPerMinute: schedulerOptions.tokensPerMinute,
+        inputTokensPerMinute: schedulerOptions.inputTokensPerMinute,
+        outputTokensPerMinute: schedulerOptions.outputTokensPerMinute,
+        burstSeconds: schedulerOptions.burstSeconds,
+      },
+      turnaround: {
+        ms:
+          typeof turnaround.ms === "function"
+            ? turnaround.ms
+            : (
+                (fixed: number) => () =>
+                  fixed
+              )(turnaround.ms),
+        source: turnaround.source,
+      },
+      runDeadline:
+        runDeadline === undefined
+          ? undefined
+          : runDeadline instanceof Date
+            ? { at: runDeadline.getTime() }
+            : { afterMs: runDeadline },
+      batchSize,
+      poll: { minMs: batchPollMs?.minMs ?? 1000, maxMs: batchPollMs?.maxMs ?? 60_000 },
+      clock: clockForBackend,
+      wallNow,
+      signal,
+      emit: (event) => emit(event),
+      onFatal: (error) => {
+        backendFatal ??= error;
+        batchStop.abort(error);
+      },
+    });
+  }
   const callLog =
     audit === undefined ? undefined : await openCallLog(audit, { content: auditContent, env });
 
@@ -276,7 +413,6 @@ export async function runBatchFile(options: RunBatchFileOptions): Promise<BatchF
   const settledByScheduler = new Set<number>();
   let interrupted = false;
   let graceTimer: unknown;
-  const batchStop = new AbortController();
   const onInterrupt = () => {
     interrupted = true;
     const inFlight = salvo?.scheduler.inFlight ?? 0;
@@ -337,7 +473,11 @@ export async function runBatchFile(options: RunBatchFileOptions): Promise<BatchF
       );
     };
     const client = salvo;
-    const execute = async (item: BatchItem, stop: AbortSignal) => {
+    const realtime = async (
+      item: BatchItem,
+      stop: AbortSignal,
+      deadlineMs?: number | undefined,
+    ): Promise<ItemOutcome> => {
       const controller = new AbortController();
       pending.set(item.index, controller);
       // A fatal batch error stops everything at once; an interrupt only drains (see above).
@@ -349,6 +489,10 @@ export async function runBatchFile(options: RunBatchFileOptions): Promise<BatchF
         const outcome = await client.settle(item.request, {
           id: item.index,
           signal: controller.signal,
+          deadlineMs:
+            deadlineMs === undefined
+              ? undefined
+              : Math.min(deadlineMs, schedulerOptions.deadlineMs ?? Number.POSITIVE_INFINITY),
         });
         countOutside(item.index, outcome);
         return itemOutcomeFrom(outcome);
@@ -357,6 +501,31 @@ export async function runBatchFile(options: RunBatchFileOptions): Promise<BatchF
         pending.delete(item.index);
       }
     };
+    const viaBackend = backend;
+    const execute =
+      viaBackend === undefined
+        ? realtime
+        : async (item: BatchItem, stop: AbortSignal): Promise<ItemOutcome> => {
+            const decision = await viaBackend.decide(item, stop);
+            if (decision.kind === "realtime") return realtime(item, stop, decision.deadlineMs);
+            if (!stop.aborted || decision.outcome.ok)
+              metrics?.settledOutside(
+                decision.kind === "batch"
+                  ? {
+                      ok: true,
+                      source: "batch",
+                      status: decision.outcome.ok ? decision.outcome.value.status : undefined,
+                      usage: decision.usage,
+                      costUsd: decision.costUsd,
+                    }
+                  : { ok: false, error: decision.outcome.ok ? undefined : decision.outcome.error },
+              );
+            return decision.outcome;
+          };
+    if (backend !== undefined) {
+      await backend.submit();
+      backend.start();
+    }
     batch = await runBatch({
       input,
       output,
@@ -364,7 +533,7 @@ export async function runBatchFile(options: RunBatchFileOptions): Promise<BatchF
       fresh,
       strict,
       defaultModel: model,
-      runKey: batchRunKey(providerName, endpoint),
+      runKey,
       window,
       signal: batchStop.signal,
       onEvent: (event) => {
@@ -374,13 +543,17 @@ export async function runBatchFile(options: RunBatchFileOptions): Promise<BatchF
         emit(event);
       },
     });
+    backendReport = await backend?.close(!batch.interrupted && backendFatal === undefined);
+    backend = undefined;
   } finally {
     if (graceTimer !== undefined) clock.clearTimeout(graceTimer);
     signal?.removeEventListener("abort", onInterrupt);
     progress?.stop();
+    await backend?.close(false);
     await salvo?.close();
     await callLog?.close();
   }
+  if (backendFatal !== undefined) throw backendFatal;
 
   const run = metrics.summary(clock.now());
   const limitsSet =
@@ -406,7 +579,11 @@ export async function runBatchFile(options: RunBatchFileOptions): Promise<BatchF
     limitsSet,
     cache: cache === undefined ? undefined : { dir: cache.dir, ...cache.counters },
     budget: budget === undefined ? undefined : budgetReport(budget),
-    text: summaryText(batch, run, output, limitsSet, spendLines(run, cache, budget)),
+    backend: backendReport,
+    text: summaryText(batch, run, output, limitsSet, [
+      ...(backendReport === undefined ? [] : backendLines(backendReport)),
+      ...spendLines(run, cache, budget),
+    ]),
   };
   if (report !== undefined) {
     const { text: _text, ...json } = result;
@@ -424,6 +601,10 @@ function reportSettings(options: RunBatchFileOptions): Record<string, unknown> {
   const settings: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(options)) {
     if (value === undefined || key === "env" || key === "signal" || key === "onEvent") continue;
+    if (value instanceof Date) {
+      settings[key] = value.toISOString();
+      continue;
+    }
     if (typeof value === "function" || (typeof value === "object" && value !== null)) {
       if (key === "retry" || key === "pricing")
         settings[key] = value instanceof Pricing ? "custom" : value;
