@@ -1,5 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { type PlanInput, planAuto, realtimeBoundMs } from "./backend-plan.ts";
+import {
+  lastCallAction,
+  type PlanInput,
+  planAuto,
+  pollIntervalMs,
+  realtimeBoundMs,
+} from "./backend-plan.ts";
 
 // Real time: 10 items a second (600 rpm); the batch API: 500 ms + 50 ms per request.
 const base: PlanInput = {
@@ -80,5 +86,40 @@ describe("realtimeBoundMs", () => {
       (60_000 * (800 - 10)) / 600 + 100,
     );
     expect(realtimeBoundMs(model, 0)).toBe(0);
+  });
+});
+
+describe("pollIntervalMs", () => {
+  const bounds = { minMs: 1000, maxMs: 60_000 };
+  it("backs off with the batch's age, within the bounds", () => {
+    expect(pollIntervalMs({ ageMs: 0, expectedMs: 0, ...bounds })).toBe(1000);
+    expect(pollIntervalMs({ ageMs: 20_000, expectedMs: 0, ...bounds })).toBe(4000);
+    expect(pollIntervalMs({ ageMs: 3_600_000, expectedMs: 0, ...bounds })).toBe(60_000);
+  });
+  it("polls no later than the expected end", () => {
+    expect(pollIntervalMs({ ageMs: 50_000, expectedMs: 52_500, ...bounds })).toBe(2500);
+    expect(pollIntervalMs({ ageMs: 50_000, expectedMs: 50_200, ...bounds })).toBe(1000);
+  });
+});
+
+describe("lastCallAction", () => {
+  it("waits while real time could still take over, cancels at the last call, abandons when real time must start", () => {
+    const at = (remainingMs: number, viable: boolean, cancelled: boolean) =>
+      lastCallAction({ remainingMs, neededMs: 3000, marginMs: 2000, viable, cancelled });
+    expect(at(10_000, false, false)).toEqual({ action: "wait", viable: true });
+    expect(at(4_000, true, false)).toEqual({ action: "cancel", viable: true });
+    expect(at(3_500, true, true)).toEqual({ action: "wait", viable: true });
+    expect(at(3_000, true, true)).toEqual({ action: "abandon", viable: true });
+  });
+  it("never cancels a batch real time could not have replaced in time (a split's)", () => {
+    expect(
+      lastCallAction({
+        remainingMs: 4000,
+        neededMs: 3000,
+        marginMs: 2000,
+        viable: false,
+        cancelled: false,
+      }),
+    ).toEqual({ action: "wait", viable: false });
   });
 });

@@ -73,6 +73,26 @@ export function realtimeBoundMs(model: RealtimeModel, n: number): number {
   return Math.max(...bounds);
 }
 
+/** Planned real-time duration for n items, ms: `REALTIME_PLAN_FACTOR` x M*. */
+export function plannedRealtimeMs(model: RealtimeModel, n: number): number {
+  return n <= 0 ? 0 : REALTIME_PLAN_FACTOR * realtimeBoundMs(model, n);
+}
+
+/**
+ * Planned time until n items sent to the batch API are downloaded, ms: the expected turnaround of
+ * the largest batch they make (batches of at most `perBatch` run side by side), with slack to
+ * notice it ended (`BATCH_PLAN_FACTOR`, two polls).
+ */
+export function plannedBatchMs(
+  turnaroundMs: (requests: number) => number,
+  n: number,
+  perBatch: number,
+  pollMinMs: number,
+): number {
+  if (n <= 0) return 0;
+  return BATCH_PLAN_FACTOR * turnaroundMs(Math.min(n, perBatch)) + 2 * pollMinMs;
+}
+
 export type PlanInput = {
   /** Items to place (not done, not in a batch already). */
   items: number;
@@ -198,4 +218,44 @@ export function planAuto(input: PlanInput): Plan {
       : `a split meets the ${left} at the lowest cost: ${batchFits} items to the batch API (expected back in ${s(input.batchMs(batchFits))}) and the first ${realtimeCount} in real time (about ${s(input.realtimeMs(realtimeCount))}); all in real time would take ${s(realtimeAllMs)}, all in the batch API ${s(batchAllMs)}`,
     late,
   );
+}
+
+/**
+ * The next poll of a batch, ms from now: a fifth of its age (backoff), within the poll bounds,
+ * but no later than when it is expected to end (then each poll may find it done).
+ */
+export function pollIntervalMs(p: {
+  ageMs: number;
+  expectedMs: number;
+  minMs: number;
+  maxMs: number;
+}): number {
+  let interval = Math.min(p.maxMs, Math.max(p.minMs, p.ageMs / 5));
+  const expectedIn = p.expectedMs - p.ageMs;
+  if (expectedIn > 0) interval = Math.min(interval, Math.max(p.minMs, expectedIn));
+  return interval;
+}
+
+/**
+ * What the run deadline asks of batches not back yet. Real time needs `neededMs` for their
+ * items; `marginMs` keeps room to notice a cancelled batch end and download it.
+ * - `wait` while more than `neededMs + marginMs` is left (the fallback is then viable);
+ * - `cancel` at the last call: the fallback was viable and is about to stop being;
+ * - `abandon` a cancelled batch still not ended when real time must start.
+ * A batch whose fallback was never viable (a split sent it there because real time could not run
+ * its items in time) is waited for: cancelling it would not meet the deadline either.
+ */
+export function lastCallAction(p: {
+  remainingMs: number;
+  neededMs: number;
+  marginMs: number;
+  /** Whether the fallback was viable at an earlier poll. */
+  viable: boolean;
+  /** Whether cancellation was already asked for. */
+  cancelled: boolean;
+}): { action: "wait" | "cancel" | "abandon"; viable: boolean } {
+  if (p.remainingMs > p.neededMs + p.marginMs) return { action: "wait", viable: true };
+  if (!p.viable) return { action: "wait", viable: false };
+  if (!p.cancelled) return { action: "cancel", viable: true };
+  return { action: p.remainingMs <= p.neededMs ? "abandon" : "wait", viable: true };
 }

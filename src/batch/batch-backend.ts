@@ -1,5 +1,5 @@
 // The providers' batch APIs as a backend of `salvo run` (`--backend batch|auto`): the items go to
-// the provider's batch API at half the price, split at its size limits; the batches are polled
+// the provider's batch API at half the price, packed at its size limits; the batches are polled
 // with backoff, their results downloaded and handed to the batch driver, which writes the usual
 // ordered output (one line per input line, the same shape as real-time lines, plus `batch_id`).
 // A line that errors or expires in a batch runs in real time while the run deadline allows.
@@ -12,34 +12,36 @@
 // when the run first starts.
 //
 // Runs beside the batch driver: `open` plans, `submit` sends the new batches, `start` polls in the
-// background, and the driver's `execute` asks `decide` for each item: the batch's answer, a final
-// error, or "run it in real time".
+// background, and the driver's `execute` asks `decide` for each item.
 import { randomBytes } from "node:crypto";
 import type { Clock } from "../core/clock.ts";
 import { classifyFailure } from "../core/retry/classify-failure.ts";
 import type { Budget, Reservation, Spend } from "../cost/budget.ts";
 import { BATCH_PRICE_FACTOR, modelOf, type Pricing } from "../cost/pricing.ts";
+import { AbortedError, BatchApiError, InputRejectedError, ProviderError } from "../errors.ts";
+import { formatDuration } from "../progress/format.ts";
+import type { CostEstimate, ProviderRequest } from "../providers/provider.ts";
 import {
-  AbortedError,
-  BatchApiError,
-  BatchLineNotRunError,
-  InputRejectedError,
-  ProviderError,
-} from "../errors.ts";
-import { formatDuration as formatMs } from "../progress/format.ts";
-import { usageFromAnthropic } from "../providers/anthropic-provider.ts";
-import { errorFromResponse } from "../providers/classify.ts";
-import { usageFromOpenAI } from "../providers/openai-provider.ts";
-import type { CostEstimate, ProviderRequest, TokenUsage } from "../providers/provider.ts";
-import {
-  BATCH_PLAN_FACTOR,
+  lastCallAction,
   type Plan,
   planAuto,
+  plannedBatchMs,
+  plannedRealtimeMs,
+  pollIntervalMs,
   REALTIME_PLAN_FACTOR,
   type RealtimeModel,
-  realtimeBoundMs,
 } from "./backend-plan.ts";
-import { ResultSpool, type SpooledResult } from "./batch-results.ts";
+import {
+  answerCost,
+  type Decision,
+  decisionOf,
+  fallbackOf,
+  finalError,
+  usageOfAnswer,
+} from "./batch-decision.ts";
+import { downloadBatch } from "./batch-download.ts";
+import { type BatchCandidate, packBatches } from "./batch-packing.ts";
+import { ResultSpool } from "./batch-results.ts";
 import {
   type BatchState,
   type ChunkRecord,
@@ -55,10 +57,11 @@ import {
 import { type BatchItem, isInvalid } from "./input-line.ts";
 import { readInput, scanInput } from "./input-reader.ts";
 import type { JournalHeader } from "./journal.ts";
-import { type ItemOutcome, itemError } from "./output-line.ts";
-import { type BatchGroup, batchBytes, type ProviderBatchClient } from "./provider-batch-client.ts";
+import { batchBytes, type ProviderBatchClient } from "./provider-batch-client.ts";
 import { prepareResume } from "./resume.ts";
 import { journalHeader } from "./run-batch.ts";
+
+export type { Decision };
 
 /** Where the run's items go: real time only, the provider's batch API, or chosen by the deadline. */
 export type Backend = "realtime" | "batch" | "auto";
@@ -68,7 +71,7 @@ export type BackendEvent =
   /** The placement of the items that were not yet in a batch. */
   | { type: "backend-plan"; backend: "batch" | "auto"; plan: Plan }
   | { type: "batch-submitted"; batchId: string; requests: number }
-  | { type: "batch-reattached"; batchId: string; requests: number; status: string }
+  | { type: "batch-reattached"; batchId: string; requests: number }
   | { type: "batch-status"; batchId: string; status: string; done: number; total: number }
   | {
       type: "batch-ended";
@@ -118,20 +121,6 @@ export type BatchBackendOptions = {
   onFatal: (error: BatchApiError) => void;
 };
 
-/** What to do with an item (`BatchBackend.decide`). */
-export type Decision =
-  /** The batch answered it: write this. */
-  | {
-      kind: "batch";
-      outcome: ItemOutcome;
-      usage: TokenUsage | undefined;
-      costUsd: number | undefined;
-    }
-  /** It ends here without a call (over budget, not run and no time left, a non-retryable error). */
-  | { kind: "final"; outcome: ItemOutcome }
-  /** Run it in real time, within `deadlineMs` of now when the run deadline bounds it. */
-  | { kind: "realtime"; deadlineMs: number | undefined; fallback: boolean };
-
 /** What the backend did, for the summary and the report. */
 export type BackendReport = {
   backend: "batch" | "auto";
@@ -172,48 +161,33 @@ type Chunk = {
   reattached: boolean;
   /** When it should be polled next, clock ms. */
   nextPollAt: number;
-  /** The last status seen, for events. */
+  /** The last status seen (status and count), for events. */
   lastStatus: string | undefined;
 };
-
-/** An item to place. */
-type Candidate = {
-  index: number;
-  group: BatchGroup;
-  bytes: number;
-  estimate: CostEstimate;
-  model: string | undefined;
-};
-
-const NOT_RUN_LABEL = {
-  expired: "expired",
-  cancelled: "cancelled",
-  failed: "failed",
-  missing: "failed",
-} as const;
 
 export class BatchBackend {
   readonly #o: BatchBackendOptions;
   #state: BatchState | undefined;
+  #header: JournalHeader | undefined;
   #spool: ResultSpool | undefined;
   readonly #chunks: Chunk[] = [];
   readonly #chunkOf = new Map<number, Chunk>();
-  /** Items planned for a new batch, by chunk, before submission. */
-  #pending: Array<{ record: ChunkRecord; candidates: Candidate[] }> = [];
+  /** Batches planned but not yet submitted. */
+  #pending: Array<{ record: ChunkRecord; candidates: BatchCandidate[] }> = [];
   readonly #overBudget = new Set<number>();
-  /** Items of abandoned batches and batches' failures: they run in real time. */
   #plan: Plan | undefined;
-  #deadlineAt: number | undefined;
-  /** When the run first started, epoch ms (this run, or the earlier one it resumes). */
+  #model: RealtimeModel;
+  /** When the run first started, and its deadline, epoch ms (fixed by the first run). */
   #startedAt = 0;
-  #header: JournalHeader | undefined;
+  #deadlineAt: number | undefined;
   /** A batch API failure stopped the backend. */
   #fatal = false;
+  /** Whether real time could still run the live batches' items in time, seen at some poll. */
+  #fallbackViable = false;
   readonly #stop = new AbortController();
   readonly #signal: AbortSignal;
   #loop: Promise<void> | undefined;
-  #model: RealtimeModel;
-  #report = {
+  readonly #report = {
     submitted: 0,
     reattached: 0,
     answered: 0,
@@ -278,79 +252,79 @@ export class BatchBackend {
       readOnly: true,
     });
     const done = (index: number) => index < resume.doneInOutput || resume.journaled.has(index);
-    const now = o.wallNow();
     this.#state = await loadBatchState(path, header);
-    const startedAt = this.#state?.started_at ?? now;
-    this.#startedAt = startedAt;
+    this.#startedAt = this.#state?.started_at ?? o.wallNow();
     this.#deadlineAt =
       o.runDeadline === undefined
         ? (this.#state?.deadline_at ?? undefined)
         : "at" in o.runDeadline
           ? o.runDeadline.at
-          : startedAt + o.runDeadline.afterMs;
+          : this.#startedAt + o.runDeadline.afterMs;
     if (this.#state !== undefined) {
       this.#spool = await ResultSpool.open(resultsPath(o.output));
       this.#state.deadline_at = this.#deadlineAt ?? null;
       await this.#reattach(this.#state);
     }
 
-    // The items not done, not answered, not in a live batch.
-    const candidates: Candidate[] = [];
-    const reruns = new Set<number>();
+    // The items not done, not answered, not in a live batch; abandoned batches' run in real time.
+    const abandoned = new Set<number>();
     for (const chunk of this.#state?.chunks ?? [])
-      if (chunk.phase === "abandoned") for (const i of fromRanges(chunk.items)) reruns.add(i);
-    let inputTokens = 0;
-    let outputTokens = 0;
-    let counted = 0;
+      if (chunk.phase === "abandoned") for (const i of fromRanges(chunk.items)) abandoned.add(i);
+    const candidates: BatchCandidate[] = [];
+    const tokens = { input: 0, output: 0, items: 0 };
     for await (const entry of readInput(o.input, { defaultModel: o.defaultModel })) {
       if (isInvalid(entry) || done(entry.index)) continue;
       const estimate = o.estimate(entry.request);
-      inputTokens += estimate.inputTokens;
-      outputTokens += estimate.outputTokens;
-      counted += 1;
-      if (
-        this.#spool?.has(entry.index) ||
-        this.#chunkOf.has(entry.index) ||
-        reruns.has(entry.index)
-      )
-        continue;
+      tokens.input += estimate.inputTokens;
+      tokens.output += estimate.outputTokens;
+      tokens.items += 1;
+      const i = entry.index;
+      if (this.#spool?.has(i) || this.#chunkOf.has(i) || abandoned.has(i)) continue;
       candidates.push({
-        index: entry.index,
+        index: i,
         group: o.client.groupOf(entry.request),
-        bytes: Buffer.byteLength(o.client.encode(`i${entry.index}`, entry.request)),
+        bytes: Buffer.byteLength(o.client.encode(`i${i}`, entry.request)),
         estimate,
         model: modelOf(entry.request.body),
       });
     }
     this.#model = {
       ...o.realtime,
-      inputTokensPerItem: counted === 0 ? 0 : inputTokens / counted,
-      outputTokensPerItem: counted === 0 ? 0 : outputTokens / counted,
+      inputTokensPerItem: tokens.items === 0 ? 0 : tokens.input / tokens.items,
+      outputTokensPerItem: tokens.items === 0 ? 0 : tokens.output / tokens.items,
     };
     if (candidates.length === 0) return;
 
-    // Place them: the batch API takes the last `plan.batch` candidates.
+    // The batch API takes the last `plan.batch` candidates; real time the first ones.
     const plan =
       o.backend === "batch" ? this.#planBatch(candidates.length) : this.#planAuto(candidates);
     this.#plan = plan;
     o.emit({ type: "backend-plan", backend: o.backend, plan });
-    const toBatch = candidates.slice(candidates.length - plan.batch);
-    this.#pending = this.#split(toBatch);
+    const packed = packBatches(candidates.slice(candidates.length - plan.batch), {
+      client: o.client,
+      batchSize: o.batchSize,
+      firstKey: (this.#state?.chunks.length ?? 0) + 1,
+    });
+    for (const c of packed.tooLarge)
+      o.emit({
+        type: "warning",
+        message: `item ${c.index} is ${c.bytes} bytes, more than one batch may hold (${o.client.limits.maxBytes}): it runs in real time`,
+      });
+    this.#pending = packed.batches;
   }
 
   #planBatch(items: number): Plan {
+    const o = this.#o;
     const remaining = this.#remainingMs();
     const expected = this.#batchMs(items);
-    const late =
-      remaining !== undefined && expected > remaining
-        ? `; it is not expected back within the ${formatMs(remaining)} left before the run deadline: what is not back in time runs in real time`
-        : "";
+    const late = remaining !== undefined && expected > remaining;
+    const turnaround = o.turnaround.ms(Math.min(items, o.client.limits.maxRequests));
     return {
       mode: "batch",
       batch: items,
       realtime: 0,
-      reason: `--backend batch: all ${items} items to the batch API at ${Math.round(BATCH_PRICE_FACTOR * 100)}% of the real-time price (expected to take ${formatMs(this.#o.turnaround.ms(Math.min(items, this.#o.client.limits.maxRequests)))}: ${this.#o.turnaround.source})${late}`,
-      late: late !== "",
+      reason: `all ${items} items to the batch API at ${Math.round(BATCH_PRICE_FACTOR * 100)}% of the real-time price (expected to take ${formatDuration(turnaround)}: ${o.turnaround.source})${late ? `; it is not expected back within the ${formatDuration(remaining)} left before the run deadline: what is not back in time runs in real time` : ""}`,
+      late,
       estimates: {
         realtimeAllMs: this.#realtimeMs(items),
         batchAllMs: expected,
@@ -362,7 +336,7 @@ export class BatchBackend {
     };
   }
 
-  #planAuto(candidates: Candidate[]): Plan {
+  #planAuto(candidates: BatchCandidate[]): Plan {
     const o = this.#o;
     let bound = 0;
     let unpriced = false;
@@ -383,94 +357,40 @@ export class BatchBackend {
           ? o.budget.available.usd
           : undefined,
       sources: {
-        realtime: `${REALTIME_PLAN_FACTOR}x M* under the limits set, ${formatMs(this.#model.latencyMs)} per call from ${this.#model.latencySource}`,
+        realtime: `${REALTIME_PLAN_FACTOR}x M* under the limits set, ${formatDuration(this.#model.latencyMs)} per call from ${this.#model.latencySource}`,
         batch: o.turnaround.source,
       },
     });
   }
 
-  /** Planned real-time duration for n items, ms. */
   #realtimeMs(n: number): number {
-    return n === 0 ? 0 : REALTIME_PLAN_FACTOR * realtimeBoundMs(this.#model, n);
+    return plannedRealtimeMs(this.#model, n);
   }
 
-  /** Planned time until a batch of n items is downloaded, ms (split at the limits: in parallel). */
   #batchMs(n: number): number {
-    if (n === 0) return 0;
-    const most = Math.min(this.#o.client.limits.maxRequests, this.#o.batchSize ?? Infinity);
-    const largest = Math.min(n, most);
-    return BATCH_PLAN_FACTOR * this.#o.turnaround.ms(largest) + 2 * this.#o.poll.minMs;
+    const o = this.#o;
+    const perBatch = Math.min(o.client.limits.maxRequests, o.batchSize ?? Infinity);
+    return plannedBatchMs(o.turnaround.ms, n, perBatch, o.poll.minMs);
   }
 
   #remainingMs(): number | undefined {
     return this.#deadlineAt === undefined ? undefined : this.#deadlineAt - this.#o.wallNow();
   }
 
-  /** Cuts the batch's items into batches: one group each, within the request and byte limits. */
-  #split(candidates: Candidate[]): Array<{ record: ChunkRecord; candidates: Candidate[] }> {
-    const o = this.#o;
-    const maxRequests = Math.min(o.client.limits.maxRequests, o.batchSize ?? Infinity);
-    const open = new Map<string, { candidates: Candidate[]; bytes: number }>();
-    const out: Array<{ record: ChunkRecord; candidates: Candidate[] }> = [];
-    let next = (this.#state?.chunks.length ?? 0) + 1;
-    const close = (group: string) => {
-      const chunk = open.get(group);
-      if (chunk === undefined || chunk.candidates.length === 0) return;
-      open.delete(group);
-      const { key, endpoint, model } = chunk.candidates[0]!.group;
-      out.push({
-        record: {
-          key: `c${next++}`,
-          group: { key, endpoint, model },
-          items: toRanges(chunk.candidates.map((c) => c.index)),
-          requests: chunk.candidates.length,
-          bytes: batchBytes(o.client, chunk.candidates.length, chunk.bytes),
-          phase: "uploaded",
-        },
-        candidates: chunk.candidates,
-      });
-    };
-    for (const c of candidates) {
-      if (batchBytes(o.client, 1, c.bytes) > o.client.limits.maxBytes) {
-        // Too big for any batch: it runs in real time.
-        o.emit({
-          type: "warning",
-          message: `item ${c.index} is ${c.bytes} bytes, more than one batch may hold (${o.client.limits.maxBytes}): it runs in real time`,
-        });
-        continue;
-      }
-      let chunk = open.get(c.group.key);
-      if (
-        chunk !== undefined &&
-        (chunk.candidates.length + 1 > maxRequests ||
-          batchBytes(o.client, chunk.candidates.length + 1, chunk.bytes + c.bytes) >
-            o.client.limits.maxBytes)
-      ) {
-        close(c.group.key);
-        chunk = undefined;
-      }
-      if (chunk === undefined) {
-        chunk = { candidates: [], bytes: 0 };
-        open.set(c.group.key, chunk);
-      }
-      chunk.candidates.push(c);
-      chunk.bytes += c.bytes;
-    }
-    for (const group of [...open.keys()]) close(group);
-    return out;
-  }
-
   /** Re-attaches to an earlier run's batches; drops what was never created. */
   async #reattach(state: BatchState): Promise<void> {
     const o = this.#o;
     const known = new Set(state.chunks.flatMap((c) => (c.batchId ? [c.batchId] : [])));
+    const drop = (record: ChunkRecord) => {
+      record.phase = "abandoned";
+      record.items = [];
+      record.requests = 0;
+    };
     for (const record of state.chunks) {
       if (record.phase === "uploaded") {
         // The create call was never sent: the file is not needed.
         if (record.fileId) await o.client.discard?.(record.fileId, this.#signal).catch(() => {});
-        record.phase = "abandoned";
-        record.items = [];
-        record.requests = 0;
+        drop(record);
         continue;
       }
       if (record.phase === "creating") {
@@ -486,11 +406,10 @@ export class BatchBackend {
           ),
         );
         if (found === undefined) {
-          record.phase = "abandoned";
-          record.items = [];
-          record.requests = 0;
+          drop(record);
           continue;
         }
+        known.add(found);
         record.batchId = found;
         record.phase = "submitted";
         record.submittedAt ??= record.creatingAt;
@@ -500,12 +419,7 @@ export class BatchBackend {
       // Items already downloaded (a crash mid-download) are not waited for.
       for (const i of fromRanges(record.items)) if (this.#spool?.has(i)) chunk.items -= 1;
       this.#report.reattached += 1;
-      o.emit({
-        type: "batch-reattached",
-        batchId: record.batchId!,
-        requests: record.requests,
-        status: "submitted",
-      });
+      o.emit({ type: "batch-reattached", batchId: record.batchId!, requests: record.requests });
     }
     await this.#save();
   }
@@ -537,66 +451,72 @@ export class BatchBackend {
    * does not fix; an interrupt stops it between steps (the state says where).
    */
   async submit(): Promise<void> {
-    const o = this.#o;
     const pending = this.#pending;
     this.#pending = [];
     for (const { record, candidates } of pending) {
       if (this.#signal.aborted) return;
-      let items = candidates;
-      let reservation: Reservation | undefined;
-      if (o.budget !== undefined) {
-        const spend = (c: Candidate): Spend => ({
-          usd: o.pricing.bound(c.model, c.estimate, { batch: true }) ?? 0,
-          tokens: c.estimate.inputTokens + c.estimate.outputTokens,
-        });
-        const available = o.budget.available;
-        let total: Spend = { usd: 0, tokens: 0 };
-        let fit = 0;
-        for (const c of candidates) {
-          const next = { usd: total.usd + spend(c).usd, tokens: total.tokens + spend(c).tokens };
-          if (next.usd > available.usd + 1e-12 || next.tokens > available.tokens) break;
-          total = next;
-          fit += 1;
-        }
-        for (const c of candidates.slice(fit)) {
-          o.budget.refuse(spend(c));
-          this.#overBudget.add(c.index);
-        }
-        items = candidates.slice(0, fit);
-        if (items.length === 0) continue;
-        reservation = await o.budget.reserve(total);
-        if (fit < candidates.length) {
-          record.items = toRanges(items.map((c) => c.index));
-          record.requests = items.length;
-          record.bytes = batchBytes(
-            o.client,
-            items.length,
-            items.reduce((sum, c) => sum + c.bytes, 0),
-          );
-        }
-      }
+      const { items, reservation } = await this.#reserve(record, candidates);
+      if (items.length === 0) continue;
+      let chunk: Chunk | undefined;
       try {
-        await this.#submitOne(record, items);
-      } catch (error) {
-        reservation?.settle({ usd: 0, tokens: 0 });
-        throw error;
+        chunk = await this.#submitOne(record, items);
+      } finally {
+        if (chunk) chunk.reservation = reservation;
+        else reservation?.settle({ usd: 0, tokens: 0 });
       }
-      const chunk = this.#chunkOf.get(items[0]!.index);
-      if (chunk) chunk.reservation = reservation;
-      else reservation?.settle({ usd: 0, tokens: 0 });
     }
   }
 
-  async #submitOne(record: ChunkRecord, items: Candidate[]): Promise<void> {
+  /** The batch's items that fit the budget at the batch price, reserved; the rest refused. */
+  async #reserve(
+    record: ChunkRecord,
+    candidates: BatchCandidate[],
+  ): Promise<{ items: BatchCandidate[]; reservation: Reservation | undefined }> {
+    const o = this.#o;
+    const budget = o.budget;
+    if (budget === undefined) return { items: candidates, reservation: undefined };
+    const spend = (c: BatchCandidate): Spend => ({
+      usd: o.pricing.bound(c.model, c.estimate, { batch: true }) ?? 0,
+      tokens: c.estimate.inputTokens + c.estimate.outputTokens,
+    });
+    const available = budget.available;
+    let total: Spend = { usd: 0, tokens: 0 };
+    let fit = 0;
+    for (const c of candidates) {
+      const next = { usd: total.usd + spend(c).usd, tokens: total.tokens + spend(c).tokens };
+      if (next.usd > available.usd + 1e-12 || next.tokens > available.tokens) break;
+      total = next;
+      fit += 1;
+    }
+    const items = candidates.slice(0, fit);
+    // Reserved before the rest is refused: a refusal exhausts the budget.
+    const reservation = items.length > 0 ? await budget.reserve(total) : undefined;
+    for (const c of candidates.slice(fit)) {
+      budget.refuse(spend(c));
+      this.#overBudget.add(c.index);
+    }
+    if (fit < candidates.length && fit > 0) {
+      record.items = toRanges(items.map((c) => c.index));
+      record.requests = items.length;
+      record.bytes = batchBytes(
+        o.client,
+        fit,
+        items.reduce((sum, c) => sum + c.bytes, 0),
+      );
+    }
+    return { items, reservation };
+  }
+
+  /** Uploads and creates one batch, recording each step; undefined when interrupted. */
+  async #submitOne(record: ChunkRecord, items: BatchCandidate[]): Promise<Chunk | undefined> {
     const o = this.#o;
     const state = await this.#ensureState();
     state.chunks.push(record);
     const wanted = new Set(items.map((c) => c.index));
     const lines: string[] = [];
-    for await (const entry of readInput(o.input, { defaultModel: o.defaultModel })) {
+    for await (const entry of readInput(o.input, { defaultModel: o.defaultModel }))
       if (!isInvalid(entry) && wanted.has(entry.index))
         lines.push(o.client.encode(`i${entry.index}`, entry.request));
-    }
     const tag = `${state.run_id}-${record.key}`;
     if (o.client.upload) {
       record.fileId = await this.#call("upload", (signal) =>
@@ -604,7 +524,7 @@ export class BatchBackend {
       );
       await this.#save();
     }
-    if (this.#signal.aborted) return;
+    if (this.#signal.aborted) return undefined;
     record.phase = "creating";
     record.creatingAt = o.wallNow();
     await this.#save();
@@ -617,7 +537,7 @@ export class BatchBackend {
           this.#signal,
         );
       } catch (error) {
-        if (this.#signal.aborted) return; // "creating": the rerun looks for it
+        if (this.#signal.aborted) return undefined; // "creating": the rerun looks for it
         if (!classifyFailure(error).retryable || attempt >= 5)
           throw this.#apiError("create", error);
         // The create may have reached the provider before the connection failed: look first.
@@ -634,9 +554,9 @@ export class BatchBackend {
     record.phase = "submitted";
     record.submittedAt = o.wallNow();
     await this.#save();
-    this.#track(record, false);
     this.#report.submitted += 1;
     o.emit({ type: "batch-submitted", batchId, requests: record.requests });
+    return this.#track(record, false);
   }
 
   async #ensureState(): Promise<BatchState> {
@@ -667,9 +587,8 @@ export class BatchBackend {
   start(): void {
     this.#loop ??= this.#poll().catch((error: unknown) => {
       if (this.#signal.aborted) return;
-      const fatal = error instanceof BatchApiError ? error : this.#apiError("poll", error);
       this.#fatal = true;
-      this.#o.onFatal(fatal);
+      this.#o.onFatal(error instanceof BatchApiError ? error : this.#apiError("poll", error));
       for (const chunk of this.#chunks) chunk.settle();
     });
   }
@@ -679,18 +598,17 @@ export class BatchBackend {
     const release = o.clock.keepAlive?.();
     try {
       for (;;) {
-        const live = this.#chunks.filter((c) => c.record.phase === "submitted");
+        let live = this.#live();
         if (live.length === 0 || this.#signal.aborted) return;
         await this.#lastCall(live);
         const now = o.clock.now();
-        for (const chunk of live) {
+        for (const chunk of this.#live()) {
           if (this.#signal.aborted) return;
-          if (chunk.record.phase !== "submitted" || chunk.nextPollAt > now) continue;
-          await this.#check(chunk);
+          if (chunk.nextPollAt <= now) await this.#check(chunk);
         }
-        const waiting = this.#chunks.filter((c) => c.record.phase === "submitted");
-        if (waiting.length === 0) return;
-        const next = Math.min(...waiting.map((c) => c.nextPollAt));
+        live = this.#live();
+        if (live.length === 0) return;
+        const next = Math.min(...live.map((c) => c.nextPollAt), this.#lastCallAt(live));
         await this.#sleep(Math.max(0, next - o.clock.now()));
       }
     } finally {
@@ -698,11 +616,14 @@ export class BatchBackend {
     }
   }
 
+  #live(): Chunk[] {
+    return this.#chunks.filter((c) => c.record.phase === "submitted");
+  }
+
   /** Polls one batch; downloads its results once it has ended. */
   async #check(chunk: Chunk): Promise<void> {
     const o = this.#o;
-    const record = chunk.record;
-    const id = record.batchId!;
+    const id = chunk.record.batchId!;
     let status: Awaited<ReturnType<ProviderBatchClient["retrieve"]>>;
     try {
       status = await o.client.retrieve(id, this.#signal);
@@ -734,15 +655,14 @@ export class BatchBackend {
     await this.#download(chunk, status.outcome ?? "completed", status.failure);
   }
 
-  /** Backoff: a fifth of the batch's age, within the poll bounds, sooner at its expected end. */
   #interval(chunk: Chunk): number {
     const o = this.#o;
-    const submitted = chunk.record.submittedAt ?? o.wallNow();
-    const age = Math.max(0, o.wallNow() - submitted);
-    let interval = Math.min(o.poll.maxMs, Math.max(o.poll.minMs, age / 5));
-    const expectedIn = o.turnaround.ms(chunk.record.requests) - age;
-    if (expectedIn > 0) interval = Math.min(interval, Math.max(o.poll.minMs, expectedIn));
-    return interval;
+    return pollIntervalMs({
+      ageMs: Math.max(0, o.wallNow() - (chunk.record.submittedAt ?? o.wallNow())),
+      expectedMs: o.turnaround.ms(chunk.record.requests),
+      minMs: o.poll.minMs,
+      maxMs: o.poll.maxMs,
+    });
   }
 
   async #download(
@@ -754,75 +674,31 @@ export class BatchBackend {
     const record = chunk.record;
     const id = record.batchId!;
     const spool = this.#spool!;
-    // Items whose result is not yet in the results file (a crash mid-download kept the others).
-    const pending = new Set([...fromRanges(record.items)].filter((i) => !spool.has(i)));
-    const counts = { answered: 0, errored: 0, notRun: 0 };
-    let spent: Spend = { usd: 0, tokens: 0 };
-    let buffer: SpooledResult[] = [];
-    let buffered = new Set<number>();
-    const flush = async () => {
-      await spool.append(buffer);
-      for (const result of buffer) {
-        pending.delete(result.i);
-        const response = result.response;
-        if (response && response.status < 300) {
-          counts.answered += 1;
-          const usage = this.#usageOf(response.body);
-          if (usage)
-            spent = {
-              usd: spent.usd + (this.#costOf(response.body, undefined, usage) ?? 0),
-              tokens: spent.tokens + usage.inputTokens + usage.outputTokens,
-            };
-        } else if (response) counts.errored += 1;
-        else counts.notRun += 1;
-      }
-      buffer = [];
-      buffered = new Set();
-    };
-    await this.#call("results", async (signal) => {
-      buffer = [];
-      buffered = new Set();
-      for await (const result of o.client.results(id, signal)) {
-        const index = result.customId.startsWith("i")
-          ? Number(result.customId.slice(1))
-          : Number.NaN;
-        if (!pending.has(index) || buffered.has(index)) continue; // not ours, or seen already
-        buffered.add(index);
-        buffer.push({
-          i: index,
-          batch: id,
-          ...(result.response
-            ? {
-                response: {
-                  status: result.response.status,
-                  body: result.response.body,
-                  request_id: result.response.requestId ?? null,
-                },
-              }
-            : { not_run: result.notRun ?? "failed", message: result.message ?? failure }),
-        });
-        if (buffer.length >= 500) await flush();
-      }
-      await flush();
+    const counts = await downloadBatch({
+      client: o.client,
+      batchId: id,
+      pending: new Set([...fromRanges(record.items)].filter((i) => !spool.has(i))),
+      spool,
+      outcome,
+      failure,
+      call: (operation, run) => this.#call(operation, run),
+      spendOf: (body) => {
+        const usage = usageOfAnswer(o.client.provider, body);
+        if (usage === undefined) return { usd: 0, tokens: 0 };
+        const usd = answerCost(o.pricing, body, undefined, usage, true) ?? 0;
+        return { usd, tokens: usage.inputTokens + usage.outputTokens };
+      },
     });
-    // A request the results do not mention did not run.
-    for (const i of pending)
-      buffer.push({
-        i,
-        batch: id,
-        not_run: outcome === "failed" ? "failed" : "missing",
-        message: failure,
-      });
-    await flush();
     record.phase = "downloaded";
     record.outcome = outcome;
     record.endedAt = o.wallNow();
     if (failure) record.failure = failure;
     await this.#save();
-    if (chunk.reservation) chunk.reservation.settle(spent);
-    else o.budget?.charge(spent);
+    if (chunk.reservation) chunk.reservation.settle(counts.spent);
+    else o.budget?.charge(counts.spent);
     chunk.items = 0;
-    o.emit({ type: "batch-ended", batchId: id, outcome, ...counts });
+    const { answered, errored, notRun } = counts;
+    o.emit({ type: "batch-ended", batchId: id, outcome, answered, errored, notRun });
     if (outcome === "failed")
       o.emit({
         type: "warning",
@@ -832,9 +708,9 @@ export class BatchBackend {
   }
 
   /**
-   * The run deadline: a batch not back when real time needs the time that is left to run its
-   * items is cancelled (what it processed by then is kept); one still not ended when real time
-   * must start is abandoned, and its items run in real time.
+   * The run deadline (`lastCallAction`): a batch not back when real time needs what is left to
+   * run its items is cancelled (what it processed by then is kept); one still not ended when
+   * real time must start is abandoned, and its items run in real time.
    */
   async #lastCall(live: Chunk[]): Promise<void> {
     const o = this.#o;
@@ -842,10 +718,17 @@ export class BatchBackend {
     if (remaining === undefined) return;
     const outstanding = live.reduce((n, c) => n + c.items, 0);
     const needed = this.#realtimeMs(outstanding);
-    if (remaining > needed + 2 * o.poll.minMs) return;
     for (const chunk of live) {
       const record = chunk.record;
-      if (!record.cancelRequested) {
+      const { action, viable } = lastCallAction({
+        remainingMs: remaining,
+        neededMs: needed,
+        marginMs: this.#lastCallMargin(),
+        viable: this.#fallbackViable,
+        cancelled: record.cancelRequested === true,
+      });
+      this.#fallbackViable = viable;
+      if (action === "cancel") {
         record.cancelRequested = true;
         await this.#save();
         try {
@@ -860,16 +743,33 @@ export class BatchBackend {
         o.emit({
           type: "batch-cancelled",
           batchId: record.batchId!,
-          reason: `the run deadline is ${formatMs(Math.max(0, remaining))} away and real time needs about ${formatMs(needed)} for the ${outstanding} items not back`,
+          reason: `the run deadline is ${formatDuration(Math.max(0, remaining))} away and real time needs about ${formatDuration(needed)} for the ${outstanding} items not back`,
         });
         chunk.nextPollAt = o.clock.now();
-      } else if (remaining <= needed) {
+      } else if (action === "abandon") {
         record.phase = "abandoned";
         await this.#save();
         o.emit({ type: "batch-abandoned", batchId: record.batchId!, requests: chunk.items });
         chunk.settle();
-      } else chunk.nextPollAt = Math.min(chunk.nextPollAt, o.clock.now() + o.poll.minMs);
+      } else if (record.cancelRequested)
+        chunk.nextPollAt = Math.min(chunk.nextPollAt, o.clock.now() + o.poll.minMs);
     }
+  }
+
+  /** Time kept between the last call and the point real time must start: a poll and a download. */
+  #lastCallMargin(): number {
+    return 2 * this.#o.poll.minMs;
+  }
+
+  /** When (clock ms) the live batches reach their last call; Infinity when there is none. */
+  #lastCallAt(live: Chunk[]): number {
+    const remaining = this.#remainingMs();
+    if (remaining === undefined || !this.#fallbackViable) return Number.POSITIVE_INFINITY;
+    const outstanding = live.reduce((n, c) => n + c.items, 0);
+    const needed = this.#realtimeMs(outstanding);
+    const cancelled = live.every((c) => c.record.cancelRequested);
+    // Before it: the last call; after it: when real time must start (abandon).
+    return this.#o.clock.now() + remaining - needed - (cancelled ? 0 : this.#lastCallMargin());
   }
 
   /**
@@ -878,124 +778,50 @@ export class BatchBackend {
    * Waits for the item's batch; settles at once when `stop` aborts.
    */
   async decide(item: BatchItem, stop: AbortSignal): Promise<Decision> {
-    if (this.#overBudget.has(item.index)) {
-      const error = this.#o.budget?.exhausted;
-      return final(error ?? new AbortedError("over budget"));
-    }
+    if (this.#overBudget.has(item.index))
+      return finalError(this.#o.budget?.exhausted ?? new AbortedError("over budget"));
     const chunk = this.#chunkOf.get(item.index);
     let result = await this.#spool?.get(item.index);
     if (result === undefined && chunk !== undefined) {
-      if (!(await until(chunk.settled, stop))) return final(stop.reason ?? new AbortedError());
-      if ((this.#signal.aborted || this.#fatal) && !this.#spool?.has(item.index))
-        return final(this.#signal.reason ?? new AbortedError());
+      if (!(await until(chunk.settled, stop))) return finalError(stop.reason ?? new AbortedError());
       result = await this.#spool?.get(item.index);
-      if (result === undefined)
+      if (result === undefined) {
+        if (this.#signal.aborted || this.#fatal)
+          return finalError(this.#signal.reason ?? new AbortedError());
         // Abandoned for the deadline: real time, whatever the deadline now says.
-        return this.#fallback(
-          { i: item.index, batch: chunk.record.batchId ?? "", not_run: "cancelled" },
-          true,
+        return this.#tally(
+          fallbackOf(
+            { i: item.index, batch: chunk.record.batchId ?? "", not_run: "cancelled" },
+            { provider: this.#o.client.provider, remainingMs: this.#remainingMs() },
+            true,
+          ),
         );
+      }
     }
     if (result === undefined) return { kind: "realtime", deadlineMs: undefined, fallback: false };
-    return this.#fromResult(item, result, chunk);
-  }
-
-  #fromResult(item: BatchItem, result: SpooledResult, chunk: Chunk | undefined): Decision {
-    const response = result.response;
     const record = chunk?.record ?? this.#state?.chunks.find((c) => c.batchId === result.batch);
-    const latencyMs =
-      record?.endedAt !== undefined && record.submittedAt !== undefined
-        ? record.endedAt - record.submittedAt
-        : 0;
-    if (response && response.status < 300) {
-      const usage = this.#usageOf(response.body);
-      const costUsd =
-        usage === undefined ? undefined : this.#costOf(response.body, item.request, usage);
-      const realtime =
-        usage === undefined ? undefined : this.#costOf(response.body, item.request, usage, false);
-      this.#report.answered += 1;
-      this.#report.costUsd += costUsd ?? 0;
-      this.#report.realtimeCostUsd += realtime ?? 0;
-      return {
-        kind: "batch",
-        usage,
-        costUsd,
-        outcome: {
-          ok: true,
-          value: {
-            status: response.status,
-            body: response.body,
-            requestId: response.request_id ?? undefined,
-            usage,
-            costUsd,
-            batchId: result.batch,
-          },
-          attempts: 1,
-          latencyMs,
-        },
-      };
-    }
-    if (response) {
-      const error = errorFromResponse({
-        status: response.status,
-        body: response.body,
+    return this.#tally(
+      decisionOf(item.request, result, {
         provider: this.#o.client.provider,
-      });
-      if (classifyFailure(error).retryable) return this.#fallback(result, false);
-      return {
-        kind: "final",
-        outcome: { ok: false, error: itemError(error), attempts: 1, latencyMs },
-      };
-    }
-    return this.#fallback(result, false);
-  }
-
-  /** A line the batch did not answer: real time if the run deadline allows, else not run. */
-  #fallback(result: SpooledResult, force: boolean): Decision {
-    const remaining = this.#remainingMs();
-    if (force || remaining === undefined || remaining > 0) {
-      this.#report.fellBack += 1;
-      return {
-        kind: "realtime",
-        deadlineMs: force || remaining === undefined ? undefined : remaining,
-        fallback: true,
-      };
-    }
-    this.#report.notRun += 1;
-    if (result.response) {
-      const error = errorFromResponse({
-        status: result.response.status,
-        body: result.response.body,
-        provider: this.#o.client.provider,
-      });
-      return final(error);
-    }
-    return final(
-      new BatchLineNotRunError({
-        reason: NOT_RUN_LABEL[result.not_run ?? "failed"],
-        batchId: result.batch,
-        ...(result.message ? { detail: result.message } : {}),
+        pricing: this.#o.pricing,
+        remainingMs: this.#remainingMs(),
+        latencyMs:
+          record?.endedAt !== undefined && record.submittedAt !== undefined
+            ? record.endedAt - record.submittedAt
+            : 0,
       }),
     );
   }
 
-  #usageOf(body: unknown): TokenUsage | undefined {
-    return this.#o.client.provider === "anthropic"
-      ? usageFromAnthropic(body)
-      : usageFromOpenAI(body);
-  }
-
-  /** An answer's cost, at the batch price (or the real-time one, for the report's comparison). */
-  #costOf(
-    body: unknown,
-    request: ProviderRequest | undefined,
-    usage: TokenUsage,
-    batch = true,
-  ): number | undefined {
-    const pricing = this.#o.pricing;
-    const answered = modelOf(body);
-    const model = pricing.priceOf(answered) ? answered : modelOf(request?.body);
-    return pricing.cost(model, usage, { batch }).usd;
+  #tally(decision: Decision): Decision {
+    const r = this.#report;
+    if (decision.kind === "batch") {
+      r.answered += 1;
+      r.costUsd += decision.costUsd ?? 0;
+      r.realtimeCostUsd += decision.realtimeCostUsd ?? 0;
+    } else if (decision.kind === "realtime" && decision.fallback) r.fellBack += 1;
+    else if (decision.kind === "final" && decision.notRun) r.notRun += 1;
+    return decision;
   }
 
   /**
@@ -1077,20 +903,13 @@ export class BatchBackend {
   }
 }
 
-function final(error: unknown): Decision {
-  return {
-    kind: "final",
-    outcome: { ok: false, error: itemError(error), attempts: 0, latencyMs: 0 },
-  };
-}
-
 /** Whether `promise` settled before `signal` aborted. */
 function until(promise: Promise<void>, signal: AbortSignal): Promise<boolean> {
   if (signal.aborted) return Promise.resolve(false);
   return new Promise((resolve) => {
     const onAbort = () => resolve(false);
     signal.addEventListener("abort", onAbort, { once: true });
-    promise.then(() => {
+    void promise.then(() => {
       signal.removeEventListener("abort", onAbort);
       resolve(true);
     });
