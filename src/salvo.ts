@@ -12,6 +12,7 @@ import {
   type CallContext,
   type CallLayer,
   type CallOutcome,
+  callOutcomeOf,
   compose,
   type Next,
   type SalvoResult,
@@ -320,15 +321,19 @@ export class Salvo {
   }
 
   /** The end of the chain: admission by the scheduler, then one provider call per attempt. */
-  #schedule(request: ProviderRequest, context: SalvoContext): Promise<CallOutcome> {
-    return this.scheduler.settle((task: TaskContext) => this.#attempt(request, task, context), {
-      id: context.id,
-      priority: context.priority,
-      timeoutMs: context.timeoutMs,
-      deadlineMs: context.deadlineMs,
-      signal: context.signal,
-      cost: costOf(this.#estimate(request)),
-    });
+  async #schedule(request: ProviderRequest, context: SalvoContext): Promise<CallOutcome> {
+    const outcome = await this.scheduler.settle(
+      (task: TaskContext) => this.#attempt(request, task, context),
+      {
+        id: context.id,
+        priority: context.priority,
+        timeoutMs: context.timeoutMs,
+        deadlineMs: context.deadlineMs,
+        signal: context.signal,
+        cost: costOf(this.#estimate(request)),
+      },
+    );
+    return callOutcomeOf(outcome, this.provider.name);
   }
 
   #estimate(request: ProviderRequest): CostEstimate {
@@ -362,7 +367,8 @@ export class Salvo {
     });
     let result: SalvoResult;
     try {
-      result = await this.provider.call(request, { signal: context.signal });
+      const answer = await this.provider.call(request, { signal: context.signal });
+      result = { ...answer, cached: false, shared: false };
     } catch (error) {
       await audit?.failed(error);
       throw error;

@@ -94,7 +94,9 @@ describe("salvo run --backend auto", () => {
     expect(json.backend.plan).toMatchObject({ mode: "realtime", batch: 0, realtime: N });
     expect(json.backend.plan.reason).toMatch(/batch API is not expected back within/);
     expect(json.backend.batches).toEqual([]);
-    expect(io.out).toMatch(/backend auto: real time for 40 items; the batch API is not expected back/);
+    expect(io.out).toMatch(
+      /backend auto: real time for 40 items; the batch API is not expected back/,
+    );
   });
 
   it("a long deadline uses the batch API for everything, at half the price", async () => {
@@ -129,15 +131,21 @@ describe("salvo run --backend auto", () => {
         lines.filter((l) => l.batch_id).reduce((sum, l) => sum + l.cost_usd, 0),
       12,
     );
-    expect(plan.reason).toMatch(/a split meets the .* left before the run deadline at the lowest cost/);
-    expect(io.out).toContain(`backend auto: split: ${plan.batch} items to the batch API, ${plan.realtime} in real time`);
+    expect(plan.reason).toMatch(
+      /a split meets the .* left before the run deadline at the lowest cost/,
+    );
+    expect(io.out).toContain(
+      `backend auto: split: ${plan.batch} items to the batch API, ${plan.realtime} in real time`,
+    );
     expect(json.settings).toMatchObject({ backend: "auto", runDeadline: 4000 });
   });
 
   it("--dry-run shows real time and the batch API side by side, and what auto would choose", async () => {
     const { code, io, report } = await run(["--run-deadline", "4s", "--dry-run"]);
     expect(code, io.err).toBe(0);
-    expect(io.out).toMatch(/real time: +about [\d.]+s \(1\.5x M\*\); cost at most \$[\d.]+, expected \$[\d.]+/);
+    expect(io.out).toMatch(
+      /real time: +about [\d.]+s \(1\.5x M\*\); cost at most \$[\d.]+, expected \$[\d.]+/,
+    );
     expect(io.out).toMatch(
       /batch API: +about [\d.]+s \(the simulator's batch settings; 1 batch\); cost at most \$[\d.]+, expected \$[\d.]+ \(50% of the real-time price\)/,
     );

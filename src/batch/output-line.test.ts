@@ -137,11 +137,20 @@ describe("itemError and itemOutcomeFrom", () => {
           usage: undefined,
           rateLimits: undefined,
           requestId: "r",
+          cached: false,
+          shared: false,
         },
       }),
     ).toEqual({
       ok: true,
-      value: { status: 200, body: { x: 1 }, requestId: "r", usage: undefined },
+      value: {
+        status: 200,
+        body: { x: 1 },
+        requestId: "r",
+        usage: undefined,
+        cached: false,
+        shared: false,
+      },
       attempts: 1,
       latencyMs: 5,
     });

@@ -6,13 +6,15 @@
 import { writeFile } from "node:fs/promises";
 import { openCallLog } from "../audit/call-log.ts";
 import type { CallOutcome, SalvoResult } from "../cache/call-layer.ts";
+import { isShareable } from "../cache/fingerprint.ts";
 import { ResponseCache } from "../cache/response-cache.ts";
 import { type Clock, realClock } from "../core/clock.ts";
 import type { SchedulerOptions } from "../core/scheduler-options.ts";
 import { Budget } from "../cost/budget.ts";
 import { modelOf, type PriceTable, Pricing } from "../cost/pricing.ts";
 import { ConfigError } from "../errors.ts";
-import { RunMetrics, type RunSummary } from "../metrics/run-metrics.ts";
+import { RunMetrics, type RunSummary, rateLimitsInForce } from "../metrics/run-metrics.ts";
+import { formatDuration } from "../progress/format.ts";
 import type { ProgressRenderer } from "../progress/progress-renderer.ts";
 import type { Provider, ProviderResult } from "../providers/provider.ts";
 import { baseUrlFor, type ProviderName, providerFromEnv } from "../providers/provider-from-env.ts";
@@ -413,16 +415,20 @@ export async function runBatchFile(options: RunBatchFileOptions): Promise<BatchF
   const settledByScheduler = new Set<number>();
   let interrupted = false;
   let graceTimer: unknown;
+  // Requests run with the cache on that it cannot keep: samples (the summary says why).
+  let samples = 0;
   const onInterrupt = () => {
     interrupted = true;
     const inFlight = salvo?.scheduler.inFlight ?? 0;
     emit({ type: "interrupted", inFlight, graceMs });
+    progress?.note(`interrupted: finishing calls in flight (up to ${formatDuration(graceMs)})`);
     // Stop admitting: queued calls and calls waiting to retry end now (they run on resume);
     // calls in flight finish, and their answers are kept.
     void salvo?.drain(signal?.reason);
     batchStop.abort(signal?.reason);
     graceTimer = clock.setTimeout(() => {
       emit({ type: "grace-expired", aborted: salvo?.scheduler.inFlight ?? 0 });
+      progress?.note("interrupted: the grace period ended, calls in flight stopped");
       for (const controller of pending.values()) controller.abort(signal?.reason);
     }, graceMs);
   };
@@ -438,6 +444,7 @@ export async function runBatchFile(options: RunBatchFileOptions): Promise<BatchF
       pricing,
       endpoint,
     });
+    const scheduler = salvo.scheduler;
     metrics = new RunMetrics({
       startedAt,
       usageOf: (value) => (value as ProviderResult).usage,
@@ -447,10 +454,13 @@ export async function runBatchFile(options: RunBatchFileOptions): Promise<BatchF
         concurrency: fixedConcurrency,
         requestsPerMinute: schedulerOptions.requestsPerMinute,
         tokensPerMinute: schedulerOptions.tokensPerMinute,
+        inputTokensPerMinute: schedulerOptions.inputTokensPerMinute,
+        outputTokensPerMinute: schedulerOptions.outputTokensPerMinute,
         burstSeconds: schedulerOptions.burstSeconds,
       },
+      // M* compares with the limits in force at the end: those set, or learned from headers.
+      limitsInForce: () => rateLimitsInForce(scheduler),
     });
-    const scheduler = salvo.scheduler;
     metrics.attach(scheduler);
     for (const terminal of ["succeeded", "failed"] as const)
       scheduler.on(terminal, (e) => settledByScheduler.add(e.id as number));
@@ -478,6 +488,9 @@ export async function runBatchFile(options: RunBatchFileOptions): Promise<BatchF
       stop: AbortSignal,
       deadlineMs?: number | undefined,
     ): Promise<ItemOutcome> => {
+      const { request } = item;
+      if (cache && request.body.stream !== true && !isShareable(request, cacheForce ?? false))
+        samples++;
       const controller = new AbortController();
       pending.set(item.index, controller);
       // A fatal batch error stops everything at once; an interrupt only drains (see above).
@@ -582,7 +595,7 @@ export async function runBatchFile(options: RunBatchFileOptions): Promise<BatchF
     backend: backendReport,
     text: summaryText(batch, run, output, limitsSet, [
       ...(backendReport === undefined ? [] : backendLines(backendReport)),
-      ...spendLines(run, cache, budget),
+      ...spendLines(run, cache, budget, { samples }),
     ]),
   };
   if (report !== undefined) {

@@ -4,7 +4,7 @@
 import type { ResponseCache } from "../cache/response-cache.ts";
 import type { Budget } from "../cost/budget.ts";
 import { formatUsd } from "../cost/pricing.ts";
-import type { RunSummary } from "../metrics/run-metrics.ts";
+import type { BoundLimits, LatencySummary, RunSummary } from "../metrics/run-metrics.ts";
 import { formatCount, formatDuration } from "../progress/format.ts";
 import type { BatchSummary } from "./run-batch.ts";
 
@@ -18,11 +18,21 @@ export function budgetReport(budget: Budget) {
   };
 }
 
-/** The summary's lines on money: cost, the cache's savings, the budget. */
+/** Why answers of this run were or were not reused without a call. */
+export type CacheNotes = {
+  /**
+   * Requests executed with the cache on whose answers are samples (temperature > 0 or unset),
+   * neither cached nor shared: their answers differ on every call. @default 0
+   */
+  samples?: number | undefined;
+};
+
+/** The summary's lines on money: cost, the cache's savings and why, the budget. */
 export function spendLines(
   run: RunSummary,
   cache: ResponseCache | undefined,
   budget: Budget | undefined,
+  notes: CacheNotes = {},
 ): string[] {
   const lines: string[] = [];
   const unpriced =
@@ -30,16 +40,22 @@ export function spendLines(
       ? `; ${run.cost.unpriced} call(s) at an unknown price are not included (add their model under pricing: in the config file)`
       : "";
   lines.push(`  cost ${formatUsd(run.cost.usd)}${unpriced}`);
-  if (cache !== undefined || run.shared > 0) {
-    const parts: string[] = [];
-    if (cache !== undefined || run.cached > 0) parts.push(`${run.cached} answered from the cache`);
-    if (run.shared > 0) parts.push(`${run.shared} shared with an identical call in flight`);
-    const stored =
-      cache === undefined
-        ? ""
-        : `; ${cache.counters.stored} answers stored in the cache${cache.counters.errors > 0 ? `, ${cache.counters.errors} cache errors` : ""}`;
-    lines.push(`  no call made: ${parts.join(", ")}${stored}`);
+  if (cache !== undefined) {
+    const { stored, errors } = cache.counters;
+    const failures = errors > 0 ? `, ${errors} cache errors` : "";
+    lines.push(
+      `  cache: ${run.cached} answered from the cache without a call, ${stored} new answers stored${failures} (${cache.dir})`,
+    );
   }
+  if (run.shared > 0)
+    lines.push(
+      `  ${run.shared} shared the answer of an identical call in flight (no call of their own)`,
+    );
+  const samples = notes.samples ?? 0;
+  if (cache !== undefined && samples > 0)
+    lines.push(
+      `  ${samples} request(s) were not cached: they ask for samples (temperature > 0 or unset), whose answers differ on every call; set temperature: 0 in them for repeatable answers, or add --cache-force to cache them anyway`,
+    );
   if (budget !== undefined) {
     const limits = [
       Number.isFinite(budget.maxCostUsd)
@@ -56,19 +72,76 @@ export function spendLines(
   return lines;
 }
 
+const LIMIT_NAMES: Array<[keyof BoundLimits, (n: number) => string]> = [
+  ["concurrency", (n) => `concurrency ${n}`],
+  ["requestsPerMinute", (n) => `${formatCount(n)} requests/min`],
+  ["tokensPerMinute", (n) => `${formatCount(n)} tokens/min`],
+  ["inputTokensPerMinute", (n) => `${formatCount(n)} input tokens/min`],
+  ["outputTokensPerMinute", (n) => `${formatCount(n)} output tokens/min`],
+];
+
+/** `1.2k requests/min set, 200k tokens/min learned from the provider's headers`. */
+export function limitsText(limits: BoundLimits): string {
+  const parts: string[] = [];
+  for (const [key, name] of LIMIT_NAMES) {
+    const limit = limits[key];
+    if (limit === undefined) continue;
+    if (limit.source === "set") parts.push(`${name(limit.value)} set`);
+    else if (limit.source === "learned")
+      parts.push(`${name(limit.value)} learned from the provider's headers`);
+    else
+      parts.push(
+        `${name(limit.value)} from the provider's headers (lower than the ${formatCount(limit.set ?? 0)} set)`,
+      );
+  }
+  return parts.join(", ");
+}
+
+/** The latency lines: every attempt (failed ones included) and the answered calls. */
+function latencyLines(run: RunSummary): string[] {
+  const p = (l: LatencySummary) =>
+    `p50 ${formatDuration(l.p50)}, p95 ${formatDuration(l.p95)}, p99 ${formatDuration(l.p99)}`;
+  const tokens = `tokens ${formatCount(run.tokens.input)} in, ${formatCount(run.tokens.output)} out`;
+  const all = run.attemptLatencyMs;
+  const failed = run.failedAttemptLatencyMs;
+  if (failed.count === 0) {
+    if (run.latencyMs.count === 0) return [];
+    return [`  latency per call ${p(run.latencyMs)}; ${tokens}`];
+  }
+  const lines = [
+    `  latency of all ${all.count} attempts, the ${failed.count} failed ${failed.count === 1 ? "one" : "ones"} (errors, timeouts, 429s) included: ${p(all)}, max ${formatDuration(all.max)}`,
+  ];
+  lines.push(
+    run.latencyMs.count > 0
+      ? `  latency of the ${run.latencyMs.count} answered calls alone: ${p(run.latencyMs)}; ${tokens}`
+      : `  no call was answered; ${tokens}`,
+  );
+  return lines;
+}
+
+/**
+ * The text `salvo run` prints at the end. `_limitsSet` is no longer read: M* is computed with the
+ * limits in force, set or learned, and says which (`run.boundLimits`).
+ */
 export function summaryText(
   batch: BatchSummary,
   run: RunSummary,
   output: string,
-  limitsSet: boolean,
+  _limitsSet: boolean,
   spend: string[],
 ): string {
   const lines: string[] = [];
   const failedCodes = Object.entries(run.failedByCode)
     .map(([code, n]) => `${code} ${n}`)
     .join(", ");
+  // An interrupted run leaves items without an output line: they are not failures.
+  const notRun = batch.total - batch.succeeded - batch.failed - batch.invalid;
+  const stopped =
+    batch.interrupted && notRun > 0
+      ? `; ${notRun} not run (stopped: run the same command again to run them)`
+      : "";
   lines.push(
-    `salvo run: ${batch.total} items in ${formatDuration(run.makespanMs)}: ${batch.succeeded} succeeded, ${batch.failed} failed${failedCodes ? ` (${failedCodes})` : ""}, ${batch.invalid} invalid input lines`,
+    `salvo run: ${batch.total} items in ${formatDuration(run.makespanMs)}: ${batch.succeeded} succeeded, ${batch.failed} failed${failedCodes ? ` (${failedCodes})` : ""}, ${batch.invalid} invalid input lines${stopped}`,
   );
   if (batch.resumedFromOutput + batch.resumedFromJournal + batch.rerun > 0) {
     const rerun = batch.rerun > 0 ? `, ${batch.rerun} not run before (over budget)` : "";
@@ -83,11 +156,9 @@ export function summaryText(
   lines.push(
     `  attempts ${run.attempts}, retries ${run.retries}, 429s ${run.rateLimited}, paused ${formatDuration(run.pausedMs)}; final status: ${statuses || "none"}`,
   );
-  if (run.latencyMs.count > 0) {
-    lines.push(
-      `  latency per call p50 ${formatDuration(run.latencyMs.p50)}, p95 ${formatDuration(run.latencyMs.p95)}, p99 ${formatDuration(run.latencyMs.p99)}; tokens ${formatCount(run.tokens.input)} in, ${formatCount(run.tokens.output)} out`,
-    );
-    const sequentialMs = run.latencyMs.mean * run.latencyMs.count;
+  lines.push(...latencyLines(run));
+  if (run.attemptLatencyMs.count > 0) {
+    const sequentialMs = run.attemptLatencyMs.mean * run.attemptLatencyMs.count;
     lines.push(
       `  throughput ${run.throughputPerSecond.toFixed(1)} calls/s; one at a time these calls would have taken about ${formatDuration(sequentialMs)}`,
     );
@@ -99,13 +170,14 @@ export function summaryText(
       : `  concurrency adapted between ${limit.min} and ${limit.max}, ending at ${limit.final} (the report has its timeline)`,
   );
   if (run.bound && run.ratioToBound !== undefined) {
-    if (!limitsSet) {
+    const limits = limitsText(run.boundLimits);
+    if (limits === "") {
       lines.push(
-        "  no concurrency or rate limit was set, so M* is only the longest call; set --rpm/--tpm (or a number for --concurrency) to compare with the physical bound",
+        "  no concurrency or rate limit was set or learned from the provider's headers, so M* is only the longest call; set --rpm/--tpm (or a number for --concurrency) to compare with the physical bound",
       );
     } else {
       lines.push(
-        `  lower bound M* ${formatDuration(run.bound.boundMs)} (bound by ${run.bound.binding}); this run took ${run.ratioToBound.toFixed(2)}x M*`,
+        `  lower bound M* ${formatDuration(run.bound.boundMs)} (bound by ${run.bound.binding}) with ${limits}; this run took ${run.ratioToBound.toFixed(2)}x M*`,
       );
     }
   }

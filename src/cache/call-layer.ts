@@ -4,20 +4,24 @@
 // budget): such an answer never reaches the scheduler, so it takes no slot and no rate budget.
 import type { FailureReason, ItemId, Outcome } from "../core/outcome.ts";
 import type { CallCost } from "../cost/pricing.ts";
-import { AbortedError } from "../errors.ts";
+import { AbortedError, ProviderError, SalvoError } from "../errors.ts";
 import type { ProviderRequest, ProviderResult } from "../providers/provider.ts";
 
 /** What a Salvo call resolves with: the provider's result, and where it came from. */
 export type SalvoResult = ProviderResult & {
   /** What this answer cost now (USD 0 for a cached or shared one); `usd` undefined: unknown price. */
   cost?: CallCost | undefined;
-  /** From the response cache: no call was made. */
-  cached?: true | undefined;
-  /** Shared with an identical request in flight (single-flight): no call of its own. */
-  shared?: true | undefined;
+  /** From the response cache: no call was made. Always set: `false` for an answer called now. */
+  cached: boolean;
+  /**
+   * Shared with an identical request in flight (single-flight): no call of its own. Always set:
+   * `false` for an answer of its own.
+   */
+  shared: boolean;
 };
 
-export type CallOutcome = Outcome<SalvoResult>;
+/** A Salvo call's outcome: its error is always a typed SalvoError (see `salvoErrorOf`). */
+export type CallOutcome = Outcome<SalvoResult, SalvoError>;
 
 /** One call as it goes down the chain. */
 export type CallContext = {
@@ -76,9 +80,39 @@ export function answered(
     attempts: 0,
     latencyMs: Math.max(0, now - context.submittedAt),
   };
-  return result.ok
-    ? { ...base, ok: true, value: result.value }
-    : { ...base, ok: false, error: result.error, reason: result.reason ?? "not-retryable" };
+  if (result.ok) return { ...base, ok: true, value: result.value };
+  const error = salvoErrorOf(result.error, "the call could not be made");
+  return { ...base, ok: false, error, reason: result.reason ?? "not-retryable" };
+}
+
+/**
+ * A typed SalvoError for anything a call can end with: a SalvoError as it is; anything else (an
+ * exception of a layer, or of the code preparing the request) wrapped in a SalvoError whose
+ * message says `what` and keeps the original's, with the original as `cause`.
+ */
+export function salvoErrorOf(error: unknown, what: string): SalvoError {
+  if (error instanceof SalvoError) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  return new SalvoError(`${what}: ${message}`, { cause: error });
+}
+
+/**
+ * The scheduler's outcome of a provider call as a Salvo outcome. The scheduler's own stops are
+ * SalvoErrors already, and so is every error of the built-in providers; what else a provider
+ * throws (a custom provider's own exception) becomes a `ProviderError` naming the provider.
+ */
+export function callOutcomeOf(outcome: Outcome<SalvoResult>, provider: string): CallOutcome {
+  if (outcome.ok || outcome.error instanceof SalvoError) return outcome as CallOutcome;
+  const error = outcome.error;
+  const message = error instanceof Error ? error.message : String(error);
+  return {
+    ...outcome,
+    error: new ProviderError(
+      `provider ${provider} failed: ${message}`,
+      { provider },
+      { cause: error },
+    ),
+  };
 }
 
 /** A caller's abort as the scheduler reports one: an AbortedError with the reason as its cause. */

@@ -89,10 +89,18 @@ export function responseCacheLayer(
     const hit = await cache.get(key);
     if (hit !== undefined) {
       const { status, body, usage, requestId } = hit.answer;
-      const value: SalvoResult = { status, body, usage, requestId, rateLimits: undefined };
+      const value: SalvoResult = {
+        status,
+        body,
+        usage,
+        requestId,
+        rateLimits: undefined,
+        cached: true,
+        shared: false,
+      };
       return answered(context, options.now(), {
         ok: true,
-        value: { ...value, cached: true, cost: free(value) },
+        value: { ...value, cost: free(value) },
       });
     }
     const outcome = await next(request, context);

@@ -216,7 +216,7 @@ export async function dryRun(job: DryRunJob): Promise<number> {
     latency = { ms, source: "the simulator's latency model (time to first token + per token)" };
   }
   const concurrency = typeof settings.concurrency === "number" ? settings.concurrency : undefined;
-  const bound =
+  const computed =
     summary.calls > 0
       ? physicalBound({
           calls: summary.calls,
@@ -227,9 +227,15 @@ export async function dryRun(job: DryRunJob): Promise<number> {
           requestsPerMinute: settings.rpm,
           tokensPerMinute: settings.tpm,
           tokensCharged: summary.tokens.input + summary.tokens.outputBound,
+          inputTokensPerMinute: settings.itpm,
+          inputTokensCharged: summary.tokens.input,
+          outputTokensPerMinute: settings.otpm,
+          outputTokensCharged: summary.tokens.outputExpected ?? summary.tokens.outputBound,
           burstSeconds: settings.burstSeconds,
         })
       : undefined;
+  // With no latency to go by and no rate limit, every term is 0: M* is unknown, not 0 ms.
+  const bound = computed !== undefined && computed.boundMs > 0 ? computed : undefined;
   const report: DryRunReport = {
     dry_run: true,
     input,
@@ -341,14 +347,23 @@ function dryRunText(report: DryRunReport, settings: RunSettings, pricing: Pricin
       : `  cost: unknown: no price is known for ${e.unpricedModels.join(", ") || "these models"} (add it under pricing: in the config file)`,
   );
   for (const model of models(e, pricing)) lines.push(`    ${model}`);
+  const limits = [
+    typeof settings.concurrency === "number" ? `concurrency ${settings.concurrency}` : undefined,
+    settings.rpm === undefined ? undefined : `${formatCount(settings.rpm)} requests/min`,
+    settings.tpm === undefined ? undefined : `${formatCount(settings.tpm)} tokens/min`,
+    settings.itpm === undefined ? undefined : `${formatCount(settings.itpm)} input tokens/min`,
+    settings.otpm === undefined ? undefined : `${formatCount(settings.otpm)} output tokens/min`,
+  ].filter(Boolean);
   if (bound !== undefined) {
-    const limits = [
-      typeof settings.concurrency === "number" ? `concurrency ${settings.concurrency}` : undefined,
-      settings.rpm === undefined ? undefined : `${formatCount(settings.rpm)} rpm`,
-      settings.tpm === undefined ? undefined : `${formatCount(settings.tpm)} tpm`,
-    ].filter(Boolean);
+    // Without a latency only the rate terms are known, and M* is at least what they give.
     lines.push(
-      `  lower bound M* ${formatDuration(bound.boundMs)} (bound by ${bound.binding}) with ${limits.join(", ") || "no limit set"}; ${latency ? `latency ${formatDuration(latency.ms)} per call from ${latency.source}` : "latency unknown, so the concurrency term is left out"}`,
+      latency
+        ? `  lower bound M* ${formatDuration(bound.boundMs)} (bound by ${bound.binding}) with ${limits.join(", ") || "no limit set"}; latency ${formatDuration(latency.ms)} per call from ${latency.source}`
+        : `  lower bound M* at least ${formatDuration(bound.boundMs)} (bound by ${bound.binding}) with ${limits.join(", ")}; the latency per call is unknown (no answers yet), so the concurrency and latency terms are left out`,
+    );
+  } else if (items.calls > 0) {
+    lines.push(
+      "  lower bound M* unknown: the latency per call is unknown (no answers yet to learn it from) and no rate limit (--rpm, --tpm) is set; set them, or run some items and dry-run again",
     );
   }
   const backends = report.backends;

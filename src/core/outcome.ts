@@ -33,12 +33,16 @@ export type Succeeded<T> = OutcomeBase & { ok: true; value: T };
 /**
  * A failed item. With a `fallback` option, `fallback` holds the value to use instead; the outcome
  * stays `ok: false`, so a fallback (e.g. REVIEW_NEEDED) is never mistaken for a real answer.
+ *
+ * `E` is what `error` can be. The scheduler runs any task, and a task's own error ends its item
+ * as it was thrown (`unknown`); the scheduler's own stops are SalvoErrors. A `Salvo` client's
+ * outcomes are `Outcome<SalvoResult, SalvoError>`: every error is a typed SalvoError.
  */
-export type Failed<T> = OutcomeBase & {
+export type Failed<T, E = unknown> = OutcomeBase & {
   ok: false;
-  error: unknown;
+  error: E;
   reason: FailureReason;
   fallback?: T | undefined;
 };
 
-export type Outcome<T> = Succeeded<T> | Failed<T>;
+export type Outcome<T, E = unknown> = Succeeded<T> | Failed<T, E>;

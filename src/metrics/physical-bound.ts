@@ -1,5 +1,5 @@
 // The physical limit M* (DESIGN.md, "The physical limit"): no scheduler can finish N calls faster
-// than the slowest of what concurrency, the request rate, the token rate and the longest call
+// than the slowest of what concurrency, the request rate, the token rates and the longest call
 // allow. Reports compare a run's makespan with it.
 
 export type BoundInput = {
@@ -16,6 +16,12 @@ export type BoundInput = {
   /** Tokens per minute, if limited, and the tokens the calls were charged against it. */
   tokensPerMinute?: number | undefined;
   tokensCharged?: number | undefined;
+  /** Input tokens per minute (Anthropic ITPM), if limited, and the input tokens charged. */
+  inputTokensPerMinute?: number | undefined;
+  inputTokensCharged?: number | undefined;
+  /** Output tokens per minute (Anthropic OTPM), if limited, and the output tokens charged. */
+  outputTokensPerMinute?: number | undefined;
+  outputTokensCharged?: number | undefined;
   /** The bucket burst, in seconds of each per-minute limit: what may go at once at the start. */
   burstSeconds?: number | undefined;
 };
@@ -24,39 +30,61 @@ export type Bound = {
   /** The lower bound on the makespan, ms. */
   boundMs: number;
   /** Which term binds. */
-  binding: "concurrency" | "requests" | "tokens" | "latency";
-  terms: { concurrencyMs: number; requestsMs: number; tokensMs: number; latencyMs: number };
+  binding: "concurrency" | "requests" | "tokens" | "input-tokens" | "output-tokens" | "latency";
+  terms: {
+    concurrencyMs: number;
+    requestsMs: number;
+    tokensMs: number;
+    inputTokensMs: number;
+    outputTokensMs: number;
+    latencyMs: number;
+  };
 };
 
 /**
- * M* = max(Σ L_i / C, 60·(N − B_R)/R + L_min, 60·(K − B_T)/T + L_min, max L_i), with the bursts
- * B the buckets allow at the start. Unlimited dimensions contribute 0.
+ * The time a per-minute limit needs for `amount` (requests or tokens) after the burst its bucket
+ * allows at the start, plus the shortest call (the last one admitted must still run). 0 when the
+ * dimension is not limited.
+ */
+function rateTerm(
+  amount: number | undefined,
+  perMinute: number | undefined,
+  burstSeconds: number,
+  latencyMinMs: number,
+): number {
+  if (!perMinute || !amount) return 0;
+  const afterBurst = Math.max(0, amount - (perMinute * burstSeconds) / 60);
+  return (60_000 * afterBurst) / perMinute + (afterBurst > 0 ? latencyMinMs : 0);
+}
+
+/**
+ * M* = max(Σ L_i / C, 60·(N − B_R)/R + L_min, 60·(K − B_T)/T + L_min, (the same for ITPM and
+ * OTPM), max L_i), with the bursts B the buckets allow at the start. Unlimited dimensions
+ * contribute 0.
  */
 export function physicalBound(input: BoundInput): Bound {
   const burst = input.burstSeconds ?? 0;
+  const min = input.latencyMinMs;
   const concurrencyMs =
     input.concurrency && Number.isFinite(input.concurrency)
       ? input.latencySumMs / input.concurrency
       : 0;
-  let requestsMs = 0;
-  if (input.requestsPerMinute) {
-    const rpm = input.requestsPerMinute;
-    const afterBurst = Math.max(0, input.calls - (rpm * burst) / 60);
-    requestsMs = (60_000 * afterBurst) / rpm + (afterBurst > 0 ? input.latencyMinMs : 0);
-  }
-  let tokensMs = 0;
-  if (input.tokensPerMinute && input.tokensCharged) {
-    const tpm = input.tokensPerMinute;
-    const afterBurst = Math.max(0, input.tokensCharged - (tpm * burst) / 60);
-    tokensMs = (60_000 * afterBurst) / tpm + (afterBurst > 0 ? input.latencyMinMs : 0);
-  }
-  const terms = { concurrencyMs, requestsMs, tokensMs, latencyMs: input.latencyMaxMs };
+  const terms = {
+    concurrencyMs,
+    requestsMs: rateTerm(input.calls, input.requestsPerMinute, burst, min),
+    tokensMs: rateTerm(input.tokensCharged, input.tokensPerMinute, burst, min),
+    inputTokensMs: rateTerm(input.inputTokensCharged, input.inputTokensPerMinute, burst, min),
+    outputTokensMs: rateTerm(input.outputTokensCharged, input.outputTokensPerMinute, burst, min),
+    latencyMs: input.latencyMaxMs,
+  };
   let binding: Bound["binding"] = "latency";
   let boundMs = terms.latencyMs;
   for (const [name, value] of [
-    ["concurrency", concurrencyMs],
-    ["requests", requestsMs],
-    ["tokens", tokensMs],
+    ["concurrency", terms.concurrencyMs],
+    ["requests", terms.requestsMs],
+    ["tokens", terms.tokensMs],
+    ["input-tokens", terms.inputTokensMs],
+    ["output-tokens", terms.outputTokensMs],
   ] as const) {
     if (value > boundMs) {
       boundMs = value;

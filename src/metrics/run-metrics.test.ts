@@ -1,7 +1,10 @@
 import { describe, expect, it } from "vitest";
 import { Emitter } from "../core/emitter.ts";
 import type { SchedulerEvents } from "../core/events.ts";
-import { RunMetrics } from "./run-metrics.ts";
+import { FakeClock } from "../core/fake-clock.ts";
+import { Scheduler } from "../core/scheduler.ts";
+import { AbortedError } from "../errors.ts";
+import { RunMetrics, rateLimitsInForce } from "./run-metrics.ts";
 
 const counts = (at: number) => ({ at, inFlight: 1, queued: 0, limit: 4 });
 const ref = (id: number) => ({ id, index: id, scope: undefined });
@@ -103,5 +106,97 @@ describe("RunMetrics", () => {
     expect(summary.limitTimeline.length).toBeLessThanOrEqual(1000);
     expect(summary.limitTimeline[0]).toEqual([0, 4]);
     expect(summary.limit).toMatchObject({ initial: 4, min: 3, max: 8 });
+  });
+
+  it("in flight is 0 once every item is done (a terminal event still holds its slot)", async () => {
+    const clock = new FakeClock();
+    const scheduler = new Scheduler({ concurrency: 4, clock });
+    const metrics = new RunMetrics({ startedAt: 0, total: 8 });
+    metrics.attach(scheduler);
+    const done = scheduler.map(Array.from({ length: 8 }), () => clock.sleep(100));
+    await clock.advance(150);
+    expect(metrics.snapshot(150)).toMatchObject({ inFlight: 4, limit: 4 });
+    await clock.advance(100);
+    await done;
+    expect(metrics.snapshot(250)).toMatchObject({ succeeded: 8, inFlight: 0, limit: 4 });
+  });
+
+  it("items stopped by an interrupt are stopped, not failed, and not among the failures' codes", async () => {
+    const clock = new FakeClock();
+    const scheduler = new Scheduler({ concurrency: 2, clock });
+    const metrics = new RunMetrics({ startedAt: 0, total: 10 });
+    metrics.attach(scheduler);
+    const interrupt = new AbortController();
+    const done = scheduler.map(
+      Array.from({ length: 10 }),
+      (_, task) => clock.sleep(1000, task.signal),
+      { signal: interrupt.signal },
+    );
+    await clock.advance(1500);
+    interrupt.abort(new AbortedError("received SIGINT"));
+    await done;
+    metrics.settledOutside({ ok: false, error: new AbortedError("left single-flight") });
+    const summary = metrics.summary(1500);
+    expect(summary).toMatchObject({ succeeded: 2, failed: 0, stopped: 9, failedByCode: {} });
+    expect(metrics.snapshot(1500)).toMatchObject({ failed: 0, stopped: 9, inFlight: 0 });
+  });
+
+  it("latency percentiles count failed attempts: five 2-minute timeouts are in p99", async () => {
+    const clock = new FakeClock();
+    const scheduler = new Scheduler({
+      concurrency: 100,
+      clock,
+      timeoutMs: 120_000,
+      retry: { maxAttempts: 1 },
+    });
+    const metrics = new RunMetrics({ startedAt: 0 });
+    metrics.attach(scheduler);
+    const done = scheduler.map(
+      Array.from({ length: 100 }, (_, i) => i),
+      (i, task) => clock.sleep(i < 5 ? 600_000 : 500 + i, task.signal),
+    );
+    await clock.advance(130_000);
+    await done;
+    const summary = metrics.summary(130_000);
+    expect(summary.failed).toBe(5);
+    // The answered calls alone look fast; every attempt shows the timeouts.
+    expect(summary.latencyMs.p99).toBeLessThan(1000);
+    expect(summary.attemptLatencyMs.count).toBe(100);
+    expect(summary.attemptLatencyMs.p99).toBeGreaterThanOrEqual(119_000);
+    expect(summary.failedAttemptLatencyMs).toMatchObject({ count: 5 });
+    expect(summary.failedAttemptLatencyMs.p50).toBeGreaterThanOrEqual(119_000);
+  });
+
+  it("M* uses the limits in force: learned from headers when none was set, lowered when less", () => {
+    const clock = new FakeClock();
+    const scheduler = new Scheduler({ clock, tokensPerMinute: 100_000 });
+    scheduler.reportRateLimits({ requests: { limit: 600 }, tokens: { limit: 60_000 } });
+    const events = new Emitter<SchedulerEvents>(() => {});
+    const metrics = new RunMetrics({
+      startedAt: 0,
+      usageOf: (v) => v as { inputTokens: number; outputTokens: number },
+      limits: { tokensPerMinute: 100_000 },
+      limitsInForce: () => rateLimitsInForce(scheduler),
+    });
+    metrics.attach(events);
+    for (let i = 0; i < 60; i++) {
+      events.emit("started", { ...counts(i * 10), ...ref(i), attempt: 1, waitedMs: 0 });
+      const value = { inputTokens: 10, outputTokens: 10 };
+      events.emit("succeeded", {
+        ...counts(i * 10 + 5),
+        ...ref(i),
+        attempts: 1,
+        latencyMs: 5,
+        value,
+      });
+    }
+    const summary = metrics.summary(6000);
+    expect(summary.boundLimits).toMatchObject({
+      requestsPerMinute: { value: 600, source: "learned" },
+      tokensPerMinute: { value: 60_000, source: "lowered", set: 100_000 },
+    });
+    // 60 calls at 600/min: 6 s (and the shortest call).
+    expect(summary.bound?.binding).toBe("requests");
+    expect(summary.bound?.boundMs).toBeCloseTo(6005);
   });
 });

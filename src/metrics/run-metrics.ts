@@ -1,8 +1,9 @@
 // A run's counters and latency histograms, built only from the scheduler's events (it never
 // calls into the scheduler). Progress renderers read `snapshot()`; the end-of-run summary and
 // `--report` read `summary()`.
+import type { RateLimitsInForce } from "../core/concurrency/concurrency-controller.ts";
 import type { Counts, SchedulerEvents } from "../core/events.ts";
-import type { ItemId } from "../core/outcome.ts";
+import type { FailureReason, ItemId } from "../core/outcome.ts";
 import {
   type LatencySummary,
   latencyHistogram,
@@ -36,8 +37,16 @@ export type RunMetricsOptions = {
     concurrency?: number | undefined;
     requestsPerMinute?: number | undefined;
     tokensPerMinute?: number | undefined;
+    inputTokensPerMinute?: number | undefined;
+    outputTokensPerMinute?: number | undefined;
     burstSeconds?: number | undefined;
   };
+  /**
+   * The rate limits in force at the end of the run, set or learned from the provider's headers
+   * (see `rateLimitsInForce`): M* uses them, so a run that learned its limits is compared with
+   * them. @default only the limits set
+   */
+  limitsInForce?: (() => RateLimitsInForce) | undefined;
   /** Tokens charged per call against TPM, if known (OpenAI: prompt + max_tokens). */
   chargedTokensOf?: ((value: unknown) => number | undefined) | undefined;
   /** What a succeeded item's call cost, USD; undefined when its price is unknown. */
@@ -59,16 +68,70 @@ export type OutsideOutcome =
       /** USD; undefined when the model's price is unknown. */
       costUsd?: number | undefined;
     }
-  | { ok: false; error: unknown };
+  | {
+      ok: false;
+      error: unknown;
+      /** It was stopped (an interrupt), not failed; also read from a SALVO_ABORTED/CLOSED code. */
+      stopped?: boolean | undefined;
+    };
+
+/** Something with the scheduler's `bucket(dimension)` (a `Scheduler`). */
+export type BucketSource = {
+  bucket(
+    dimension: "requests" | "tokens" | "inputTokens" | "outputTokens",
+  ): { limitPerMinute: number } | undefined;
+};
+
+/** The rate limits a scheduler enforces now: those set, as lowered or learned from headers. */
+export function rateLimitsInForce(scheduler: BucketSource): RateLimitsInForce {
+  return {
+    requestsPerMinute: scheduler.bucket("requests")?.limitPerMinute,
+    tokensPerMinute: scheduler.bucket("tokens")?.limitPerMinute,
+    inputTokensPerMinute: scheduler.bucket("inputTokens")?.limitPerMinute,
+    outputTokensPerMinute: scheduler.bucket("outputTokens")?.limitPerMinute,
+  };
+}
+
+/**
+ * A limit M* was computed with, and where it came from: `set` (an option), `learned` (none was
+ * set; the provider's rate-limit headers gave it), `lowered` (the headers gave less than `set`).
+ */
+export type LimitInForce = {
+  value: number;
+  source: "set" | "learned" | "lowered";
+  /** The value set, when it was lowered. */
+  set?: number | undefined;
+};
+
+export type BoundLimits = {
+  concurrency?: LimitInForce | undefined;
+  requestsPerMinute?: LimitInForce | undefined;
+  tokensPerMinute?: LimitInForce | undefined;
+  inputTokensPerMinute?: LimitInForce | undefined;
+  outputTokensPerMinute?: LimitInForce | undefined;
+};
+
+/** Reasons an item ends without having run to the end: an interrupt or abort, or close. */
+const STOP_REASONS: ReadonlySet<FailureReason> = new Set(["aborted", "closed"]);
+const STOP_CODES: ReadonlySet<string> = new Set(["SALVO_ABORTED", "SALVO_CLOSED"]);
 
 /** What a progress display shows at one moment. */
 export type RunSnapshot = {
   elapsedMs: number;
   total: number | undefined;
+  /** Items seen so far (submitted to the scheduler, answered without it, or resumed). */
+  submitted: number;
   succeeded: number;
+  /** Items that failed (not those stopped). */
   failed: number;
+  /**
+   * Items stopped before they ended (an interrupt, an abort, close): not failures, not done; a
+   * resumed run runs them.
+   */
+  stopped: number;
   /** Items that ended before this run (resumed) — counted as done. */
   skipped: number;
+  /** Attempts holding a slot (0 once the scheduler is idle). */
   inFlight: number;
   queued: number;
   limit: number;
@@ -78,6 +141,8 @@ export type RunSnapshot = {
   tokensPerMinute: number;
   /** Whether admission is paused by a cooldown now. */
   paused: boolean;
+  /** How long the cooldown still lasts, ms (0 when not paused). */
+  pausedForMs: number;
   /** Estimated time to finish, ms, from the recent completion rate; undefined if unknown. */
   etaMs: number | undefined;
 };
@@ -87,9 +152,12 @@ export type { LatencySummary };
 export type RunSummary = {
   total: number | undefined;
   succeeded: number;
+  /** Items that failed. Items stopped by an interrupt, an abort or close are in `stopped`. */
   failed: number;
+  /** Items stopped before they ended (not failures): a resumed run runs them. */
+  stopped: number;
   skipped: number;
-  /** Failed items by error code. */
+  /** Failed items by error code (stopped items are not in it). */
   failedByCode: Record<string, number>;
   /** Final outcomes by HTTP status (`none` when there was no answer). */
   byStatus: Record<string, number>;
@@ -108,6 +176,13 @@ export type RunSummary = {
   cost: { usd: number; unpriced: number };
   /** Latency of the successful attempts (the call itself), ms. */
   latencyMs: LatencySummary;
+  /**
+   * Latency of every attempt that ended, failed ones (timeouts, errors, 429s) included, ms: what
+   * the calls really took. An attempt stopped by an abort is in neither.
+   */
+  attemptLatencyMs: LatencySummary;
+  /** Latency of the failed attempts alone, ms. */
+  failedAttemptLatencyMs: LatencySummary;
   /** From submission to outcome (queueing and retries included), ms. */
   itemLatencyMs: LatencySummary;
   makespanMs: number;
@@ -117,8 +192,13 @@ export type RunSummary = {
   limit: { initial: number; final: number; min: number; max: number };
   /** When the limit changed: [clock ms since the start, new limit], at most ~1,000 points. */
   limitTimeline: Array<[number, number]>;
-  /** The physical lower bound for this work under the limits set, and the run's ratio to it. */
+  /**
+   * The physical lower bound for this work under the limits in force (set, or learned from the
+   * provider's headers: see `boundLimits`), and the run's ratio to it.
+   */
   bound: Bound | undefined;
+  /** The limits `bound` was computed with, and where each came from. */
+  boundLimits: BoundLimits;
   ratioToBound: number | undefined;
 };
 
@@ -132,8 +212,10 @@ export class RunMetrics {
   #total: number | undefined;
   #succeeded = 0;
   #failed = 0;
+  #stopped = 0;
   #skipped = 0;
   #attempts = 0;
+  #submitted = 0;
   #retries = 0;
   #rateLimited = 0;
   #inputTokens = 0;
@@ -141,6 +223,7 @@ export class RunMetrics {
   #chargedTokens = 0;
   #outsideSucceeded = 0;
   #outsideFailed = 0;
+  #outsideStopped = 0;
   #cached = 0;
   #shared = 0;
   #batched = 0;
@@ -157,6 +240,8 @@ export class RunMetrics {
   readonly #byStatus: Record<string, number> = {};
   readonly #started = new Map<ItemId, number>();
   readonly #latency = latencyHistogram();
+  readonly #attemptLatency = latencyHistogram();
+  readonly #failedAttemptLatency = latencyHistogram();
   readonly #itemLatency = latencyHistogram();
   readonly #requests = new RateWindow();
   readonly #tokens = new RateWindow();
@@ -182,6 +267,8 @@ export class RunMetrics {
       }),
       source.on("attempt-failed", (e) => {
         this.#started.delete(e.id);
+        recordMs(this.#attemptLatency, e.latencyMs);
+        recordMs(this.#failedAttemptLatency, e.latencyMs);
         this.#counts(e);
       }),
       source.on("retry-scheduled", (e) => {
@@ -200,8 +287,13 @@ export class RunMetrics {
       }),
       source.on("succeeded", (e) => this.#succeededEvent(e)),
       source.on("failed", (e) => {
-        this.#failed++;
         this.#started.delete(e.id);
+        if (STOP_REASONS.has(e.reason)) {
+          this.#stopped++;
+          this.#counts(e);
+          return;
+        }
+        this.#failed++;
         const code = errorCode(e.error);
         this.#failedByCode[code] = (this.#failedByCode[code] ?? 0) + 1;
         this.#status(this.#options.statusOf?.(e.error));
@@ -213,7 +305,13 @@ export class RunMetrics {
         this.#limitPoint(e.at, e.limit);
         this.#counts(e);
       }),
-      source.on("queued", (e) => this.#counts(e)),
+      source.on("queued", (e) => {
+        if (e.attempt === 1) this.#submitted++;
+        this.#counts(e);
+      }),
+      // A terminal event is emitted while its attempt still holds its slot; `idle` has the
+      // counts once the last one is given back (in flight 0).
+      source.on("idle", (e) => this.#counts(e)),
     ];
     return () => {
       for (const off of offs) off();
@@ -241,8 +339,12 @@ export class RunMetrics {
       this.#status(outcome.status);
       return;
     }
-    this.#outsideFailed++;
     const code = errorCode(outcome.error);
+    if (outcome.stopped || STOP_CODES.has(code)) {
+      this.#outsideStopped++;
+      return;
+    }
+    this.#outsideFailed++;
     this.#failedByCode[code] = (this.#failedByCode[code] ?? 0) + 1;
     this.#status(undefined);
   }
@@ -263,6 +365,7 @@ export class RunMetrics {
     if (startedAt !== undefined) {
       const ms = e.at - startedAt;
       recordMs(this.#latency, ms);
+      recordMs(this.#attemptLatency, ms);
       this.#latencySumMs += ms;
       if (ms < this.#latencyMinMs) this.#latencyMinMs = ms;
       if (ms > this.#latencyMaxMs) this.#latencyMaxMs = ms;
@@ -318,18 +421,26 @@ export class RunMetrics {
 
   snapshot(nowMs: number): RunSnapshot {
     const elapsedMs = Math.max(0, nowMs - this.#startedAt);
+    const stopped = this.#stopped + this.#outsideStopped;
     const done =
       this.#succeeded + this.#failed + this.#outsideSucceeded + this.#outsideFailed + this.#skipped;
     let etaMs: number | undefined;
     const perMinute = this.#completions.perMinute(nowMs, elapsedMs);
     if (this.#total !== undefined && perMinute > 0) {
-      etaMs = (Math.max(0, this.#total - done) / perMinute) * 60_000;
+      etaMs = (Math.max(0, this.#total - done - stopped) / perMinute) * 60_000;
     }
     return {
       elapsedMs,
       total: this.#total,
+      submitted:
+        this.#submitted +
+        this.#outsideSucceeded +
+        this.#outsideFailed +
+        this.#outsideStopped +
+        this.#skipped,
       succeeded: this.#succeeded + this.#outsideSucceeded,
       failed: this.#failed + this.#outsideFailed,
+      stopped,
       skipped: this.#skipped,
       inFlight: this.#last.inFlight,
       queued: this.#last.queued,
@@ -339,14 +450,44 @@ export class RunMetrics {
       requestsPerMinute: this.#requests.perMinute(nowMs, elapsedMs),
       tokensPerMinute: this.#tokens.perMinute(nowMs, elapsedMs),
       paused: nowMs < this.#pauseEnd,
+      pausedForMs: Math.max(0, this.#pauseEnd - nowMs),
       etaMs,
+    };
+  }
+
+  /** The limits M* is computed with: those set, or in force at the end (learned or lowered). */
+  #boundLimits(): BoundLimits {
+    const set = this.#options.limits ?? {};
+    const inForce = this.#options.limitsInForce?.() ?? {};
+    const limit = (
+      setValue: number | undefined,
+      value: number | undefined,
+    ): LimitInForce | undefined => {
+      const ok = (n: number | undefined): n is number =>
+        n !== undefined && Number.isFinite(n) && n > 0;
+      if (!ok(value)) return ok(setValue) ? { value: setValue, source: "set" } : undefined;
+      if (!ok(setValue)) return { value, source: "learned" };
+      return value < setValue
+        ? { value, source: "lowered", set: setValue }
+        : { value: setValue, source: "set" };
+    };
+    const concurrency = set.concurrency;
+    return {
+      concurrency:
+        concurrency !== undefined && Number.isFinite(concurrency)
+          ? { value: concurrency, source: "set" }
+          : undefined,
+      requestsPerMinute: limit(set.requestsPerMinute, inForce.requestsPerMinute),
+      tokensPerMinute: limit(set.tokensPerMinute, inForce.tokensPerMinute),
+      inputTokensPerMinute: limit(set.inputTokensPerMinute, inForce.inputTokensPerMinute),
+      outputTokensPerMinute: limit(set.outputTokensPerMinute, inForce.outputTokensPerMinute),
     };
   }
 
   /** The run's summary; `endedAt` is the clock time it ended, ms. */
   summary(endedAt: number): RunSummary {
     const makespanMs = Math.max(0, endedAt - this.#startedAt);
-    const limits = this.#options.limits ?? {};
+    const limits = this.#boundLimits();
     const bound =
       this.#succeeded > 0
         ? physicalBound({
@@ -354,17 +495,22 @@ export class RunMetrics {
             latencySumMs: this.#latencySumMs,
             latencyMinMs: this.#latencyMinMs,
             latencyMaxMs: this.#latencyMaxMs,
-            concurrency: limits.concurrency,
-            requestsPerMinute: limits.requestsPerMinute,
-            tokensPerMinute: limits.tokensPerMinute,
+            concurrency: limits.concurrency?.value,
+            requestsPerMinute: limits.requestsPerMinute?.value,
+            tokensPerMinute: limits.tokensPerMinute?.value,
             tokensCharged: this.#chargedTokens || this.#inputTokens + this.#outputTokens,
-            burstSeconds: limits.burstSeconds,
+            inputTokensPerMinute: limits.inputTokensPerMinute?.value,
+            inputTokensCharged: this.#inputTokens,
+            outputTokensPerMinute: limits.outputTokensPerMinute?.value,
+            outputTokensCharged: this.#outputTokens,
+            burstSeconds: this.#options.limits?.burstSeconds,
           })
         : undefined;
     return {
       total: this.#total,
       succeeded: this.#succeeded + this.#outsideSucceeded,
       failed: this.#failed + this.#outsideFailed,
+      stopped: this.#stopped + this.#outsideStopped,
       skipped: this.#skipped,
       failedByCode: { ...this.#failedByCode },
       byStatus: { ...this.#byStatus },
@@ -378,6 +524,8 @@ export class RunMetrics {
       batched: this.#batched,
       cost: { usd: this.#costUsd, unpriced: this.#unpriced },
       latencyMs: summariseLatency(this.#latency),
+      attemptLatencyMs: summariseLatency(this.#attemptLatency),
+      failedAttemptLatencyMs: summariseLatency(this.#failedAttemptLatency),
       itemLatencyMs: summariseLatency(this.#itemLatency),
       makespanMs,
       throughputPerSecond:
@@ -390,6 +538,7 @@ export class RunMetrics {
       },
       limitTimeline: this.#limitTimeline.map(([t, l]) => [t, l] as [number, number]),
       bound,
+      boundLimits: limits,
       ratioToBound: bound && bound.boundMs > 0 ? makespanMs / bound.boundMs : undefined,
     };
   }

@@ -61,8 +61,18 @@ export type RunPipelineOptions<I> = {
    * @default "critical-path"
    */
   order?: "critical-path" | "fifo" | undefined;
-  /** Called once the graph is built and the run directory opened, before any task starts. */
-  onStart?: ((info: { tasks: number; reusable: number }) => void) | undefined;
+  /**
+   * Called once the graph is built and the run directory opened, before any task starts: the
+   * tasks in all, those the journal may reuse, and each stage with its tasks, in declaration
+   * order (a task's id is `stage/key`; stage names have no `/`).
+   */
+  onStart?:
+    | ((info: {
+        tasks: number;
+        reusable: number;
+        stages: Array<{ name: string; tasks: number }>;
+      }) => void)
+    | undefined;
   /** Called as each task ends (reused ones included), after its record is written. */
   onTask?: ((record: TaskRecord) => void) | undefined;
 };
@@ -125,7 +135,11 @@ export async function runPipeline<I>(
     }
   }
   try {
-    options.onStart?.({ tasks: graph.order.length, reusable: journaled.size });
+    options.onStart?.({
+      tasks: graph.order.length,
+      reusable: journaled.size,
+      stages: graph.stages.map((s) => ({ name: s.name, tasks: s.ids.length })),
+    });
     const run = new PipelineRun(definition.name, graph, options, scheduler, runDir, journaled);
     return await run.execute();
   } finally {

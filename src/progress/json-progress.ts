@@ -31,6 +31,14 @@ export class JsonProgress implements ProgressRenderer {
     }
   }
 
+  print(text: string): void {
+    this.#output.write(text.endsWith("\n") ? text : `${text}\n`);
+  }
+
+  note(_text: string | undefined): void {
+    // The events say it all; a consumer sees the interrupt in the events that follow.
+  }
+
   stop(): void {
     for (const off of this.#offs) off();
     this.#offs = [];

@@ -47,22 +47,20 @@ function lineItem(i: number): string {
   });
 }
 
+// The options' defaults are applied in the action, not given to commander: its help would print
+// each one a second time after the description's own "(default: ...)".
 export function demoCommand(io: CliIo): Command {
   return cliCommand("demo", io)
     .description(
       "run a sample batch of insurance claim line items against the built-in simulated provider, with live progress and a summary (no network, no API key)",
     )
-    .option("--items <n>", "how many line items (default: 300)", "300")
-    .option(
-      "--dir <dir>",
-      "where the input, results and report go (default: ./salvo-demo)",
-      "salvo-demo",
-    )
-    .option("--progress <mode>", "auto, bar, plain, json or none (default: auto)", "auto")
-    .action(async (options: { items: string; dir: string; progress: string }) => {
-      const items = Number(options.items);
+    .option("--items <n>", "how many line items (default: 300)")
+    .option("--dir <dir>", "where the input, results and report go (default: ./salvo-demo)")
+    .option("--progress <mode>", "auto, bar, plain, json or none (default: auto)")
+    .action(async (options: { items?: string; dir?: string; progress?: string }) => {
+      const { ConfigError } = await import("../../errors.ts");
+      const items = Number(options.items ?? 300);
       if (!Number.isInteger(items) || items < 1 || items > 100_000) {
-        const { ConfigError } = await import("../../errors.ts");
         throw new ConfigError({
           field: "--items",
           expected: "a whole number from 1 to 100000",
@@ -70,7 +68,16 @@ export function demoCommand(io: CliIo): Command {
           where: "command line",
         });
       }
-      const dir = resolve(options.dir);
+      const { PROGRESS_MODES } = await import("../../progress/progress-renderer.ts");
+      const progress = (options.progress ?? "auto") as RunSettings["progress"];
+      if (!PROGRESS_MODES.includes(progress))
+        throw new ConfigError({
+          field: "--progress",
+          expected: PROGRESS_MODES.join(", "),
+          got: options.progress,
+          where: "command line",
+        });
+      const dir = resolve(options.dir ?? "salvo-demo");
       await mkdir(dir, { recursive: true });
       const input = join(dir, "claims.jsonl");
       const output = join(dir, "results.jsonl");
@@ -101,7 +108,7 @@ export function demoCommand(io: CliIo): Command {
         audit: undefined,
         fresh: true,
         sim: "claims-demo",
-        progress: options.progress as RunSettings["progress"],
+        progress,
       };
       try {
         io.exitCode = await runJob({ input, output, settings, io, simulator: sim });

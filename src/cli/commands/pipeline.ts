@@ -62,12 +62,13 @@ export async function runPipelineJob(job: PipelineJob): Promise<number> {
   // Loaded here, not at the top: `salvo --help` must not load the SDKs and the tokenizer.
   const { openCallLog } = await import("../../audit/call-log.ts");
   const { realClock } = await import("../../core/clock.ts");
-  const { RunMetrics } = await import("../../metrics/run-metrics.ts");
+  const { RunMetrics, rateLimitsInForce } = await import("../../metrics/run-metrics.ts");
   const { loadPipelineFile } = await import("../../pipeline/pipeline-file.ts");
   const { reportSummary } = await import("../../pipeline/pipeline-report.ts");
   const { runPipeline } = await import("../../pipeline/run-pipeline.ts");
   const { formatDuration } = await import("../../progress/format.ts");
   const { createProgress } = await import("../../progress/progress-renderer.ts");
+  const { ProgressGroups } = await import("../../progress/progress-groups.ts");
   const { Salvo } = await import("../../salvo.ts");
   const {
     providerFromSettings,
@@ -93,11 +94,28 @@ export async function runPipelineJob(job: PipelineJob): Promise<number> {
   const callLog = settings.audit
     ? await openCallLog(settings.audit, { content: settings.auditContent, env: io.env })
     : undefined;
-  const progress = createProgress(settings.progress, stderr);
-  const onInterrupt = () =>
-    io.stderr.write(
+  // One line per stage under the overall bar. A task's id is `stage/key`: the scheduler's events
+  // give each stage's calls in flight, retries, 429s and ends, as they give the overall line's
+  // (so the lines stay in sync); tasks that end without the scheduler are told from onTask.
+  const stages = new Set<string>();
+  const groups = new ProgressGroups({
+    groupOf: ({ id }) => {
+      const stage = String(id).split("/", 1)[0]!;
+      return stages.has(stage) ? stage : undefined;
+    },
+    noun: "stages",
+  });
+  const progress = createProgress(settings.progress, stderr, { groups });
+  // Messages go through the display while it is live, so that it never draws over them.
+  const say = (text: string) => (progress ? progress.print(text) : io.stderr.write(text));
+  const onInterrupt = () => {
+    say(
       `\nsalvo: interrupted: no new task starts; tasks in flight may finish (up to ${formatDuration(settings.graceMs)})\n`,
     );
+    progress?.note(
+      `interrupted: finishing tasks in flight (up to ${formatDuration(settings.graceMs)})`,
+    );
+  };
   io.signal.addEventListener("abort", onInterrupt, { once: true });
   try {
     if (settings.sim !== undefined) sim = await startSimulatorFor(settings.sim);
@@ -106,6 +124,7 @@ export async function runPipelineJob(job: PipelineJob): Promise<number> {
       ...schedulerOptionsFromSettings(settings),
       audit: callLog,
     });
+    const scheduler = salvo.scheduler;
     const metrics = new RunMetrics({
       startedAt: realClock.now(),
       usageOf: (value) => (value as ProviderResult | undefined)?.usage,
@@ -115,8 +134,13 @@ export async function runPipelineJob(job: PipelineJob): Promise<number> {
         tokensPerMinute: settings.tpm,
         burstSeconds: settings.burstSeconds,
       },
+      limitsInForce: () => rateLimitsInForce(scheduler),
     });
-    metrics.attach(salvo.scheduler);
+    metrics.attach(scheduler);
+    // Tasks the scheduler settled (its events counted them); the others ended without it.
+    const settledByScheduler = new Set<string>();
+    for (const terminal of ["succeeded", "failed"] as const)
+      scheduler.on(terminal, (e) => settledByScheduler.add(String(e.id)));
     const result = await runPipeline(pipeline, {
       salvo,
       input,
@@ -124,13 +148,27 @@ export async function runPipelineJob(job: PipelineJob): Promise<number> {
       fresh: settings.fresh,
       signal: io.signal,
       graceMs: settings.graceMs,
-      onStart: ({ tasks }) => {
-        metrics.setTotal(tasks);
-        progress?.start(metrics, salvo!.scheduler, () => realClock.now());
+      onStart: (info) => {
+        metrics.setTotal(info.tasks);
+        for (const stage of info.stages) {
+          stages.add(stage.name);
+          groups.declare(stage.name, stage.tasks);
+        }
+        progress?.start(metrics, scheduler, () => realClock.now());
       },
-      // Tasks that end without a call (reused, skipped, cancelled before they started) count as done.
       onTask: (record) => {
-        if (record.reused || record.attempts === 0) metrics.addSkipped(1);
+        // A task that ended without the scheduler (reused, skipped, shared, refused before a
+        // call) is counted here; the scheduler's events counted the others.
+        if (settledByScheduler.delete(record.task)) return;
+        if (record.reused) groups.ended(record.stage, "resumed");
+        else groups.ended(record.stage, record.status === "cancelled" ? "stopped" : record.status);
+        if (record.status === "succeeded" || record.status === "skipped") metrics.addSkipped(1);
+        else
+          metrics.settledOutside({
+            ok: false,
+            error: record.error,
+            stopped: record.status === "cancelled",
+          });
       },
     });
     progress?.stop();

@@ -61,36 +61,37 @@ export async function runJob(job: RunJob): Promise<number> {
     return dryRunJob({ input, output, settings, io });
   }
   const stderr = { write: (t: string) => io.stderr.write(t), isTTY: io.isTTY, columns: io.columns };
+  const progress = createProgress(settings.progress, stderr);
+  // Messages go through the display while it is live, so that it never draws over them.
+  const say = (text: string) => (progress ? progress.print(text) : io.stderr.write(text));
   const onEvent = (event: BatchFileEvent) => {
     if (event.type === "interrupted")
-      io.stderr.write(
+      say(
         `\nsalvo: interrupted: finishing ${event.inFlight} call(s) in flight (up to ${formatDuration(event.graceMs)}); Ctrl-C again to stop now\n`,
       );
     else if (event.type === "grace-expired")
-      io.stderr.write(
+      say(
         `salvo: the grace period ended: ${event.aborted} call(s) still in flight were stopped (they run on resume)\n`,
       );
-    else if (event.type === "warning") io.stderr.write(`salvo: warning: ${event.message}\n`);
+    else if (event.type === "warning") say(`salvo: warning: ${event.message}\n`);
     else if (event.type === "backend-plan")
-      io.stderr.write(`salvo: --backend ${event.backend}: ${event.plan.reason}\n`);
+      say(`salvo: --backend ${event.backend}: ${event.plan.reason}\n`);
     else if (event.type === "batch-submitted")
-      io.stderr.write(`salvo: batch ${event.batchId} submitted: ${event.requests} requests\n`);
+      say(`salvo: batch ${event.batchId} submitted: ${event.requests} requests\n`);
     else if (event.type === "batch-reattached")
-      io.stderr.write(
+      say(
         `salvo: re-attached to batch ${event.batchId} (${event.requests} requests), submitted by an earlier run\n`,
       );
     else if (event.type === "batch-status")
-      io.stderr.write(
-        `salvo: batch ${event.batchId}: ${event.status}, ${event.done}/${event.total} done\n`,
-      );
+      say(`salvo: batch ${event.batchId}: ${event.status}, ${event.done}/${event.total} done\n`);
     else if (event.type === "batch-ended")
-      io.stderr.write(
+      say(
         `salvo: batch ${event.batchId} ${event.outcome}: ${event.answered} answered, ${event.errored} errored, ${event.notRun} not run\n`,
       );
     else if (event.type === "batch-cancelled")
-      io.stderr.write(`salvo: cancelling batch ${event.batchId}: ${event.reason}\n`);
+      say(`salvo: cancelling batch ${event.batchId}: ${event.reason}\n`);
     else if (event.type === "batch-abandoned")
-      io.stderr.write(
+      say(
         `salvo: batch ${event.batchId} did not end in time: its ${event.requests} remaining lines run in real time\n`,
       );
   };
@@ -121,7 +122,7 @@ export async function runJob(job: RunJob): Promise<number> {
       maxTokensTotal: settings.maxTokensTotal,
       pricing: settings.pricing,
       report: settings.report,
-      progress: createProgress(settings.progress, stderr),
+      progress,
       signal: io.signal,
       onEvent,
       env: io.env,

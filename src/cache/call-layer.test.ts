@@ -1,0 +1,77 @@
+// What a Salvo call resolves with, whatever path it took: a typed SalvoError on failure (also for
+// a custom provider's own exception), and `cached`/`shared` always set, `false` when not so.
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, expectTypeOf, it } from "vitest";
+import type { Failed } from "../core/outcome.ts";
+import { SalvoError } from "../errors.ts";
+import { CustomProvider } from "../providers/custom-provider.ts";
+import type { ProviderRequest } from "../providers/provider.ts";
+import { Salvo } from "../salvo.ts";
+import type { CallOutcome, SalvoResult } from "./call-layer.ts";
+import { ResponseCache } from "./response-cache.ts";
+
+const request = (content: string, temperature?: number): ProviderRequest => ({
+  path: "/chat/completions",
+  body: {
+    model: "gpt-4o-mini",
+    max_tokens: 5,
+    ...(temperature === undefined ? {} : { temperature }),
+    messages: [{ role: "user", content }],
+  },
+});
+
+const answering = (ms = 1) =>
+  new CustomProvider(async (req) => {
+    await new Promise((resolve) => setTimeout(resolve, ms));
+    return { body: { answer: JSON.stringify(req.body.messages) } };
+  });
+
+const dirs: string[] = [];
+afterEach(async () => {
+  for (const dir of dirs.splice(0)) await rm(dir, { recursive: true, force: true });
+});
+
+describe("a Salvo call's outcome", () => {
+  it("Failed.error is a typed SalvoError: a custom provider's own exception becomes a ProviderError naming it", async () => {
+    expectTypeOf<Extract<CallOutcome, { ok: false }>["error"]>().toEqualTypeOf<SalvoError>();
+    expectTypeOf<Failed<SalvoResult, SalvoError>["error"]>().toEqualTypeOf<SalvoError>();
+    const provider = new CustomProvider(
+      async () => {
+        throw new TypeError("socket hang-up in my own client");
+      },
+      { name: "my-llm" },
+    );
+    const salvo = new Salvo({ provider, retry: { maxAttempts: 1 } });
+    const outcome = await salvo.settle(request("q"));
+    expect(outcome.ok).toBe(false);
+    if (outcome.ok) return;
+    expect(outcome.error).toBeInstanceOf(SalvoError);
+    expect(outcome.error).toMatchObject({
+      code: "SALVO_PROVIDER_ERROR",
+      message: "provider my-llm failed: socket hang-up in my own client",
+    });
+    expect(outcome.error.cause).toBeInstanceOf(TypeError);
+    await expect(salvo.call(request("q"))).rejects.toBeInstanceOf(SalvoError);
+    await salvo.close();
+  });
+
+  it("cached and shared are false, never undefined, on an answer called now; true where so", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "salvo-call-layer-"));
+    dirs.push(dir);
+    const cache = await ResponseCache.open(dir);
+    const salvo = new Salvo({ provider: answering(20), cache });
+    const [first, twin] = await Promise.all([
+      salvo.call(request("same", 0)),
+      salvo.call(request("same", 0)),
+    ]);
+    const sample = await salvo.call(request("a sample"));
+    expect(first).toMatchObject({ cached: false, shared: false });
+    expect(twin).toMatchObject({ cached: false, shared: true });
+    expect(sample).toMatchObject({ cached: false, shared: false });
+    const again = await salvo.call(request("same", 0));
+    expect(again).toMatchObject({ cached: true, shared: false });
+    await salvo.close();
+  });
+});
