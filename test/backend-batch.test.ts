@@ -87,6 +87,7 @@ describe("salvo run --backend batch", () => {
     const input = await openaiInput(30);
     const output = join(ws.dir, "out.jsonl");
     const report = join(ws.dir, "report.json");
+    const calls = join(ws.dir, "calls.log");
     const io = memoryIo({ OPENAI_API_KEY: KEY });
     const code = await runCli(
       [
@@ -102,6 +103,8 @@ describe("salvo run --backend batch", () => {
         "none",
         "--report",
         report,
+        "--audit",
+        calls,
       ],
       io,
     );
@@ -141,9 +144,60 @@ describe("salvo run --backend batch", () => {
     // A finished run leaves only its output (and the report).
     for (const leftover of [".journal", ".batches.json", ".batches.jsonl"])
       expect(existsSync(`${output}${leftover}`), leftover).toBe(false);
+    // The call log has a record of every answer, the batch API's included, and verifies.
+    const log = (await readFile(calls, "utf8")).trim().split("\n");
+    const answers = log.filter((l) => l.includes('"gen_ai.usage.output_tokens"'));
+    expect(answers).toHaveLength(30);
+    expect(answers.filter((l) => l.includes('"salvo_batch_id":"batch_')).length).toBe(20);
+    const verify = memoryIo();
+    expect(await runCli(["verify", calls], verify), verify.out + verify.err).toBe(0);
     // The key reaches no file and no message.
-    for (const text of [await readFile(output, "utf8"), JSON.stringify(json), io.out, io.err])
+    for (const text of [
+      await readFile(output, "utf8"),
+      await readFile(calls, "utf8"),
+      JSON.stringify(json),
+      io.out,
+      io.err,
+    ])
       expect(text).not.toContain(KEY);
+  });
+
+  it("answers the response cache holds are not sent to a batch: the cache answers them for nothing", async () => {
+    const sim = await ws.simulator({ batch: { completionMs: 200 } });
+    const path = join(ws.dir, "in.jsonl");
+    const line = (i: number) =>
+      JSON.stringify({
+        custom_id: `claim-${i}`,
+        method: "POST",
+        url: "/v1/chat/completions",
+        body: {
+          model: "gpt-4o-mini",
+          max_tokens: 20,
+          temperature: 0,
+          messages: [{ role: "user", content: question(i) }],
+        },
+      });
+    const cache = join(ws.dir, "cache");
+    const env = { OPENAI_API_KEY: KEY, OPENAI_BASE_URL: sim.baseUrl };
+    // A first run caches the answers of the first 10 lines.
+    await writeFile(path, `${Array.from({ length: 10 }, (_, i) => line(i)).join("\n")}\n`);
+    await runBatchFile({ input: path, output: join(ws.dir, "first.jsonl"), cache, env });
+    await writeFile(path, `${Array.from({ length: 20 }, (_, i) => line(i)).join("\n")}\n`);
+    const output = join(ws.dir, "out.jsonl");
+    const result = await runBatchFile({
+      input: path,
+      output,
+      cache,
+      backend: "batch",
+      env,
+      batchPollMs: { minMs: 100 },
+    });
+    expect(result.status).toBe("completed");
+    const lines = await outputLines(output);
+    expectOrderedAnswers(lines, 20);
+    expect(sim.stats({ timeline: false }).batch.requests).toBe(10);
+    expect(lines.slice(0, 10).every((l) => (l as { cached?: boolean }).cached === true)).toBe(true);
+    expect(lines.slice(10).every((l) => l.batch_id !== undefined)).toBe(true);
   });
 
   it("splits at the provider's limits (requests per batch, bytes per file) and one model per batch", async () => {
@@ -363,6 +417,65 @@ async function runs(
 }
 
 describe("the batch backend resumes across a crash in any phase", () => {
+  it("Ctrl-C while polling stops the run; the rerun re-attaches to the batch and does not resubmit", async () => {
+    const sim = await ws.simulator({ batch: { completionMs: 1500 } });
+    const input = await openaiInput(15);
+    const output = join(ws.dir, "out.jsonl");
+    const env = { OPENAI_API_KEY: KEY, OPENAI_BASE_URL: sim.baseUrl };
+    const stop = new AbortController();
+    const first = await runBatchFile({
+      input,
+      output,
+      backend: "batch",
+      env,
+      batchPollMs: { minMs: 100 },
+      signal: stop.signal,
+      onEvent: (event) => {
+        if (event.type === "batch-status") stop.abort(new Error("received SIGINT"));
+      },
+    });
+    expect(first.status).toBe("interrupted");
+    expect(existsSync(`${output}.batches.json`)).toBe(true);
+    // A real-time rerun would not wait for that batch: it says so.
+    const warnings: string[] = [];
+    const elsewhere = await runBatchFile({
+      input,
+      output: join(ws.dir, "other.jsonl"),
+      env,
+      onEvent: (event) => {
+        if (event.type === "warning") warnings.push(event.message);
+      },
+    });
+    expect(elsewhere.status).toBe("completed");
+    expect(warnings).toEqual([]); // another output has no batches at the provider
+    const realtimeWarnings: string[] = [];
+    const probe = runBatchFile({
+      input,
+      output,
+      env,
+      signal: AbortSignal.abort(new Error("only the start")),
+      onEvent: (event) => {
+        if (event.type === "warning") realtimeWarnings.push(event.message);
+      },
+    });
+    expect((await probe).status).toBe("interrupted");
+    expect(realtimeWarnings.join()).toMatch(
+      /left 1 batch\(es\) at the provider.*may be paid twice/,
+    );
+
+    const second = await runBatchFile({
+      input,
+      output,
+      backend: "batch",
+      env,
+      batchPollMs: { minMs: 100 },
+    });
+    expect(second.status).toBe("completed");
+    expect(second.backend).toMatchObject({ submitted: 0, reattached: 1, answered: 15 });
+    expect(sim.stats({ timeline: false }).batch.submitted.openai).toBe(1);
+    expectOrderedAnswers(await outputLines(output), 15);
+  });
+
   for (const provider of ["openai", "anthropic"] as const) {
     it(`${provider}: a batch created just before the crash (its id never recorded) is found and re-attached, not resubmitted`, async () => {
       const sim = await ws.simulator({ batch: { completionMs: 300 } });

@@ -119,6 +119,11 @@ export type BatchBackendOptions = {
   emit: (event: BackendEvent) => void;
   /** A batch API failure that retrying does not fix: the run must stop. */
   onFatal: (error: BatchApiError) => void;
+  /**
+   * Whether the response cache holds the request's answer: such items are not sent to a batch
+   * (the cache answers them for nothing). @default none is cached
+   */
+  cached?: ((request: ProviderRequest) => Promise<boolean>) | undefined;
 };
 
 /** What the backend did, for the summary and the report. */
@@ -280,6 +285,7 @@ export class BatchBackend {
       tokens.items += 1;
       const i = entry.index;
       if (this.#spool?.has(i) || this.#chunkOf.has(i) || abandoned.has(i)) continue;
+      if (await o.cached?.(entry.request)) continue;
       candidates.push({
         index: i,
         group: o.client.groupOf(entry.request),

@@ -115,6 +115,13 @@ export function saveBatchState(path: string, state: BatchState): Promise<void> {
   return writeFileAtomic(path, `${JSON.stringify(state)}\n`);
 }
 
+/** How many batches an earlier run left at the provider (submitted, not downloaded). */
+export async function liveBatchesOf(output: string): Promise<number> {
+  const state = await readBatchState(statePath(output)).catch(() => undefined);
+  return (state?.chunks ?? []).filter((c) => c.phase === "submitted" || c.phase === "creating")
+    .length;
+}
+
 /** Removes the state and results files (a finished or fresh run). */
 export async function removeBatchFiles(output: string): Promise<void> {
   await rm(statePath(output), { force: true });

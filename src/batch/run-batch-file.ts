@@ -6,7 +6,7 @@
 import { writeFile } from "node:fs/promises";
 import { openCallLog } from "../audit/call-log.ts";
 import type { CallOutcome, SalvoResult } from "../cache/call-layer.ts";
-import { isShareable } from "../cache/fingerprint.ts";
+import { fingerprint, isShareable } from "../cache/fingerprint.ts";
 import { ResponseCache } from "../cache/response-cache.ts";
 import { type Clock, realClock } from "../core/clock.ts";
 import type { SchedulerOptions } from "../core/scheduler-options.ts";
@@ -27,6 +27,7 @@ import {
   BatchBackend,
 } from "./batch-backend.ts";
 import { batchClientFromEnv } from "./batch-client-from-env.ts";
+import { liveBatchesOf, statePath } from "./batch-state.ts";
 import { type BatchItem, isInvalid } from "./input-line.ts";
 import { readInput } from "./input-reader.ts";
 import { type ItemOutcome, itemOutcomeFrom } from "./output-line.ts";
@@ -398,7 +399,21 @@ export async function runBatchFile(options: RunBatchFileOptions): Promise<BatchF
         backendFatal ??= error;
         batchStop.abort(error);
       },
+      cached:
+        cache === undefined
+          ? undefined
+          : async (request) =>
+              isShareable(request, cacheForce ?? false) &&
+              (await cache.get(fingerprint(request, { provider: provider.name, endpoint }))) !==
+                undefined,
     });
+  } else {
+    const left = await liveBatchesOf(output);
+    if (left > 0)
+      emit({
+        type: "warning",
+        message: `an earlier --backend batch run of this output left ${left} batch(es) at the provider (${statePath(output)}); --backend realtime does not wait for them, so their lines are called again and may be paid twice: run with --backend batch to re-attach to them`,
+      });
   }
   const callLog =
     audit === undefined ? undefined : await openCallLog(audit, { content: auditContent, env });
@@ -521,6 +536,29 @@ export async function runBatchFile(options: RunBatchFileOptions): Promise<BatchF
         : async (item: BatchItem, stop: AbortSignal): Promise<ItemOutcome> => {
             const decision = await viaBackend.decide(item, stop);
             if (decision.kind === "realtime") return realtime(item, stop, decision.deadlineMs);
+            if (decision.kind === "batch" && decision.outcome.ok && callLog !== undefined) {
+              // The call log has a record of every answer, the batch API's too.
+              const { value } = decision.outcome;
+              const record = callLog.attempt(
+                { ...callLog.capture(), salvo_batch_id: value.batchId },
+                item.request,
+                { id: item.index, index: item.index, attempt: 1, provider: provider.name },
+              );
+              const answer: SalvoResult = {
+                status: value.status,
+                body: value.body,
+                usage: value.usage,
+                rateLimits: undefined,
+                requestId: value.requestId,
+                cost: {
+                  usd: value.costUsd,
+                  model: modelOf(value.body) ?? modelOf(item.request.body),
+                },
+                cached: false,
+                shared: false,
+              };
+              await record.succeeded(answer);
+            }
             if (!stop.aborted || decision.outcome.ok)
               metrics?.settledOutside(
                 decision.kind === "batch"
