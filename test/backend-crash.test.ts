@@ -65,9 +65,10 @@ it("kill -9 while polling, then rerun: re-attached to the submitted batch, not r
   for (;;) {
     const exited = await Promise.race([first.exited, new Promise((r) => setTimeout(r, 20))]);
     expect(exited, first.output().stderr).toBeUndefined();
-    if (existsSync(state) && (await readFile(state, "utf8")).includes('"phase":"submitted"')) break;
+    const recorded =
+      existsSync(state) && (await readFile(state, "utf8")).includes('"phase":"submitted"');
+    if (recorded && /batch batch_\w+ submitted: 40 requests/.test(first.output().stderr)) break;
   }
-  expect(first.output().stderr).toMatch(/batch batch_\w+ submitted: 40 requests/);
   first.child.kill("SIGKILL");
   expect((await first.exited).signal).toBe("SIGKILL");
   expect(sim.stats({ timeline: false }).batch.submitted.openai).toBe(1);

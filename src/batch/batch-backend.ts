@@ -14,33 +14,23 @@
 // Runs beside the batch driver: `open` plans, `submit` sends the new batches, `start` polls in the
 // background, and the driver's `execute` asks `decide` for each item.
 import { randomBytes } from "node:crypto";
-import type { Clock } from "../core/clock.ts";
-import { classifyFailure } from "../core/retry/classify-failure.ts";
-import type { Budget, Reservation, Spend } from "../cost/budget.ts";
-import { BATCH_PRICE_FACTOR, modelOf, type Pricing } from "../cost/pricing.ts";
-import { AbortedError, BatchApiError, InputRejectedError, ProviderError } from "../errors.ts";
+import type { Reservation, Spend } from "../cost/budget.ts";
+import { BATCH_PRICE_FACTOR, modelOf } from "../cost/pricing.ts";
+import { AbortedError, InputRejectedError } from "../errors.ts";
 import { formatDuration } from "../progress/format.ts";
-import type { CostEstimate, ProviderRequest } from "../providers/provider.ts";
 import {
-  lastCallAction,
   type Plan,
   planAuto,
   plannedBatchMs,
   plannedRealtimeMs,
-  pollIntervalMs,
   REALTIME_PLAN_FACTOR,
   type RealtimeModel,
 } from "./backend-plan.ts";
-import {
-  answerCost,
-  type Decision,
-  decisionOf,
-  fallbackOf,
-  finalError,
-  usageOfAnswer,
-} from "./batch-decision.ts";
-import { downloadBatch } from "./batch-download.ts";
+import type { BackendReport, BatchBackendOptions } from "./backend-types.ts";
+import { BatchControl, backoffMs } from "./batch-control.ts";
+import { type Decision, decisionOf, fallbackOf, finalError } from "./batch-decision.ts";
 import { type BatchCandidate, packBatches } from "./batch-packing.ts";
+import { BatchPoller, type Chunk } from "./batch-poller.ts";
 import { ResultSpool } from "./batch-results.ts";
 import {
   type BatchState,
@@ -57,126 +47,25 @@ import {
 import { type BatchItem, isInvalid } from "./input-line.ts";
 import { readInput, scanInput } from "./input-reader.ts";
 import type { JournalHeader } from "./journal.ts";
-import { batchBytes, type ProviderBatchClient } from "./provider-batch-client.ts";
+import { batchBytes } from "./provider-batch-client.ts";
 import { prepareResume } from "./resume.ts";
 import { journalHeader } from "./run-batch.ts";
 
+export type {
+  Backend,
+  BackendEvent,
+  BackendReport,
+  BatchBackendOptions,
+} from "./backend-types.ts";
 export type { Decision };
-
-/** Where the run's items go: real time only, the provider's batch API, or chosen by the deadline. */
-export type Backend = "realtime" | "batch" | "auto";
-
-/** What the backend tells its listener. */
-export type BackendEvent =
-  /** The placement of the items that were not yet in a batch. */
-  | { type: "backend-plan"; backend: "batch" | "auto"; plan: Plan }
-  | { type: "batch-submitted"; batchId: string; requests: number }
-  | { type: "batch-reattached"; batchId: string; requests: number }
-  | { type: "batch-status"; batchId: string; status: string; done: number; total: number }
-  | {
-      type: "batch-ended";
-      batchId: string;
-      outcome: string;
-      answered: number;
-      errored: number;
-      notRun: number;
-    }
-  /** Salvo asked the provider to cancel a batch: the run deadline needs its items in real time. */
-  | { type: "batch-cancelled"; batchId: string; reason: string }
-  /** A cancelled batch did not end in time: its items run in real time, its results are ignored. */
-  | { type: "batch-abandoned"; batchId: string; requests: number }
-  | { type: "warning"; message: string };
-
-export type BatchBackendOptions = {
-  backend: "batch" | "auto";
-  input: string;
-  output: string;
-  defaultModel: string | undefined;
-  /** The run key the batch driver journals (`batchRunKey`). */
-  runKey: unknown;
-  fresh: boolean;
-  strict: boolean;
-  client: ProviderBatchClient;
-  /** The provider's token estimate of a request (input, and `max_tokens` as output). */
-  estimate: (request: ProviderRequest) => CostEstimate;
-  pricing: Pricing;
-  budget: Budget | undefined;
-  /** What real time can do (limits and call latency), without the per-item token figures. */
-  realtime: Omit<RealtimeModel, "inputTokensPerItem" | "outputTokensPerItem">;
-  /** The batch API's expected turnaround for a batch of n requests, ms, and where it comes from. */
-  turnaround: { ms: (requests: number) => number; source: string };
-  /** The run deadline: epoch ms, or a duration (ms) from the run's first start. */
-  runDeadline: { at: number } | { afterMs: number } | undefined;
-  /** Most requests per batch, below the provider's limit. */
-  batchSize: number | undefined;
-  /** Poll intervals, ms: the first, and the most (backoff between). */
-  poll: { minMs: number; maxMs: number };
-  clock: Clock;
-  /** Epoch ms. */
-  wallNow: () => number;
-  /** Stops submitting and polling (an interrupt); a rerun re-attaches. */
-  signal: AbortSignal | undefined;
-  emit: (event: BackendEvent) => void;
-  /** A batch API failure that retrying does not fix: the run must stop. */
-  onFatal: (error: BatchApiError) => void;
-  /**
-   * Whether the response cache holds the request's answer: such items are not sent to a batch
-   * (the cache answers them for nothing). @default none is cached
-   */
-  cached?: ((request: ProviderRequest) => Promise<boolean>) | undefined;
-};
-
-/** What the backend did, for the summary and the report. */
-export type BackendReport = {
-  backend: "batch" | "auto";
-  /** The placement of the items this run placed; undefined when all were placed before. */
-  plan: Plan | undefined;
-  /** The run deadline, ISO 8601; null: none. */
-  deadline: string | null;
-  batches: Array<{
-    id: string | null;
-    requests: number;
-    phase: ChunkRecord["phase"];
-    outcome: string | null;
-    reattached: boolean;
-  }>;
-  /** Batches this run submitted, and those a crash left that it re-attached to. */
-  submitted: number;
-  reattached: number;
-  /** Lines the batch API answered (written by this run), at the batch price. */
-  answered: number;
-  /** Lines it errored or never ran, run in real time instead, and those that could not be. */
-  fellBack: number;
-  notRun: number;
-  /** Lines the budget kept out of a batch (`SALVO_BUDGET_EXCEEDED`, run by a rerun). */
-  overBudget: number;
-  /** What the answered lines cost at the batch price, USD, and what they would have in real time. */
-  costUsd: number;
-  realtimeCostUsd: number;
-};
-
-/** One batch of this run, with what waits for it. */
-type Chunk = {
-  record: ChunkRecord;
-  /** Items whose results are not yet downloaded. */
-  items: number;
-  settled: Promise<void>;
-  settle: () => void;
-  reservation: Reservation | undefined;
-  reattached: boolean;
-  /** When it should be polled next, clock ms. */
-  nextPollAt: number;
-  /** The last status seen (status and count), for events. */
-  lastStatus: string | undefined;
-};
 
 export class BatchBackend {
   readonly #o: BatchBackendOptions;
   #state: BatchState | undefined;
   #header: JournalHeader | undefined;
   #spool: ResultSpool | undefined;
-  readonly #chunks: Chunk[] = [];
-  readonly #chunkOf = new Map<number, Chunk>();
+  readonly #control: BatchControl;
+  readonly #poller: BatchPoller;
   /** Batches planned but not yet submitted. */
   #pending: Array<{ record: ChunkRecord; candidates: BatchCandidate[] }> = [];
   readonly #overBudget = new Set<number>();
@@ -185,13 +74,8 @@ export class BatchBackend {
   /** When the run first started, and its deadline, epoch ms (fixed by the first run). */
   #startedAt = 0;
   #deadlineAt: number | undefined;
-  /** A batch API failure stopped the backend. */
-  #fatal = false;
-  /** Whether real time could still run the live batches' items in time, seen at some poll. */
-  #fallbackViable = false;
   readonly #stop = new AbortController();
   readonly #signal: AbortSignal;
-  #loop: Promise<void> | undefined;
   readonly #report = {
     submitted: 0,
     reattached: 0,
@@ -208,6 +92,15 @@ export class BatchBackend {
       ? AbortSignal.any([options.signal, this.#stop.signal])
       : this.#stop.signal;
     this.#model = { ...options.realtime, inputTokensPerItem: 0, outputTokensPerItem: 0 };
+    this.#control = new BatchControl(options.client.provider, options.clock, this.#signal);
+    this.#poller = new BatchPoller({
+      options,
+      control: this.#control,
+      save: () => this.#save(),
+      spool: () => this.#spool!,
+      remainingMs: () => this.#remainingMs(),
+      realtimeMs: (n) => this.#realtimeMs(n),
+    });
   }
 
   /**
@@ -284,7 +177,8 @@ export class BatchBackend {
       tokens.output += estimate.outputTokens;
       tokens.items += 1;
       const i = entry.index;
-      if (this.#spool?.has(i) || this.#chunkOf.has(i) || abandoned.has(i)) continue;
+      if (this.#spool?.has(i) || this.#poller.chunkOf(i) !== undefined || abandoned.has(i))
+        continue;
       if (await o.cached?.(entry.request)) continue;
       candidates.push({
         index: i,
@@ -400,7 +294,7 @@ export class BatchBackend {
         continue;
       }
       if (record.phase === "creating") {
-        const found = await this.#call("find", (signal) =>
+        const found = await this.#control.call("find", (signal) =>
           o.client.find(
             {
               tag: `${state.run_id}-${record.key}`,
@@ -421,7 +315,7 @@ export class BatchBackend {
         record.submittedAt ??= record.creatingAt;
       }
       if (record.phase !== "submitted") continue;
-      const chunk = this.#track(record, true);
+      const chunk = this.#poller.track(record, true);
       // Items already downloaded (a crash mid-download) are not waited for.
       for (const i of fromRanges(record.items)) if (this.#spool?.has(i)) chunk.items -= 1;
       this.#report.reattached += 1;
@@ -430,24 +324,9 @@ export class BatchBackend {
     await this.#save();
   }
 
-  #track(record: ChunkRecord, reattached: boolean): Chunk {
-    let settle!: () => void;
-    const settled = new Promise<void>((resolve) => {
-      settle = resolve;
-    });
-    const chunk: Chunk = {
-      record,
-      items: record.requests,
-      settled,
-      settle,
-      reservation: undefined,
-      reattached,
-      nextPollAt: this.#o.clock.now(),
-      lastStatus: undefined,
-    };
-    this.#chunks.push(chunk);
-    for (const i of fromRanges(record.items)) this.#chunkOf.set(i, chunk);
-    return chunk;
+  /** Starts polling the batches in the background, until each is downloaded or abandoned. */
+  start(): void {
+    this.#poller.start();
   }
 
   /**
@@ -525,7 +404,7 @@ export class BatchBackend {
         lines.push(o.client.encode(`i${entry.index}`, entry.request));
     const tag = `${state.run_id}-${record.key}`;
     if (o.client.upload) {
-      record.fileId = await this.#call("upload", (signal) =>
+      record.fileId = await this.#control.call("upload", (signal) =>
         o.client.upload!(lines, `salvo-${tag}.jsonl`, signal),
       );
       await this.#save();
@@ -544,11 +423,11 @@ export class BatchBackend {
         );
       } catch (error) {
         if (this.#signal.aborted) return undefined; // "creating": the rerun looks for it
-        if (!classifyFailure(error).retryable || attempt >= 5)
-          throw this.#apiError("create", error);
+        if (!this.#control.retryable(error) || attempt >= 5)
+          throw this.#control.error("create", error);
         // The create may have reached the provider before the connection failed: look first.
-        await this.#sleep(backoffMs(attempt, error));
-        batchId = await this.#call("find", (signal) =>
+        await this.#control.sleep(backoffMs(attempt, error));
+        batchId = await this.#control.call("find", (signal) =>
           o.client.find(
             { tag, sinceMs: record.creatingAt!, requests: record.requests, known },
             signal,
@@ -562,7 +441,7 @@ export class BatchBackend {
     await this.#save();
     this.#report.submitted += 1;
     o.emit({ type: "batch-submitted", batchId, requests: record.requests });
-    return this.#track(record, false);
+    return this.#poller.track(record, false);
   }
 
   async #ensureState(): Promise<BatchState> {
@@ -589,195 +468,6 @@ export class BatchBackend {
       : saveBatchState(statePath(this.#o.output), this.#state);
   }
 
-  /** Starts polling the batches in the background, until each is downloaded or abandoned. */
-  start(): void {
-    this.#loop ??= this.#poll().catch((error: unknown) => {
-      if (this.#signal.aborted) return;
-      this.#fatal = true;
-      this.#o.onFatal(error instanceof BatchApiError ? error : this.#apiError("poll", error));
-      for (const chunk of this.#chunks) chunk.settle();
-    });
-  }
-
-  async #poll(): Promise<void> {
-    const o = this.#o;
-    const release = o.clock.keepAlive?.();
-    try {
-      for (;;) {
-        let live = this.#live();
-        if (live.length === 0 || this.#signal.aborted) return;
-        await this.#lastCall(live);
-        const now = o.clock.now();
-        for (const chunk of this.#live()) {
-          if (this.#signal.aborted) return;
-          if (chunk.nextPollAt <= now) await this.#check(chunk);
-        }
-        live = this.#live();
-        if (live.length === 0) return;
-        const next = Math.min(...live.map((c) => c.nextPollAt), this.#lastCallAt(live));
-        await this.#sleep(Math.max(0, next - o.clock.now()));
-      }
-    } finally {
-      release?.();
-    }
-  }
-
-  #live(): Chunk[] {
-    return this.#chunks.filter((c) => c.record.phase === "submitted");
-  }
-
-  /** Polls one batch; downloads its results once it has ended. */
-  async #check(chunk: Chunk): Promise<void> {
-    const o = this.#o;
-    const id = chunk.record.batchId!;
-    let status: Awaited<ReturnType<ProviderBatchClient["retrieve"]>>;
-    try {
-      status = await o.client.retrieve(id, this.#signal);
-    } catch (error) {
-      if (this.#signal.aborted) return;
-      if (!classifyFailure(error).retryable) throw this.#apiError("retrieve", error);
-      o.emit({
-        type: "warning",
-        message: `polling batch ${id} failed, trying again: ${(error as Error).message}`,
-      });
-      chunk.nextPollAt = o.clock.now() + this.#interval(chunk);
-      return;
-    }
-    const seen = `${status.status} ${status.done}`;
-    if (seen !== chunk.lastStatus) {
-      chunk.lastStatus = seen;
-      o.emit({
-        type: "batch-status",
-        batchId: id,
-        status: status.status,
-        done: status.done,
-        total: status.total,
-      });
-    }
-    if (status.state !== "ended") {
-      chunk.nextPollAt = o.clock.now() + this.#interval(chunk);
-      return;
-    }
-    await this.#download(chunk, status.outcome ?? "completed", status.failure);
-  }
-
-  #interval(chunk: Chunk): number {
-    const o = this.#o;
-    return pollIntervalMs({
-      ageMs: Math.max(0, o.wallNow() - (chunk.record.submittedAt ?? o.wallNow())),
-      expectedMs: o.turnaround.ms(chunk.record.requests),
-      minMs: o.poll.minMs,
-      maxMs: o.poll.maxMs,
-    });
-  }
-
-  async #download(
-    chunk: Chunk,
-    outcome: NonNullable<ChunkRecord["outcome"]>,
-    failure: string | undefined,
-  ): Promise<void> {
-    const o = this.#o;
-    const record = chunk.record;
-    const id = record.batchId!;
-    const spool = this.#spool!;
-    const counts = await downloadBatch({
-      client: o.client,
-      batchId: id,
-      pending: new Set([...fromRanges(record.items)].filter((i) => !spool.has(i))),
-      spool,
-      outcome,
-      failure,
-      call: (operation, run) => this.#call(operation, run),
-      spendOf: (body) => {
-        const usage = usageOfAnswer(o.client.provider, body);
-        if (usage === undefined) return { usd: 0, tokens: 0 };
-        const usd = answerCost(o.pricing, body, undefined, usage, true) ?? 0;
-        return { usd, tokens: usage.inputTokens + usage.outputTokens };
-      },
-    });
-    record.phase = "downloaded";
-    record.outcome = outcome;
-    record.endedAt = o.wallNow();
-    if (failure) record.failure = failure;
-    await this.#save();
-    if (chunk.reservation) chunk.reservation.settle(counts.spent);
-    else o.budget?.charge(counts.spent);
-    chunk.items = 0;
-    const { answered, errored, notRun } = counts;
-    o.emit({ type: "batch-ended", batchId: id, outcome, answered, errored, notRun });
-    if (outcome === "failed")
-      o.emit({
-        type: "warning",
-        message: `the provider refused batch ${id}${failure ? `: ${failure}` : ""}; its items run in real time`,
-      });
-    chunk.settle();
-  }
-
-  /**
-   * The run deadline (`lastCallAction`): a batch not back when real time needs what is left to
-   * run its items is cancelled (what it processed by then is kept); one still not ended when
-   * real time must start is abandoned, and its items run in real time.
-   */
-  async #lastCall(live: Chunk[]): Promise<void> {
-    const o = this.#o;
-    const remaining = this.#remainingMs();
-    if (remaining === undefined) return;
-    const outstanding = live.reduce((n, c) => n + c.items, 0);
-    const needed = this.#realtimeMs(outstanding);
-    for (const chunk of live) {
-      const record = chunk.record;
-      const { action, viable } = lastCallAction({
-        remainingMs: remaining,
-        neededMs: needed,
-        marginMs: this.#lastCallMargin(),
-        viable: this.#fallbackViable,
-        cancelled: record.cancelRequested === true,
-      });
-      this.#fallbackViable = viable;
-      if (action === "cancel") {
-        record.cancelRequested = true;
-        await this.#save();
-        try {
-          await o.client.cancel(record.batchId!, this.#signal);
-        } catch (error) {
-          if (this.#signal.aborted) return;
-          o.emit({
-            type: "warning",
-            message: `cancelling batch ${record.batchId} failed: ${(error as Error).message}`,
-          });
-        }
-        o.emit({
-          type: "batch-cancelled",
-          batchId: record.batchId!,
-          reason: `the run deadline is ${formatDuration(Math.max(0, remaining))} away and real time needs about ${formatDuration(needed)} for the ${outstanding} items not back`,
-        });
-        chunk.nextPollAt = o.clock.now();
-      } else if (action === "abandon") {
-        record.phase = "abandoned";
-        await this.#save();
-        o.emit({ type: "batch-abandoned", batchId: record.batchId!, requests: chunk.items });
-        chunk.settle();
-      } else if (record.cancelRequested)
-        chunk.nextPollAt = Math.min(chunk.nextPollAt, o.clock.now() + o.poll.minMs);
-    }
-  }
-
-  /** Time kept between the last call and the point real time must start: a poll and a download. */
-  #lastCallMargin(): number {
-    return 2 * this.#o.poll.minMs;
-  }
-
-  /** When (clock ms) the live batches reach their last call; Infinity when there is none. */
-  #lastCallAt(live: Chunk[]): number {
-    const remaining = this.#remainingMs();
-    if (remaining === undefined || !this.#fallbackViable) return Number.POSITIVE_INFINITY;
-    const outstanding = live.reduce((n, c) => n + c.items, 0);
-    const needed = this.#realtimeMs(outstanding);
-    const cancelled = live.every((c) => c.record.cancelRequested);
-    // Before it: the last call; after it: when real time must start (abandon).
-    return this.#o.clock.now() + remaining - needed - (cancelled ? 0 : this.#lastCallMargin());
-  }
-
   /**
    * What to do with one item: the batch's answer once its batch is downloaded, a fallback to
    * real time (the batch errored or did not run it and the deadline allows), or a final error.
@@ -786,13 +476,13 @@ export class BatchBackend {
   async decide(item: BatchItem, stop: AbortSignal): Promise<Decision> {
     if (this.#overBudget.has(item.index))
       return finalError(this.#o.budget?.exhausted ?? new AbortedError("over budget"));
-    const chunk = this.#chunkOf.get(item.index);
+    const chunk = this.#poller.chunkOf(item.index);
     let result = await this.#spool?.get(item.index);
     if (result === undefined && chunk !== undefined) {
       if (!(await until(chunk.settled, stop))) return finalError(stop.reason ?? new AbortedError());
       result = await this.#spool?.get(item.index);
       if (result === undefined) {
-        if (this.#signal.aborted || this.#fatal)
+        if (this.#signal.aborted || this.#poller.fatal)
           return finalError(this.#signal.reason ?? new AbortedError());
         // Abandoned for the deadline: real time, whatever the deadline now says.
         return this.#tally(
@@ -836,7 +526,7 @@ export class BatchBackend {
    */
   async close(complete: boolean): Promise<BackendReport> {
     this.#stop.abort(new AbortedError("the run ended"));
-    await this.#loop;
+    await this.#poller.stopped();
     await this.#spool?.close();
     if (complete && this.#state !== undefined) await removeBatchFiles(this.#o.output);
     const chunks = this.#state?.chunks ?? [];
@@ -851,7 +541,7 @@ export class BatchBackend {
           requests: c.requests,
           phase: c.phase,
           outcome: c.outcome ?? null,
-          reattached: this.#chunks.some((k) => k.record === c && k.reattached),
+          reattached: this.#poller.chunks.some((k) => k.record === c && k.reattached),
         })),
       overBudget: this.#overBudget.size,
       ...this.#report,
@@ -863,49 +553,6 @@ export class BatchBackend {
     for (const chunk of state.chunks)
       if ((chunk.phase === "submitted" || chunk.phase === "creating") && chunk.batchId)
         await this.#o.client.cancel(chunk.batchId, this.#signal).catch(() => {});
-  }
-
-  /** A control call, retried on failures that waiting fixes. */
-  async #call<T>(operation: string, call: (signal: AbortSignal) => Promise<T>): Promise<T> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await call(this.#signal);
-      } catch (error) {
-        if (this.#signal.aborted) throw this.#signal.reason;
-        if (!classifyFailure(error).retryable || attempt >= 5)
-          throw this.#apiError(operation, error);
-        await this.#sleep(backoffMs(attempt, error));
-      }
-    }
-  }
-
-  #apiError(operation: string, error: unknown): BatchApiError {
-    if (error instanceof BatchApiError) return error;
-    const provider = this.#o.client.provider;
-    const status = error instanceof ProviderError ? error.status : undefined;
-    return new BatchApiError(
-      `${provider} batch API: ${operation} failed: ${(error as Error).message ?? String(error)}`,
-      { provider, operation, status },
-      { cause: error },
-    );
-  }
-
-  /** Sleeps on the clock; an abort (or `close`) wakes it early. */
-  #sleep(ms: number): Promise<void> {
-    const clock = this.#o.clock;
-    return new Promise((resolve) => {
-      if (this.#signal.aborted) {
-        resolve();
-        return;
-      }
-      const done = () => {
-        clock.clearTimeout(timer);
-        this.#signal.removeEventListener("abort", done);
-        resolve();
-      };
-      const timer = clock.setTimeout(done, ms);
-      this.#signal.addEventListener("abort", done, { once: true });
-    });
   }
 }
 
@@ -920,10 +567,4 @@ function until(promise: Promise<void>, signal: AbortSignal): Promise<boolean> {
       resolve(true);
     });
   });
-}
-
-/** 1 s, 2 s, 4 s... up to 60 s, or the provider's own hint. */
-function backoffMs(attempt: number, error: unknown): number {
-  const hint = error instanceof ProviderError ? error.retryAfterMs : undefined;
-  return hint ?? Math.min(60_000, 1000 * 2 ** (attempt - 1));
 }
