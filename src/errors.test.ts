@@ -36,9 +36,15 @@ const table: Array<[new (...args: never[]) => errors.SalvoError, string, unknown
     ],
   ],
   [errors.ResumeRefusedError, "SALVO_RESUME_REFUSED", ["out.jsonl", "it answers another input"]],
+  [
+    errors.RunLockedError,
+    "SALVO_LOCKED",
+    ["out.jsonl", "out.jsonl.lock", { pid: 42, host: "h", since: "2025-01-01T00:00:00.000Z" }],
+  ],
   [errors.AbortedError, "SALVO_ABORTED", []],
   [errors.DeadlineExceededError, "SALVO_DEADLINE_EXCEEDED", []],
   [errors.RequestTooLargeError, "SALVO_REQUEST_TOO_LARGE", []],
+  [errors.RequestInvalidError, "SALVO_REQUEST_INVALID", []],
   [errors.SchedulerClosedError, "SALVO_CLOSED", []],
   [errors.AuditWriteError, "SALVO_AUDIT_WRITE_FAILED", []],
   [errors.AuditClosedError, "SALVO_AUDIT_CLOSED", []],
@@ -79,6 +85,18 @@ describe("errors", () => {
     expect(error.message).toBe(
       "scenario.yaml: faults.p500: expected a probability between 0 and 1, got 1.5",
     );
+  });
+
+  it("a bad value too deep to print does not crash the error that names it", () => {
+    let deep: unknown[] = [];
+    for (let i = 0; i < 100_000; i++) deep = [deep];
+    const error = new errors.ConfigError({
+      where: "salvo.json",
+      field: "rpm",
+      expected: "a number",
+      got: deep,
+    });
+    expect(error.message).toBe("salvo.json: rpm: expected a number, got an array");
   });
 
   it("RequestTooLargeError names the dimension, the limit and the cost", () => {

@@ -33,7 +33,8 @@ function show(value: unknown): string {
     text =
       typeof value === "string" ? JSON.stringify(value) : (JSON.stringify(value) ?? String(value));
   } catch {
-    text = String(value);
+    // A cycle or a value too deep to serialise (String() of a deep array recurses too).
+    text = Array.isArray(value) ? "an array" : typeof value;
   }
   return text.length > 80 ? `${text.slice(0, 77)}...` : text;
 }
@@ -281,6 +282,18 @@ export class RequestTooLargeError extends SalvoError {
   }
 }
 
+/**
+ * Salvo would not send the request as it is (e.g. JSON nested deeper than MAX_JSON_DEPTH, which
+ * the serialisers on the path could not handle): nothing was sent, and it is not retried.
+ */
+export class RequestInvalidError extends SalvoError {
+  override readonly code = "SALVO_REQUEST_INVALID";
+  constructor(message = "the request cannot be sent as it is", options?: ErrorOptions) {
+    super(message, options);
+    this.name = "RequestInvalidError";
+  }
+}
+
 /** The scheduler was closed: queued and waiting items are settled with this; new work is refused. */
 export class SchedulerClosedError extends SalvoError {
   override readonly code = "SALVO_CLOSED";
@@ -451,6 +464,40 @@ export class ResumeRefusedError extends SalvoError {
     );
     this.name = "ResumeRefusedError";
     this.file = file;
+  }
+}
+
+/** Who holds a run's lock: what a refused second run names. */
+export type LockHolder = {
+  /** The holder's process id, on its host. */
+  pid: number;
+  /** The holder's host name. */
+  host: string;
+  /** When it took the lock, ISO 8601. */
+  since: string;
+};
+
+/**
+ * Another run holds the output (or the pipeline's run directory): two runs on one output would
+ * interleave their lines and pay for every item twice. Nothing was called or changed. The lock
+ * goes with its holder (a killed holder's lock is taken over at once on its own host).
+ */
+export class RunLockedError extends SalvoError {
+  override readonly code = "SALVO_LOCKED";
+  /** The output or run directory that is busy. */
+  readonly target: string;
+  /** The lock file. */
+  readonly lockFile: string;
+  readonly holder: LockHolder;
+  constructor(target: string, lockFile: string, holder: LockHolder, options?: ErrorOptions) {
+    super(
+      `${target} is in use by another salvo run: pid ${holder.pid} on host ${holder.host}, since ${holder.since} (lock file ${lockFile}). Wait for that run to end or stop it; nothing was called or changed. If it is not running (it ran on another host, or it is a stale copy), delete the lock file.`,
+      options,
+    );
+    this.name = "RunLockedError";
+    this.target = target;
+    this.lockFile = lockFile;
+    this.holder = holder;
   }
 }
 

@@ -141,6 +141,12 @@ export {
   type RunPipelineOptions,
   runPipeline,
 } from "./pipeline/run-pipeline.ts";
+export {
+  type PipelineFileEvent,
+  type PipelineFileResult,
+  type RunPipelineFileOptions,
+  runPipelineFile,
+} from "./pipeline/run-pipeline-file.ts";
 export type { RunStatus, TaskRecord, TaskStatus } from "./pipeline/task-record.ts";
 // `salvo probe` as a library call.
 export type { KneeOptions, Recommendation } from "./probe/knee.ts";

@@ -119,6 +119,7 @@ export class Salvo {
   /** The prices each call's cost is computed with. */
   readonly pricing: Pricing;
   readonly #audit: CallAuditor | undefined;
+  readonly #cache: ResponseCache | undefined;
   readonly #clock: Clock;
   readonly #window: number;
   readonly #chain: Next<SalvoContext>;
@@ -142,6 +143,7 @@ export class Salvo {
     this.provider = provider;
     this.pricing = pricing ?? new Pricing();
     this.#audit = audit;
+    this.#cache = cache;
     this.scheduler = scheduler ?? new Scheduler(schedulerOptions);
     this.#clock = (scheduler === undefined ? schedulerOptions.clock : undefined) ?? realClock;
     this.#window = schedulerOptions.window ?? 1024;
@@ -261,9 +263,15 @@ export class Salvo {
   }
 
   /** Stops admitting, settles what waits, and resolves when every attempt has ended. */
-  close(reason?: unknown): Promise<void> {
+  async close(reason?: unknown): Promise<void> {
     this.#closed = true;
-    return this.scheduler.close(reason);
+    await this.scheduler.close(reason);
+    // An answer that arrived as the last attempts ended goes on to the cache a few promise steps
+    // later: let those steps run (one turn of the event loop), then wait for its write.
+    if (this.#cache) {
+      await new Promise((resolve) => setImmediate(resolve));
+      await this.#cache.flush();
+    }
   }
 
   /** A signal for every item of one `map`/`stream`: the caller's, and `stop` for the batch. */

@@ -57,6 +57,7 @@ function cliIo(env: Record<string, string | undefined> = {}): CliIo & { out: str
   return io;
 }
 
+const cliRun = (args: string[], env: Record<string, string | undefined> = {}) => cli(args, env);
 async function cli(args: string[], env: Record<string, string | undefined> = {}) {
   const io = cliIo(env);
   await verifyCommand(io).parseAsync(args, { from: "user" });
@@ -72,6 +73,7 @@ describe("verify detects tampering", () => {
     expect(report.records).toBe(24);
     expect(report.head).toBe(JSON.parse(lines.at(-1)!).hash);
     expect(report.checkpoints).toEqual({
+      file: `${path}.checkpoints`,
       inline: 3,
       external: 3,
       macs_verified: 6,
@@ -131,7 +133,7 @@ describe("verify detects tampering", () => {
     const lines = await writeLog();
     await save(lines.slice(0, 15));
     // Without the checkpoint file the shorter chain is indistinguishable from a shorter log...
-    expect((await verifyLog(path, { hmacKey: KEY })).status).toBe("intact");
+    expect((await verifyLog(path, { hmacKey: KEY, checkpointsFile: false })).status).toBe("intact");
     // ...with it, the truncation is found.
     const report = await verify();
     expect(report.status).toBe("tampered");
@@ -159,8 +161,10 @@ describe("verify detects tampering", () => {
     });
     await save(forged);
     // The chain alone is consistent: only a key or an external checkpoint tells.
-    expect((await verifyLog(path)).status).toBe("intact");
-    expect((await verifyLog(path, { hmacKey: KEY })).first_bad).toMatchObject({
+    expect((await verifyLog(path, { checkpointsFile: false })).status).toBe("intact");
+    expect(
+      (await verifyLog(path, { hmacKey: KEY, checkpointsFile: false })).first_bad,
+    ).toMatchObject({
       reason: "CHECKPOINT_MAC_INVALID",
       index: 10,
       line: 11,
@@ -185,6 +189,63 @@ describe("verify detects tampering", () => {
     const report = await verify();
     expect(report.status).toBe("torn_tail");
     expect(report.first_bad).toMatchObject({ reason: "TORN_TAIL", line: 25 });
+  });
+});
+
+describe("verify finds deleted records by default (it read no checkpoints unless told)", () => {
+  /** Three writers' segments, one after the other, 402 records each (genesis, 400, checkpoint). */
+  async function threeSegments(): Promise<{ lines: string[]; writers: string[] }> {
+    for (let w = 0; w < 3; w++) {
+      const log = openChainLog(path, { kind: "calls", hmacKey: KEY, env: {} });
+      for (let i = 0; i < 400; i++) await log.append("llm_call", { w, i });
+      await log.close();
+    }
+    const lines = (await readFile(path, "utf8")).slice(0, -1).split("\n");
+    const writers = [...new Set(lines.map((l) => (JSON.parse(l) as { writer: string }).writer))];
+    return { lines, writers };
+  }
+  const writerOf = (line: string) => (JSON.parse(line) as { writer: string }).writer;
+
+  it("every line of one writer's segment deleted: TRUNCATED, also in a copy of the log", async () => {
+    const { lines, writers } = await threeSegments();
+    expect(lines).toHaveLength(3 * 402);
+    const gone = lines.filter((l) => writerOf(l) !== writers[1]);
+    await save(gone);
+    const report = await verifyLog(path);
+    expect(report.checkpoints.file).toBe(`${path}.checkpoints`);
+    expect(report.first_bad).toMatchObject({
+      reason: "TRUNCATED",
+      writer: writers[1],
+      expected: 401, // the final checkpoint covers the 401 records before it
+      actual: 0,
+    });
+    // A copy under another name, verified against the original's checkpoints: the checkpoints
+    // of its other segments name the log the deleted one belonged to.
+    const copy = join(dir, "tampered.jsonl");
+    await writeFile(copy, `${gone.join("\n")}\n`);
+    const copied = await verifyLog(copy, { checkpointsFile: `${path}.checkpoints` });
+    expect(copied.first_bad).toMatchObject({ reason: "TRUNCATED", writer: writers[1] });
+  });
+
+  it("a segment's last 10 records, its final HMAC'd checkpoint among them: TRUNCATED with only the key set", async () => {
+    const { lines, writers } = await threeSegments();
+    const middle = lines.filter((l) => writerOf(l) === writers[1]);
+    const cut = new Set(middle.slice(-10));
+    await save(lines.filter((l) => !cut.has(l)));
+    const report = await verifyLog(path, { hmacKey: KEY });
+    expect(report.first_bad).toMatchObject({
+      reason: "TRUNCATED",
+      writer: writers[1],
+      expected: 401,
+      actual: 392,
+    });
+    const cli = await cliRun([path], { SALVO_AUDIT_HMAC_KEY: KEY });
+    expect(cli.code).toBe(1);
+    expect(cli.out).toContain("first bad: TRUNCATED");
+    // --no-checkpoints says what it cannot see.
+    const blind = await cliRun([path, "--no-checkpoints"], { SALVO_AUDIT_HMAC_KEY: KEY });
+    expect(blind.code).toBe(0);
+    expect(blind.out).toContain("external checkpoints: none read");
   });
 });
 
@@ -220,6 +281,6 @@ describe("salvo verify (CLI)", () => {
     await expect(verifyCommand(io).parseAsync(["--help"], { from: "user" })).rejects.toThrow();
     for (const option of ["--checkpoints", "--hmac-key-env", "--json"])
       expect(io.out).toContain(option);
-    expect(io.out.replace(/\s+/g, " ").match(/\(default: /g)?.length).toBe(3);
+    expect(io.out.replace(/\s+/g, " ").match(/\(default: /g)?.length).toBe(4);
   });
 });

@@ -417,6 +417,44 @@ async function runs(
 }
 
 describe("the batch backend resumes across a crash in any phase", () => {
+  it("one run per output: a second run while the first polls is refused before it submits anything", async () => {
+    const sim = await ws.simulator({ batch: { completionMs: 60_000 } });
+    const input = await openaiInput(5);
+    const output = join(ws.dir, "out.jsonl");
+    const env = { OPENAI_API_KEY: KEY, OPENAI_BASE_URL: sim.baseUrl };
+    const stop = new AbortController();
+    let submitted!: () => void;
+    const polling = new Promise<void>((resolve) => {
+      submitted = resolve;
+    });
+    const first = runBatchFile({
+      input,
+      output,
+      backend: "batch",
+      env,
+      signal: stop.signal,
+      onEvent: (event) => {
+        if (event.type === "batch-submitted") submitted();
+      },
+    });
+    await polling;
+    const seen: string[] = [];
+    await expect(
+      runBatchFile({
+        input,
+        output,
+        backend: "batch",
+        env,
+        onEvent: (event) => seen.push(event.type),
+      }),
+    ).rejects.toMatchObject({ code: "SALVO_LOCKED" });
+    // Refused before it read or touched the batches: it did not even re-attach to them.
+    expect(seen).toEqual([]);
+    expect(sim.stats({ timeline: false }).batch.submitted.openai).toBe(1);
+    stop.abort(new Error("received SIGINT"));
+    expect((await first).status).toBe("interrupted");
+  });
+
   it("Ctrl-C while polling stops the run; the rerun re-attaches to the batch and does not resubmit", async () => {
     const sim = await ws.simulator({ batch: { completionMs: 1500 } });
     const input = await openaiInput(15);

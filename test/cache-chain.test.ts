@@ -7,6 +7,7 @@ import { BudgetExceededError } from "../src/errors.ts";
 import { CustomProvider } from "../src/providers/custom-provider.ts";
 import type { ProviderRequest } from "../src/providers/provider.ts";
 import { Salvo } from "../src/salvo.ts";
+import { until } from "./support/until.ts";
 
 const request = (i: number, temperature = 0): ProviderRequest => ({
   path: "/chat/completions",
@@ -87,12 +88,14 @@ describe("Salvo's call chain", () => {
   });
 
   it("map: an input that throws rejects the map and aborts the calls it started", async () => {
-    const { provider, seen } = counting(50);
+    // Calls that only end when aborted, and an input that throws once both are in flight (a
+    // fixed sleep raced the calls' own end on a busy machine).
+    const { provider, seen } = counting(3_600_000);
     const salvo = new Salvo({ provider, concurrency: 4 });
     async function* inputs() {
       yield request(1, 1);
       yield request(2, 1);
-      await new Promise((resolve) => setTimeout(resolve, 5));
+      await until(() => seen.calls.length === 2);
       throw new Error("bad input file");
     }
     await expect(salvo.map(inputs())).rejects.toThrow("bad input file");

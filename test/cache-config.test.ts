@@ -1,7 +1,7 @@
 // The cache, cost and budget settings of `salvo run`: flags, SALVO_* variables and the config
 // file's `cache:` and `pricing:` sections, each bad value named with where it came from.
 import { describe, expect, it } from "vitest";
-import { resolveRunSettings } from "../src/cli/run-settings.ts";
+import { resolveRunSettings } from "../src/config/run-settings.ts";
 import { ConfigError } from "../src/errors.ts";
 
 const file = (values: Record<string, unknown>) => ({ path: "salvo.yaml", values });

@@ -109,10 +109,16 @@ void startSimulator;
 describe("the packed package, installed into a fresh project", { timeout: 180_000 }, () => {
   beforeAll(async () => {
     project = await mkdtemp(join(tmpdir(), "salvo-consumer-"));
-    const packed = await exec("npm", ["pack", "--silent", "--pack-destination", project], {
-      cwd: root,
-      timeout: 120_000,
-    });
+    // dist/ is fresh (the suite's global setup built it): packing must not rebuild it under the
+    // other test files that run bin/salvo.js at the same time, so prepare is skipped here.
+    const packed = await exec(
+      "npm",
+      ["pack", "--silent", "--ignore-scripts", "--pack-destination", project],
+      {
+        cwd: root,
+        timeout: 120_000,
+      },
+    );
     const tarball = join(project, packed.stdout.trim().split("\n").at(-1)!);
     await writeFile(
       join(project, "package.json"),

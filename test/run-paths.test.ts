@@ -157,7 +157,9 @@ describe("salvo run: mistakes with paths are usage errors, named, before any cal
     expect(result.err).toMatch(/empty\.jsonl has no requests .*nothing to do/);
   });
 
-  it("--audit where it cannot be written, with --sim, as a process: exit 2 at once, no hang", async () => {
+  it("--audit where it cannot be written, with --sim, as a process: exit 2 at once, no hang", {
+    timeout: 60_000,
+  }, async () => {
     const path = await input();
     const started = Date.now();
     const result = await exec(
@@ -195,7 +197,9 @@ describe("salvo run: permissions, as an unprivileged user", () => {
     );
   }
 
-  it("an unreadable input, an output or report in a read-only directory: exit 2, nothing called", async () => {
+  it("an unreadable input, an output or report in a read-only directory: exit 2, nothing called", {
+    timeout: 90_000,
+  }, async () => {
     const sim = await ws.simulator();
     await chmod(ws.dir, 0o755);
     const readable = join(ws.dir, "readable.jsonl");

@@ -32,9 +32,16 @@ describe("Salvo against the simulator", () => {
       provider: new OpenAIProvider({ baseURL: sim.baseUrl, apiKey: FAKE_KEY }),
       concurrency: 2,
     });
+    // The estimate skips what is not a message (`messages: [null]` is estimable now): a body
+    // whose messages cannot even be read is not.
     const broken: ProviderRequest = {
       path: "/chat/completions",
-      body: { model: "gpt-4o-mini", messages: [null] },
+      body: {
+        model: "gpt-4o-mini",
+        get messages(): unknown {
+          throw new Error("unreadable");
+        },
+      },
     };
     const outcomes = await salvo.map([chat(0), broken, chat(2)]);
     expect(outcomes.map((o) => o.ok)).toEqual([true, false, true]);

@@ -3,6 +3,7 @@
 // `gen_ai.operation.name`, `gen_ai.request.*`, `gen_ai.response.*`, `gen_ai.usage.*`, `error.type`.
 import type { SalvoResult } from "../cache/call-layer.ts";
 import type { ItemId } from "../core/outcome.ts";
+import { MAX_JSON_DEPTH, valueTooDeep } from "../providers/json-depth.ts";
 import type { ProviderRequest, ProviderResult } from "../providers/provider.ts";
 import type { AuditContext } from "./audit-context.ts";
 import { canonicalJson, sha256Hex } from "./chain-record.ts";
@@ -212,6 +213,15 @@ export type CallRecordInput = {
   headerAllowlist: readonly string[];
 };
 
+/**
+ * A body as the record holds it. One nested deeper than MAX_JSON_DEPTH (a library caller's, or a
+ * custom provider's; input lines and the SDK providers refuse them) cannot be canonicalised
+ * safely: the record says so instead.
+ */
+function recordable(body: unknown): unknown {
+  return valueTooDeep(body) ? `[not recorded: nested deeper than ${MAX_JSON_DEPTH} levels]` : body;
+}
+
 /** The full record of an attempt, bodies included (the content mode is applied after redaction). */
 export function buildCallRecord(input: CallRecordInput): CallRecord {
   const attributes = requestAttributes(input.provider, input.request);
@@ -227,12 +237,12 @@ export function buildCallRecord(input: CallRecordInput): CallRecord {
     status: input.result ? "ok" : "error",
     context: input.context,
     attributes,
-    request: { body: input.request.body },
+    request: { body: recordable(input.request.body) },
   };
   if (input.result) {
     record.http_status = input.result.status;
     Object.assign(attributes, responseAttributes(input.result));
-    record.response = { body: input.result.body };
+    record.response = { body: recordable(input.result.body) };
     const headers = allowedHeaders(
       (input.result as { headers?: unknown }).headers,
       input.headerAllowlist,

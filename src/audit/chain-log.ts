@@ -14,10 +14,12 @@
 // - Nothing that looks like a configured secret is ever written: a body containing one is
 //   rewritten with `[REDACTED]` before it is hashed.
 // - Opening heals a torn last line (see torn-tail.ts): the new segment's genesis names it.
+// - A checkpoint reaches the checkpoint file only after the records it covers reached the log.
 
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { AuditClosedError, AuditRecordError, ConfigError } from "../errors.ts";
+import { registeredSecrets, SecretScrubber } from "../providers/secret-scrubber.ts";
 import { encodeRecord, GENESIS_PREV, RESERVED_FIELDS } from "./chain-record.ts";
 import { type Checkpoint, HMAC_KEY_ENV, makeCheckpoint } from "./checkpoint.ts";
 import { onExitFlush } from "./exit-flush.ts";
@@ -40,16 +42,15 @@ export type ChainLogOptions = LineWriterOptions & {
   /** Where the default key and the default secrets are read. @default process.env */
   env?: Readonly<Record<string, string | undefined>> | undefined;
   /**
-   * Strings that must never reach the file (API keys). @default every value (8+ characters) of
-   * an environment variable whose name ends in _KEY, _TOKEN, _SECRET or _PASSWORD
+   * Strings that must never reach the file (API keys), besides the keys of every provider this
+   * process built (`registeredSecrets`), which are always masked. @default every value (8+
+   * characters) of an environment variable whose name ends in _KEY, _TOKEN, _SECRET or _PASSWORD
    */
   secrets?: readonly string[] | undefined;
 };
 
 /** Where an appended record landed in its chain. */
 export type AppendResult = { writer: string; seq: number; hash: string };
-
-const REDACTED = "[REDACTED]";
 
 export function secretsFromEnv(env: Readonly<Record<string, string | undefined>>): string[] {
   return Object.entries(env)
@@ -58,22 +59,6 @@ export function secretsFromEnv(env: Readonly<Record<string, string | undefined>>
         /(_KEY|_TOKEN|_SECRET|_PASSWORD)$/i.test(name) && (value?.length ?? 0) >= 8,
     )
     .map(([, value]) => value!);
-}
-
-function scrub(value: unknown, secrets: readonly string[]): unknown {
-  if (typeof value === "string") {
-    let text = value;
-    for (const secret of secrets) text = text.split(secret).join(REDACTED);
-    return text;
-  }
-  if (Array.isArray(value)) return value.map((item) => scrub(item, secrets));
-  if (value !== null && typeof value === "object") {
-    const out: Record<string, unknown> = {};
-    for (const [key, item] of Object.entries(value))
-      out[scrub(key, secrets) as string] = scrub(item, secrets);
-    return out;
-  }
-  return value;
 }
 
 const chains = new Map<string, ChainLog>();
@@ -110,6 +95,10 @@ export class ChainLog {
   readonly #every: number;
   readonly #key: string | undefined;
   readonly #secrets: string[];
+  #registered: readonly string[] = [];
+  /** The external checkpoint writes queued so far, settled (close waits for them). */
+  #externalWrites: Promise<unknown> = Promise.resolve();
+  #allSecrets: readonly string[] = [];
   #seq = 0;
   #head = GENESIS_PREV;
   #sinceCheckpoint = 0;
@@ -132,6 +121,7 @@ export class ChainLog {
     const env = options.env ?? process.env;
     this.#key = options.hmacKey ?? (env[HMAC_KEY_ENV] || undefined);
     this.#secrets = (options.secrets ?? secretsFromEnv(env)).filter((s) => s.length > 0);
+    this.#allSecrets = this.#secrets;
     const checkpointFile = options.checkpointFile ?? `${writer.path}.checkpoints`;
     this.#checkpointWriter =
       checkpointFile === false ? undefined : acquireLineWriter(checkpointFile, options);
@@ -223,7 +213,12 @@ export class ChainLog {
     clearInterval(this.#timer);
     this.#removeExitFlush();
     if (this.#sinceCheckpoint > 0) this.#checkpointNow();
-    await Promise.all([this.#writer.close(), this.#checkpointWriter?.close()]);
+    try {
+      await this.#writer.close();
+    } finally {
+      await this.#externalWrites;
+      await this.#checkpointWriter?.close();
+    }
   }
 
   #checkpointNow(): { checkpoint: Checkpoint; written: Promise<unknown> } {
@@ -231,9 +226,12 @@ export class ChainLog {
     this.#sinceCheckpoint = 0;
     const { writer: _writer, ...fields } = checkpoint;
     const inline = this.#append("checkpoint", fields).written;
-    const external = this.#checkpointWriter?.write(
-      `${JSON.stringify({ log: this.#writer.path, ts: new Date().toISOString(), ...checkpoint })}\n`,
-    );
+    const line = `${JSON.stringify({ log: this.#writer.path, ts: new Date().toISOString(), ...checkpoint })}\n`;
+    // The external copy is written once the log holds every record it covers, so after a crash
+    // it is never ahead of the log (which `salvo verify` would rightly call a truncation).
+    const checkpointWriter = this.#checkpointWriter;
+    const external = checkpointWriter && inline.then(() => checkpointWriter.write(line));
+    if (external) this.#externalWrites = this.#externalWrites.then(() => external).catch(() => {});
     return { checkpoint, written: Promise.all([inline, external]) };
   }
 
@@ -252,8 +250,10 @@ export class ChainLog {
       ts: new Date().toISOString(),
     };
     let { line, hash } = encodeRecord(body);
-    if (this.#secrets.some((secret) => line.includes(JSON.stringify(secret).slice(1, -1)))) {
-      ({ line, hash } = encodeRecord(scrub(body, this.#secrets) as Record<string, unknown>));
+    const secrets = this.#secretsNow();
+    if (secrets.some((secret) => line.includes(JSON.stringify(secret).slice(1, -1)))) {
+      // Configured secrets may be short: every non-empty one is masked (iteratively, any depth).
+      ({ line, hash } = encodeRecord(new SecretScrubber(secrets, 1).value(body)));
     }
     this.#seq = seq + 1;
     this.#head = hash;
@@ -261,6 +261,16 @@ export class ChainLog {
     if (type !== "checkpoint" && ++this.#sinceCheckpoint >= this.#every) this.#checkpointNow();
     const result = { writer: this.writerId, seq, hash };
     return { ...result, written: written.then(() => result) };
+  }
+
+  /** The configured secrets and the providers' keys registered so far (some may come later). */
+  #secretsNow(): readonly string[] {
+    const registered = registeredSecrets();
+    if (registered !== this.#registered) {
+      this.#registered = registered;
+      this.#allSecrets = [...new Set([...this.#secrets, ...registered])];
+    }
+    return this.#allSecrets;
   }
 
   #flushAtExit(): void {

@@ -70,3 +70,22 @@ describe("LineWriter", () => {
     expect(() => acquireLineWriter(join(dir, "d"), { maxBatchBytes: 0 })).toThrow(ConfigError);
   });
 });
+
+describe("LineWriter: a log that cannot be opened", () => {
+  it("is a ConfigError naming the path and why, not a raw ENOENT (it crashed salvo run --audit)", () => {
+    const path = join(dir, "missing", "calls.jsonl");
+    const error = (() => {
+      try {
+        acquireLineWriter(path);
+      } catch (thrown) {
+        return thrown;
+      }
+      throw new Error("expected a ConfigError");
+    })();
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).message).toMatch(
+      new RegExp(`^${path}: audit log: expected a file Salvo can create and append to, .*ENOENT`),
+    );
+    expect(() => acquireLineWriter(dir)).toThrow(/EISDIR/);
+  });
+});

@@ -88,7 +88,22 @@ const registry = new Map<string, LineWriter>();
  */
 export function acquireLineWriter(path: string, options: LineWriterOptions = {}): LineWriter {
   const resolved = resolveOptions(options);
-  const fd = openSync(path, "a+", resolved.mode);
+  let fd: number;
+  try {
+    fd = openSync(path, "a+", resolved.mode);
+  } catch (error) {
+    // A missing directory, no permission, a directory at that path: the user's to fix.
+    throw new ConfigError(
+      {
+        field: "audit log",
+        expected:
+          "a file Salvo can create and append to, in a directory that exists and that it may write",
+        got: (error as Error).message,
+        where: path,
+      },
+      { cause: error },
+    );
+  }
   const real = realpathSync(path);
   const existing = registry.get(real);
   if (existing) {

@@ -5,11 +5,13 @@
 // `prev` is the previous record's hash; `hash` recomputes; an inline checkpoint names its own
 // position and carries a valid MAC (when a key is given, a MAC is required); the segment's hash
 // at every externally checkpointed size equals the checkpoint's head; at the end, no segment is
-// shorter than its newest external checkpoint (tail truncation, a deleted segment).
+// shorter than its newest external checkpoint (tail truncation, a deleted segment). The external
+// checkpoints are read from `<log>.checkpoints` when no other file is named and it exists.
 // An unparsable line is accepted only if a later genesis claims it as a healed torn tail
 // (`recovered: {offset, length, sha256}`); a last line without `\n` is a torn tail.
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
+import { access } from "node:fs/promises";
 import { basename } from "node:path";
 import { DOMAIN, GENESIS_PREV, HASH_SUFFIX_LENGTH, recomputeHash } from "./chain-record.ts";
 import { macMatches } from "./checkpoint.ts";
@@ -56,6 +58,8 @@ export type VerifyReport = {
   /** Torn lines healed by a later genesis (crashes survived). */
   healed: number;
   checkpoints: {
+    /** The external checkpoint file read; null when there was none. */
+    file: string | null;
     inline: number;
     external: number;
     /** MACs checked against the key. */
@@ -70,8 +74,11 @@ export type VerifyReport = {
 };
 
 export type VerifyOptions = {
-  /** A checkpoint file kept apart from the log (one JSON checkpoint per line). @default none */
-  checkpointsFile?: string | undefined;
+  /**
+   * A checkpoint file kept apart from the log (one JSON checkpoint per line); `false` for none.
+   * @default `${path}.checkpoints` if it exists (where the writers put them)
+   */
+  checkpointsFile?: string | false | undefined;
   /** The HMAC key of the checkpoints; with it every checkpoint must carry a valid MAC. @default none */
   hmacKey?: string | undefined;
   /** Bytes read at a time. @default 1_048_576 */
@@ -170,6 +177,22 @@ async function loadCheckpoints(
   return { external, logs };
 }
 
+/** The checkpoint file to read: the one named, else `<log>.checkpoints` if it exists. */
+async function checkpointsFileOf(
+  path: string,
+  named: string | false | undefined,
+): Promise<string | undefined> {
+  if (named === false) return undefined;
+  if (named !== undefined) return named;
+  const beside = `${path}.checkpoints`;
+  try {
+    await access(beside);
+    return beside;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Verifies the log at `path`; never throws (an I/O failure is status `io_error`). */
 export async function verifyLog(path: string, options: VerifyOptions = {}): Promise<VerifyReport> {
   const report: VerifyReport = {
@@ -179,7 +202,7 @@ export async function verifyLog(path: string, options: VerifyOptions = {}): Prom
     head: undefined,
     segments: 0,
     healed: 0,
-    checkpoints: { inline: 0, external: 0, macs_verified: 0, macs_unverified: 0 },
+    checkpoints: { file: null, inline: 0, external: 0, macs_verified: 0, macs_unverified: 0 },
     unanchored_records: 0,
   };
   const key = options.hmacKey;
@@ -191,8 +214,10 @@ export async function verifyLog(path: string, options: VerifyOptions = {}): Prom
   let index = 0;
   let lineNo = 0;
   try {
-    if (options.checkpointsFile !== undefined) {
-      const loaded = await loadCheckpoints(options.checkpointsFile, key, report);
+    const checkpointsFile = await checkpointsFileOf(path, options.checkpointsFile);
+    if (checkpointsFile !== undefined) {
+      report.checkpoints.file = checkpointsFile;
+      const loaded = await loadCheckpoints(checkpointsFile, key, report);
       external = loaded.external;
       externalLogs = loaded.logs;
       bad = loaded.bad;
@@ -397,12 +422,18 @@ export async function verifyLog(path: string, options: VerifyOptions = {}): Prom
         report.head = h;
         index++;
       }
-      // End of file: every external checkpoint must be reached.
-      const name = basename(path);
+      // End of file: every external checkpoint must be reached. A checkpoint of a segment that
+      // is not in the file belongs to this log if it names this log: its name, or the name the
+      // checkpoints of this file's own segments give (the log may have been copied or renamed).
+      const names = new Set([basename(path)]);
+      for (const writer of segments.keys()) {
+        const log = externalLogs.get(writer);
+        if (log !== undefined) names.add(basename(log));
+      }
       for (const [writer, sizes] of external) {
         const segment = segments.get(writer);
         const log = externalLogs.get(writer);
-        if (!segment && log !== undefined && basename(log) !== name) continue; // another log's
+        if (!segment && log !== undefined && !names.has(basename(log))) continue; // another log's
         const newest = Math.max(...sizes.keys());
         const size = segment ? segment.seq + 1 : 0;
         if (size < newest) {

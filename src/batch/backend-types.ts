@@ -42,6 +42,8 @@ export type BatchBackendOptions = {
   runKey: unknown;
   fresh: boolean;
   strict: boolean;
+  /** The batch driver's `retryFailed`: failed lines of an earlier run are run again. */
+  retryFailed: boolean;
   client: ProviderBatchClient;
   /** The provider's token estimate of a request (input, and `max_tokens` as output). */
   estimate: (request: ProviderRequest) => CostEstimate;

@@ -48,8 +48,7 @@ import { type BatchItem, isInvalid } from "./input-line.ts";
 import { readInput, scanInput } from "./input-reader.ts";
 import type { JournalHeader } from "./journal.ts";
 import { batchBytes } from "./provider-batch-client.ts";
-import { prepareResume } from "./resume.ts";
-import { journalHeader } from "./run-batch.ts";
+import { journalHeader, prepareBatchResume } from "./run-batch.ts";
 
 export type {
   Backend,
@@ -142,11 +141,16 @@ export class BatchBackend {
       if (old !== undefined) await this.#cancelLeftovers(old);
       await removeBatchFiles(o.output);
     }
-    const resume = await prepareResume({
+    // What the batch driver will find done (and what it will run again), changing nothing.
+    const resume = await prepareBatchResume({
+      input: o.input,
       output: o.output,
-      header,
-      total: scan.total,
+      defaultModel: o.defaultModel,
       fresh: o.fresh,
+      retryFailed: o.retryFailed,
+      signal: o.signal,
+      scan,
+      header,
       readOnly: true,
     });
     const done = (index: number) => index < resume.doneInOutput || resume.journaled.has(index);

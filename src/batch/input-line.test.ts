@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { MAX_JSON_DEPTH } from "../providers/json-depth.ts";
 import {
   type BatchItem,
   type InputShape,
@@ -90,7 +91,7 @@ describe("parseInputLine: the OpenAI Batch envelope", () => {
     );
     const emb = { ...env, url: "/v1/embeddings", body: { model: "m" } };
     expect(bad(emb).error.message).toBe(
-      "in.jsonl:7: body.input: expected the text(s) to embed, got nothing",
+      "in.jsonl:7: body.input: expected the text(s) to embed: a non-empty string, a token array, or a non-empty list of either, got nothing",
     );
     const error = bad({ ...env, body: { messages } }).error;
     expect(error.message).toBe(
@@ -226,5 +227,88 @@ describe("parseInputLine: JSON and shape errors", () => {
     expect(error.message).toBe(
       "in.jsonl:7: line: expected a openai-batch line like line 1 (one shape per file), got a anthropic-batch line",
     );
+  });
+});
+
+describe("parseInputLine: values that broke the run later are input errors at file:line", () => {
+  const chat = (body: Record<string, unknown>) => ({
+    custom_id: "c",
+    method: "POST",
+    url: "/v1/chat/completions",
+    body: { model: "m", messages, ...body },
+  });
+
+  it('refuses "stream": true, as the providers\' batch APIs do (it was called and billed five times)', () => {
+    expect(bad(chat({ stream: true })).error.message).toBe(
+      "in.jsonl:7: body.stream: expected false or absent (batch lines are not streamed), got true",
+    );
+    expect(bad({ model: "m", messages, stream: true }).error.field).toBe("body.stream");
+    expect(
+      bad({ custom_id: "x", params: { model: "c", max_tokens: 5, messages, stream: true } }).error
+        .field,
+    ).toBe("params.stream");
+    expect(bad(chat({ stream: "yes" })).error.field).toBe("body.stream");
+    expect(ok(chat({ stream: false })).request.body.stream).toBe(false);
+  });
+
+  it("refuses token caps and n that are not whole numbers >= 1 (max_tokens: -1 failed without file:line)", () => {
+    for (const field of ["max_tokens", "max_completion_tokens", "max_output_tokens"])
+      for (const value of [-1, 0, 1.5, "10", 1e300, Number.MAX_SAFE_INTEGER + 2])
+        expect(bad(chat({ [field]: value })).error.message).toMatch(
+          new RegExp(
+            `^in\\.jsonl:7: body\\.${field}: expected a whole number of tokens >= 1, got `,
+          ),
+        );
+    expect(ok(chat({ max_tokens: null })).request.body.max_tokens).toBeNull();
+    expect(ok(chat({ max_tokens: 1 })).request.body.max_tokens).toBe(1);
+    for (const n of [0, -2, 1.5, 129, "2"]) expect(bad(chat({ n })).error.field).toBe("body.n");
+    expect(ok(chat({ n: 3 })).request.body.n).toBe(3);
+  });
+
+  it("refuses messages that are not message objects (messages: [null] crashed the estimate)", () => {
+    expect(bad(chat({ messages: [null] })).error.message).toBe(
+      "in.jsonl:7: body.messages[0]: expected a message object {role, content}, got null",
+    );
+    expect(bad(chat({ messages: [...messages, 3] })).error.field).toBe("body.messages[1]");
+    expect(bad(chat({ messages: [{ content: "hi" }] })).error.field).toBe("body.messages[0].role");
+    expect(bad(chat({ messages: [{ role: "user", content: 5 }] })).error.field).toBe(
+      "body.messages[0].content",
+    );
+    expect(
+      bad({ custom_id: "x", params: { model: "c", max_tokens: 5, messages: [null] } }).error.field,
+    ).toBe("params.messages[0]");
+    expect(ok(chat({ messages: [{ role: "assistant", content: null }] }))).toBeDefined();
+  });
+
+  it("refuses embedding inputs that are not texts or token arrays", () => {
+    const emb = (input: unknown) => ({
+      custom_id: "e",
+      method: "POST",
+      url: "/v1/embeddings",
+      body: { model: "e", input },
+    });
+    for (const input of ["", [], [null], [""], { text: "a" }, 5, [[1, -1]], [[]]])
+      expect(bad(emb(input)).error.field, JSON.stringify(input)).toBe("body.input");
+    for (const input of ["a", ["a", "b"], [1, 2], [[1], [2, 3]]])
+      expect(ok(emb(input)).request.path).toBe("/embeddings");
+  });
+
+  it("refuses JSON nested deeper than MAX_JSON_DEPTH before parsing it (100k deep crashed the run)", () => {
+    const deep = `${"[".repeat(100_000)}${"]".repeat(100_000)}`;
+    const error = bad(deep).error;
+    expect(error.message).toBe(
+      `in.jsonl:7: JSON: expected JSON nested at most ${MAX_JSON_DEPTH} levels deep, got deeper nesting at column ${MAX_JSON_DEPTH + 1}`,
+    );
+    const body = (depth: number) =>
+      JSON.stringify(chat({ tools: "TOOLS" })).replace(
+        '"TOOLS"',
+        `${"[".repeat(depth)}${"]".repeat(depth)}`,
+      );
+    expect(bad(body(50_000)).error.field).toBe("JSON");
+    expect(bad(body(MAX_JSON_DEPTH)).error.field).toBe("JSON"); // the envelope adds 2 levels
+    const { entry } = parseInputLine(body(MAX_JSON_DEPTH - 2), base);
+    expect(isInvalid(entry)).toBe(false);
+    // Brackets inside strings are text, not nesting.
+    expect(ok(chat({ messages: [{ role: "user", content: "[".repeat(10_000) }] }))).toBeDefined();
   });
 });

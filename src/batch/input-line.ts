@@ -2,6 +2,7 @@
 // shapes Salvo accepts, and their validation, live here; the reader only streams and numbers.
 
 import { InputLineError } from "../errors.ts";
+import { jsonTextTooDeep, MAX_JSON_DEPTH } from "../providers/json-depth.ts";
 import type { ProviderRequest } from "../providers/provider.ts";
 
 /**
@@ -93,10 +94,77 @@ class Invalid {
   }
 }
 
+/** Each message an object with a role; its content text, parts or null (the estimate reads both). */
 function needMessages(body: Obj, prefix: string): void {
   const messages = body.messages;
   if (!Array.isArray(messages) || messages.length === 0)
     throw new Invalid(`${prefix}.messages`, "a non-empty array of messages", messages);
+  messages.forEach((message: unknown, i) => {
+    const at = `${prefix}.messages[${i}]`;
+    if (!isObject(message)) throw new Invalid(at, "a message object {role, content}", message);
+    if (typeof message.role !== "string" || message.role === "")
+      throw new Invalid(`${at}.role`, "a non-empty string", message.role);
+    const content = message.content;
+    if (
+      !(
+        content === undefined ||
+        content === null ||
+        typeof content === "string" ||
+        Array.isArray(content)
+      )
+    )
+      throw new Invalid(`${at}.content`, "a string, an array of content parts, or null", content);
+  });
+}
+
+/**
+ * Fields Salvo itself reads to reserve rate budget and decide what may be shared, checked here so
+ * that a bad value is an error at its line and not a failure later in the run.
+ */
+function needBodyFields(body: Obj, prefix: string, tokenFields: readonly string[]): void {
+  // A batch line is answered whole, as the providers' batch APIs answer it: they refuse
+  // `stream: true`. A stream would be paid for and end without the usage the budget counts.
+  if (body.stream !== undefined && body.stream !== false)
+    throw new Invalid(
+      `${prefix}.stream`,
+      "false or absent (batch lines are not streamed)",
+      body.stream,
+    );
+  for (const field of tokenFields) {
+    const value = body[field];
+    if (value === undefined || value === null) continue;
+    if (!Number.isSafeInteger(value) || (value as number) < 1)
+      throw new Invalid(`${prefix}.${field}`, "a whole number of tokens >= 1", value);
+  }
+  const n = body.n;
+  if (
+    n !== undefined &&
+    n !== null &&
+    !(Number.isInteger(n) && (n as number) >= 1 && (n as number) <= 128)
+  )
+    throw new Invalid(`${prefix}.n`, "a whole number from 1 to 128", n);
+}
+
+/** OpenAI's output caps: chat (`max_tokens`, `max_completion_tokens`), Responses (`max_output_tokens`). */
+const OPENAI_TOKEN_FIELDS = ["max_tokens", "max_completion_tokens", "max_output_tokens"];
+
+/** What `/embeddings` embeds: a text, a token array, or a non-empty list of either. */
+function needEmbeddingInput(body: Obj, prefix: string): void {
+  const input = body.input;
+  const tokens = (v: unknown) =>
+    Array.isArray(v) && v.length > 0 && v.every((t) => Number.isSafeInteger(t) && t >= 0);
+  const ok =
+    (typeof input === "string" && input !== "") ||
+    tokens(input) ||
+    (Array.isArray(input) &&
+      input.length > 0 &&
+      input.every((item) => (typeof item === "string" && item !== "") || tokens(item)));
+  if (!ok)
+    throw new Invalid(
+      `${prefix}.input`,
+      "the text(s) to embed: a non-empty string, a token array, or a non-empty list of either",
+      input,
+    );
 }
 
 /** Returns the body with `model` filled in from the default, or throws naming the field. */
@@ -129,8 +197,8 @@ function parseOpenAIBatch(value: Obj, defaultModel: string | undefined): Parsed 
   if (!isObject(value.body)) throw new Invalid("body", "a JSON object", value.body);
   let body = value.body;
   if (path === "/chat/completions") needMessages(body, "body");
-  if (path === "/embeddings" && body.input === undefined)
-    throw new Invalid("body.input", "the text(s) to embed", undefined);
+  if (path === "/embeddings") needEmbeddingInput(body, "body");
+  needBodyFields(body, "body", OPENAI_TOKEN_FIELDS);
   body = withModel(body, "body", defaultModel);
   return { customId, provider: "openai", request: { path, body } };
 }
@@ -141,7 +209,9 @@ function parseOpenAIBody(value: Obj, line: number, defaultModel: string | undefi
     throw new Invalid("metadata", "a JSON object", metadata);
   const embeddings = rest.input !== undefined && rest.messages === undefined;
   const path = embeddings ? "/embeddings" : "/chat/completions";
-  if (!embeddings) needMessages(rest, "body");
+  if (embeddings) needEmbeddingInput(rest, "body");
+  else needMessages(rest, "body");
+  needBodyFields(rest, "body", OPENAI_TOKEN_FIELDS);
   const body = withModel(rest, "body", defaultModel);
   const id = metadata?.custom_id;
   if (id !== undefined && (typeof id !== "string" || id === ""))
@@ -159,9 +229,10 @@ function parseAnthropicBatch(value: Obj, defaultModel: string | undefined): Pars
   const params = value.params;
   if (!isObject(params)) throw new Invalid("params", "a JSON object", params);
   const maxTokens = params.max_tokens;
-  if (typeof maxTokens !== "number" || !Number.isInteger(maxTokens) || maxTokens <= 0)
+  if (!Number.isSafeInteger(maxTokens) || (maxTokens as number) <= 0)
     throw new Invalid("params.max_tokens", "an integer > 0", maxTokens);
   needMessages(params, "params");
+  needBodyFields(params, "params", []);
   const body = withModel(params, "params", defaultModel);
   return { customId, provider: "anthropic", request: { path: "/messages", body } };
 }
@@ -178,6 +249,16 @@ export function parseInputLine(
   const { file, line, index } = context;
   let customId: string | undefined;
   try {
+    // Checked before parsing: a deeper value would overflow the stack of the recursive code
+    // downstream (canonical JSON, the SDK's JSON.stringify), not fail here.
+    const tooDeep = jsonTextTooDeep(text);
+    if (tooDeep !== -1)
+      throw new Invalid(
+        "JSON",
+        `JSON nested at most ${MAX_JSON_DEPTH} levels deep`,
+        undefined,
+        `deeper nesting at column ${tooDeep + 1}`,
+      );
     let value: unknown;
     try {
       value = JSON.parse(text);

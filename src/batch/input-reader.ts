@@ -4,9 +4,16 @@
 
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
-import type { DuplicateId, InputLineError } from "../errors.ts";
+import { type DuplicateId, InputLineError } from "../errors.ts";
 import { type InputEntry, type InputShape, isInvalid, parseInputLine } from "./input-line.ts";
 import { splitLines } from "./line-splitter.ts";
+
+/**
+ * The longest input line accepted, in bytes: 32 MiB, the largest request body Anthropic's
+ * Messages API accepts (and the simulator's limit). A longer line could not be sent to either
+ * provider; it is refused at its line without being held in memory.
+ */
+export const DEFAULT_MAX_LINE_BYTES = 32 * 1024 * 1024;
 
 export type ReadInputOptions = {
   /** Filled into a request without `model`; without it such a line is invalid. @default undefined */
@@ -15,6 +22,13 @@ export type ReadInputOptions = {
   signal?: AbortSignal | undefined;
   /** Read chunk size, in bytes. Lines may be longer than this. @default 65_536 */
   chunkBytes?: number | undefined;
+  /**
+   * Read only the file's first `bytes` bytes (its size when it was scanned), so that a file
+   * still being appended to yields the items the scan counted and no more. @default to the end
+   */
+  bytes?: number | undefined;
+  /** A longer line is an invalid line (SALVO_INPUT_INVALID at its line). @default DEFAULT_MAX_LINE_BYTES */
+  maxLineBytes?: number | undefined;
 };
 
 /** The file's shape as detected so far; updated by `entriesOf` as it reads. */
@@ -23,16 +37,45 @@ type ShapeState = { shape: InputShape | undefined };
 async function* entriesOf(
   file: string,
   chunks: AsyncIterable<Buffer>,
-  defaultModel: string | undefined,
+  options: ReadInputOptions,
   state: ShapeState = { shape: undefined },
 ): AsyncGenerator<InputEntry> {
+  const { defaultModel } = options;
+  const maxLineBytes = options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES;
   let shape: InputShape | undefined;
   let shapeLine: number | undefined;
   let index = 0;
-  for await (const { line, text } of splitLines(chunks)) {
+  for await (const { line, text, tooLong, invalidUtf8At } of splitLines(chunks, {
+    maxLineBytes,
+    checkUtf8: true,
+  })) {
+    if (tooLong !== undefined) {
+      const error = new InputLineError({
+        file,
+        line,
+        field: "line",
+        expected: `a line of at most ${maxLineBytes} bytes (the largest request a provider accepts)`,
+        gotText: `${tooLong} bytes`,
+      });
+      yield { index: index++, line, customId: undefined, error };
+      continue;
+    }
     // Blank lines (empty or only whitespace) are skipped: they get no index and no output line.
     if (text.trim() === "") continue;
     const parsed = parseInputLine(text, { file, line, index, shape, shapeLine, defaultModel });
+    if (invalidUtf8At !== undefined) {
+      // Sending the text with U+FFFD in place of the bad bytes would change the request
+      // silently; JSON text must be UTF-8 (RFC 8259). Its custom_id, if readable, is kept.
+      const error = new InputLineError({
+        file,
+        line,
+        field: "line",
+        expected: "UTF-8 text",
+        gotText: `a byte that is not UTF-8 at byte ${invalidUtf8At + 1} of the line`,
+      });
+      yield { index: index++, line, customId: parsed.entry.customId, error };
+      continue;
+    }
     if (shape === undefined && parsed.shape !== undefined) {
       shape = parsed.shape;
       shapeLine = line;
@@ -44,9 +87,11 @@ async function* entriesOf(
 }
 
 function open(file: string, options: ReadInputOptions): AsyncIterable<Buffer> {
+  if (options.bytes === 0) return (async function* () {})();
   return createReadStream(file, {
     highWaterMark: options.chunkBytes ?? 65_536,
     ...(options.signal ? { signal: options.signal } : {}),
+    ...(options.bytes === undefined ? {} : { end: options.bytes - 1 }), // `end` is inclusive
   });
 }
 
@@ -60,7 +105,7 @@ export function readInput(
   file: string,
   options: ReadInputOptions = {},
 ): AsyncGenerator<InputEntry> {
-  return entriesOf(file, open(file, options), options.defaultModel);
+  return entriesOf(file, open(file, options), options);
 }
 
 export type ScanInputOptions = ReadInputOptions & {
@@ -117,16 +162,19 @@ export async function scanInput(file: string, options: ScanInputOptions = {}): P
   };
   const firstLineOf = new Map<string, number>();
   const state: ShapeState = { shape: undefined };
-  for await (const entry of entriesOf(file, hashed(), options.defaultModel, state)) {
+  for await (const entry of entriesOf(file, hashed(), options, state)) {
     scan.total += 1;
     if (isInvalid(entry)) {
       scan.invalid += 1;
       if (scan.errors.length < maxErrors) scan.errors.push(entry.error);
-      continue;
     }
-    const first = firstLineOf.get(entry.customId);
-    if (first === undefined) firstLineOf.set(entry.customId, entry.line);
-    else scan.duplicates.push({ customId: entry.customId, firstLine: first, line: entry.line });
+    // An invalid line's custom_id counts too: its output line carries it, so a second line with
+    // the same id could not be told apart from it.
+    const id = entry.customId;
+    if (id === undefined) continue;
+    const first = firstLineOf.get(id);
+    if (first === undefined) firstLineOf.set(id, entry.line);
+    else scan.duplicates.push({ customId: id, firstLine: first, line: entry.line });
   }
   // A last line without a newline is a line too.
   if (lastByte !== 10) lines += 1;

@@ -2,7 +2,7 @@
 // item, appended the moment its answer arrives and never rewritten.
 //
 // Format (JSONL, mode 0600):
-//   line 1, the header:  {"salvo_journal":1,"input":{path,bytes,sha256},"output":...,"options_sha256":...,"created_at":...}
+//   line 1, the header:  {"salvo_journal":2,"input":{path,bytes,sha256},"output":...,"options_sha256":...,"created_at":...}
 //   then one record per completed item: {"i":<index>,"line":<the item's output line, as JSON>}
 // Records are in completion order, not index order; an index appears at most once per run, and
 // if it appears twice (a later run redid an item) either record is a valid answer.
@@ -10,15 +10,19 @@
 import { constants } from "node:fs";
 import { type FileHandle, open, writeFile } from "node:fs/promises";
 
-/** Identifies the run a journal belongs to; a resume with another header is refused. */
+/**
+ * Identifies the run a journal belongs to; a resume with other options is refused. Version 2
+ * (lines carry `request_sha256`, checked line by line against the input) resumes over an input
+ * that grew or was edited; a version-1 journal needs the very same input.
+ */
 export type JournalHeader = {
-  salvo_journal: 1;
+  salvo_journal: 1 | 2;
   input: {
     /** The input path as given (informative: a moved input with the same content resumes). */
     path: string;
     /** The input's size, in bytes. */
     bytes: number;
-    /** SHA-256 of the whole input, hex. */
+    /** SHA-256 of the whole input as scanned, hex. */
     sha256: string;
   };
   /** The output path as given (informative). */
@@ -150,7 +154,7 @@ export function isJournalHeader(value: unknown): value is JournalHeader {
   return (
     typeof value === "object" &&
     value !== null &&
-    (value as { salvo_journal?: unknown }).salvo_journal === 1
+    [1, 2].includes((value as { salvo_journal?: unknown }).salvo_journal as number)
   );
 }
 

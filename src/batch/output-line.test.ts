@@ -7,11 +7,15 @@ import {
 } from "../errors.ts";
 import type { BatchItem } from "./input-line.ts";
 import {
+  failureKind,
   formatOutputLine,
+  invalidDigest,
   invalidOutputLine,
   itemError,
   itemOutcomeFrom,
   outputLine,
+  redoOf,
+  requestDigest,
 } from "./output-line.ts";
 
 const item: BatchItem = {
@@ -44,6 +48,7 @@ describe("outputLine", () => {
       latency_ms: 813,
       usage: { input_tokens: 10, output_tokens: 3, cached_input_tokens: 4 },
       line: 6,
+      request_sha256: requestDigest(item).toString("hex"),
     });
     expect(Object.keys(line).slice(0, 4)).toEqual(["id", "custom_id", "response", "error"]);
     const bare = outputLine(item, {
@@ -169,6 +174,92 @@ describe("itemError and itemOutcomeFrom", () => {
       error: { code: "SALVO_RATE_LIMITED", message: "rate limited by the provider (429)" },
       attempts: 3,
       latencyMs: 9,
+    });
+  });
+});
+
+describe("what a rerun does with an existing line", () => {
+  const answered = (it: BatchItem) => ({
+    custom_id: it.customId,
+    error: null,
+    line: it.line,
+    request_sha256: requestDigest(it).toString("hex"),
+  });
+  const failed = (code: string, status?: number) => ({
+    ...answered(item),
+    response: null,
+    error: status === undefined ? { code, message: "m" } : { code, message: "m", status },
+  });
+
+  it("the request digest ignores key order and whitespace, and sees the default model and the prompt", () => {
+    const reordered: BatchItem = {
+      ...item,
+      request: { body: { messages: [], model: "m" }, path: "/chat/completions" },
+    };
+    expect(requestDigest(reordered)).toEqual(requestDigest(item));
+    const edited: BatchItem = {
+      ...item,
+      request: {
+        path: "/chat/completions",
+        body: { model: "m", messages: [{ role: "user", content: "x" }] },
+      },
+    };
+    expect(requestDigest(edited)).not.toEqual(requestDigest(item));
+    expect(requestDigest({ ...item, provider: "anthropic" })).not.toEqual(requestDigest(item));
+  });
+
+  it("keeps an answer to the same request, and runs again one whose request changed", () => {
+    expect(redoOf(answered(item), requestDigest(item))).toBeUndefined();
+    const other = requestDigest({
+      ...item,
+      request: { path: "/embeddings", body: { model: "m" } },
+    });
+    expect(redoOf(answered(item), other)).toEqual({ reason: "changed", code: undefined });
+    // Written before lines carried a digest: nothing to compare, kept.
+    const { request_sha256: _, ...old } = answered(item);
+    expect(redoOf(old, other)).toBeUndefined();
+  });
+
+  it("an invalid line is redone when the line is no longer the same invalid line", () => {
+    const line = {
+      custom_id: null,
+      error: { code: "SALVO_INPUT_INVALID", message: "in:3: bad" },
+      line: 3,
+    };
+    expect(redoOf(line, invalidDigest("in:3: bad"))).toBeUndefined();
+    expect(redoOf(line, invalidDigest("in:3: other"))?.reason).toBe("changed");
+    expect(redoOf(line, requestDigest(item))?.reason).toBe("changed");
+  });
+
+  it.each([
+    ["SALVO_TIMEOUT", undefined, "transient"],
+    ["SALVO_NETWORK_ERROR", undefined, "transient"],
+    ["SALVO_SERVER_ERROR", 500, "transient"],
+    ["SALVO_OVERLOADED", 529, "transient"],
+    ["SALVO_RATE_LIMITED", 429, "transient"],
+    ["SALVO_INVALID_RESPONSE", 200, "transient"],
+    ["SALVO_DEADLINE_EXCEEDED", 503, "transient"],
+    ["SALVO_CLIENT_ERROR", 408, "transient"],
+    ["SALVO_CLIENT_ERROR", 400, "permanent"],
+    ["SALVO_CLIENT_ERROR", 401, "permanent"],
+    ["SALVO_CLIENT_ERROR", 403, "permanent"],
+    ["SALVO_CLIENT_ERROR", 404, "permanent"],
+    ["SALVO_QUOTA_EXCEEDED", 429, "permanent"],
+    ["SALVO_REQUEST_TOO_LARGE", undefined, "permanent"],
+    ["SALVO_PROVIDER_ERROR", 422, "permanent"],
+    ["SALVO_PROVIDER_ERROR", 502, "transient"],
+  ] as const)("%s (%s) is %s", (code, status, kind) => {
+    expect(failureKind({ code, status })).toBe(kind);
+    const redo = redoOf(failed(code, status), requestDigest(item));
+    expect(redo).toEqual(kind === "transient" ? { reason: "transient", code } : undefined);
+    const all = redoOf(failed(code, status), requestDigest(item), { retryFailed: true });
+    expect(all).toEqual({ reason: kind, code });
+  });
+
+  it("an item a budget stopped is always run again", () => {
+    expect(redoOf(failed("SALVO_BUDGET_EXCEEDED"), requestDigest(item))).toEqual({
+      reason: "budget",
+      code: "SALVO_BUDGET_EXCEEDED",
     });
   });
 });

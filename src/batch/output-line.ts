@@ -1,6 +1,10 @@
 // One line of a batch output file: the OpenAI Batch output shape, plus Salvo's `attempts`,
-// `latency_ms`, `usage` and the input `line`. Built from an item and its outcome.
+// `latency_ms`, `usage`, the input `line` and the `request_sha256` of what was asked. Built from
+// an item and its outcome. Also what a rerun does with a line it finds: keep it, or run its item
+// again (`redoOf`).
 
+import { createHash } from "node:crypto";
+import canonicalize from "canonicalize";
 import type { SalvoResult } from "../cache/call-layer.ts";
 import type { Outcome } from "../core/outcome.ts";
 import { ProviderError } from "../errors.ts";
@@ -77,6 +81,11 @@ export type OutputLine = {
   batch_id?: string;
   /** The 1-based line of the input file this answers. */
   line: number;
+  /**
+   * SHA-256 (hex) of the request that was asked (`requestDigest`), so a rerun can tell an answer
+   * to a line edited since. Absent on invalid lines and on lines written by Salvo before 0.2.
+   */
+  request_sha256?: string;
 };
 
 function usageOf(usage: TokenUsage | undefined): OutputLine["usage"] {
@@ -113,6 +122,7 @@ export function outputLine(item: BatchItem, outcome: ItemOutcome): OutputLine {
       ...(outcome.value.shared ? { shared: true as const } : {}),
       ...(outcome.value.batchId === undefined ? {} : { batch_id: outcome.value.batchId }),
       line: item.line,
+      request_sha256: requestDigest(item).toString("hex"),
     };
   }
   const { code, message, status } = outcome.error;
@@ -124,6 +134,7 @@ export function outputLine(item: BatchItem, outcome: ItemOutcome): OutputLine {
     latency_ms: Math.round(outcome.latencyMs),
     usage: null,
     line: item.line,
+    request_sha256: requestDigest(item).toString("hex"),
   };
 }
 
@@ -138,7 +149,7 @@ export const RERUN_CODES: ReadonlySet<string> = new Set([
   "SALVO_BATCH_NOT_RUN",
 ]);
 
-/** Whether a parsed output line is one of an item to run again (see `RERUN_CODES`). */
+/** Whether a parsed output line is one of an item not attempted (see `RERUN_CODES`). */
 export function isRerun(line: unknown): boolean {
   const error = (line as { error?: { code?: unknown } | null } | null)?.error;
   return typeof error?.code === "string" && RERUN_CODES.has(error.code);
@@ -211,4 +222,94 @@ export function itemOutcomeFrom(outcome: Outcome<SalvoResult>): ItemOutcome {
     attempts: outcome.attempts,
     latencyMs: outcome.latencyMs,
   };
+}
+
+/**
+ * SHA-256 of what an item asks: its provider and request (path and body, the default model filled
+ * in) as RFC 8785 canonical JSON, so key order and whitespace in the input do not count.
+ */
+export function requestDigest(item: Pick<BatchItem, "provider" | "request">): Buffer {
+  const text = canonicalize({ provider: item.provider, request: item.request }) ?? "";
+  return createHash("sha256").update(text).digest();
+}
+
+/** SHA-256 standing for an invalid line: its error message (which quotes what was wrong). */
+export function invalidDigest(message: string): Buffer {
+  return createHash("sha256").update(`invalid\n${message}`).digest();
+}
+
+/** Failures a rerun runs again by default: the provider may well answer next time. */
+export type FailureKind = "transient" | "permanent";
+
+/**
+ * Codes of failures that another attempt later will not fix: the request itself is refused
+ * (400 bad request or context too long, 401, 403, 404, 413, 422), the account is out of quota,
+ * the request can never fit the token limits, or the task threw an error of its own. Any other
+ * failure (timeouts, network errors, 5xx, 429 and 529 after their attempts, malformed answers) is
+ * transient.
+ */
+const PERMANENT_CODES: ReadonlySet<string> = new Set([
+  "SALVO_QUOTA_EXCEEDED",
+  "SALVO_REQUEST_TOO_LARGE",
+  "SALVO_CONFIG_INVALID",
+  "SALVO_ERROR",
+]);
+
+/** Whether a failed line's error is worth running again (see `PERMANENT_CODES`). */
+export function failureKind(error: Pick<ItemError, "code" | "status">): FailureKind {
+  const { code, status } = error;
+  if (PERMANENT_CODES.has(code)) return "permanent";
+  // Statuses the retry policy retries (408 timeout, 409 conflict, 429) are transient; any other
+  // 4xx the provider gave is about the request itself.
+  if (status === 408 || status === 409 || status === 429) return "transient";
+  if (code === "SALVO_CLIENT_ERROR") return "permanent";
+  if (code === "SALVO_PROVIDER_ERROR" && status !== undefined && status >= 400 && status < 500)
+    return "permanent";
+  return "transient";
+}
+
+/**
+ * Why a rerun runs an item again although its line exists: `budget` (not attempted: a budget
+ * stopped the run), `changed` (its input line was edited since it was answered), `transient` (it
+ * failed in a way that may pass now), `permanent` (it failed for good, run again because
+ * `retryFailed` asks).
+ */
+export type RedoReason = "budget" | "changed" | "transient" | "permanent";
+
+export type Redo = {
+  reason: RedoReason;
+  /** The line's error code (undefined for a changed answer). */
+  code: string | undefined;
+};
+
+/**
+ * What a rerun does with an existing output line (as parsed JSON) of the item whose current input
+ * digest is `digest` (`requestDigest`, or `invalidDigest` for an invalid line): undefined to keep
+ * it, or why to run the item again. A line without `request_sha256` (written before it existed)
+ * cannot be compared and counts as unchanged.
+ */
+export function redoOf(
+  line: unknown,
+  digest: Buffer | undefined,
+  options: { retryFailed?: boolean | undefined } = {},
+): Redo | undefined {
+  const value = line as Partial<OutputLine> | null;
+  const error = value?.error ?? null;
+  const code = typeof error?.code === "string" ? error.code : undefined;
+  if (code !== undefined && RERUN_CODES.has(code)) return { reason: "budget", code };
+  if (digest !== undefined) {
+    const seen =
+      code === "SALVO_INPUT_INVALID"
+        ? invalidDigest(String(error?.message)).toString("hex")
+        : value?.request_sha256;
+    if (typeof seen === "string" && seen !== digest.toString("hex"))
+      return { reason: "changed", code };
+  }
+  if (error === null || code === undefined || code === "SALVO_INPUT_INVALID") return undefined;
+  const kind = failureKind({
+    code,
+    status: typeof error.status === "number" ? error.status : undefined,
+  });
+  if (kind === "transient") return { reason: "transient", code };
+  return options.retryFailed ? { reason: "permanent", code } : undefined;
 }

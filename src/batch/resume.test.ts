@@ -195,3 +195,38 @@ describe("prepareResume: items a budget stopped", () => {
     expect(existsSync(paths.output)).toBe(true);
   });
 });
+
+describe("prepareResume: what to run again, and which journals resume", () => {
+  it("a version-2 journal resumes over another input (its lines are checked one by one); a version-1 journal needs the same input", async () => {
+    const v2 = { ...header(), salvo_journal: 2 as const };
+    const paths = await files(`${out(0)}\n`, `${JSON.stringify(v2)}\n${rec(2)}\n`);
+    const grown = { ...v2, input: { ...v2.input, bytes: 200, sha256: "b".repeat(64) } };
+    const state = await prepareResume({ ...paths, header: grown, total: 4, readOnly: true });
+    expect([...state.journaled.keys()]).toEqual([2]);
+    await expect(
+      prepareResume({ ...paths, header: { ...grown, options_sha256: "1".repeat(64) }, total: 4 }),
+    ).rejects.toThrow(/it was written for/);
+    const old = await files(`${out(0)}\n`, `${headerLine}${rec(2)}\n`);
+    await expect(
+      prepareResume({ ...old, header: { ...header("b"), salvo_journal: 2 }, total: 4 }),
+    ).rejects.toThrow(/it was written for/);
+  });
+
+  it("redo: the output is cut at the first line to run again, lines after it kept in the journal, and the newest journal record of an index wins", async () => {
+    const failed = { code: "SALVO_TIMEOUT", message: "slow" };
+    const paths = await files(
+      `${out(0)}\n${out(1, failed)}\n${out(2)}\n${out(3, failed)}\n`,
+      // Item 4 failed in an earlier run, then was answered by a later one.
+      `${headerLine}{"i":4,"line":${out(4, failed)}}\n${rec(4)}\n{"i":5,"line":${out(5, failed)}}\n`,
+    );
+    const redo = (_i: number, line: unknown) =>
+      (line as { error: { code: string } | null }).error === null
+        ? undefined
+        : { reason: "transient" as const, code: "SALVO_TIMEOUT" };
+    const state = await prepareResume({ ...paths, header: header(), total: 6, redo });
+    expect(state.doneInOutput).toBe(1);
+    expect([...state.journaled.keys()].sort()).toEqual([2, 4]);
+    expect([...state.redo.keys()].sort()).toEqual([1, 3, 5]);
+    expect(await readFile(paths.output, "utf8")).toBe(`${out(0)}\n`);
+  });
+});

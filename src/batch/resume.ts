@@ -6,7 +6,7 @@ import { rm, stat, truncate } from "node:fs/promises";
 import { ResumeRefusedError } from "../errors.ts";
 import { isJournalHeader, isJournalRecord, Journal, type JournalHeader } from "./journal.ts";
 import { splitLines } from "./line-splitter.ts";
-import { isRerun } from "./output-line.ts";
+import { isRerun, type Redo } from "./output-line.ts";
 
 export type ResumeOptions = {
   /** The output path. */
@@ -26,6 +26,11 @@ export type ResumeOptions = {
    * resume would find. @default false
    */
   readOnly?: boolean | undefined;
+  /**
+   * Which existing lines (output or journal, as parsed JSON) are not done: their items are run
+   * again. Called with the item's index. @default lines of items a budget stopped (`isRerun`)
+   */
+  redo?: ((index: number, line: unknown) => Redo | undefined) | undefined;
 };
 
 /** Where a run resumes. */
@@ -45,10 +50,15 @@ export type ResumeState = {
   /** Bytes cut from the end of the output and the journal (torn or unparsable last lines). */
   truncatedBytes: { output: number; journal: number };
   /**
-   * Output lines of items that were not attempted and run again (`isRerun`: over budget). The
-   * output is cut at the first; the complete lines after it were moved to the journal first.
+   * Output lines of items that were not attempted and run again (`isRerun`: over budget); they
+   * are also in `redo`.
    */
   rerun: number;
+  /**
+   * Items with a line (in the output or the journal) that `redo` says to run again, and why. The
+   * output was cut at the first such line, the complete lines after it moved to the journal first.
+   */
+  redo: Map<number, Redo>;
 };
 
 /** `start` is the byte offset where the line begins (after the last accepted line). */
@@ -103,12 +113,15 @@ function parse(text: string): unknown {
   }
 }
 
-/** What of a header must match to resume: the input's content and the answer-changing options. */
-function sameRun(a: JournalHeader, b: JournalHeader): boolean {
+/**
+ * What of a header must match to resume: the answer-changing options; and for a version-1 journal
+ * (whose lines carry no request digest to check each against the input) the input's content.
+ */
+function sameRun(found: JournalHeader, header: JournalHeader): boolean {
+  if (found.options_sha256 !== header.options_sha256) return false;
   return (
-    a.input.sha256 === b.input.sha256 &&
-    a.input.bytes === b.input.bytes &&
-    a.options_sha256 === b.options_sha256
+    found.salvo_journal !== 1 ||
+    (found.input.sha256 === header.input.sha256 && found.input.bytes === header.input.bytes)
   );
 }
 
@@ -117,22 +130,28 @@ function describe(h: JournalHeader): string {
 }
 
 /**
- * Prepares a resume (or, with `fresh`, a fresh start). Reads the journal first: a header from
- * another input or other options is refused (ResumeRefusedError) before anything is changed.
- * Then cuts torn tails off both files (so later appends start on a line boundary), checks the
- * output's lines are in input order, and collects the journaled lines the output lacks. An output
- * without a journal must be whole (no torn tail): it is then a finished run, or not Salvo's, and
- * is refused rather than cut. The caller checks each output line's `custom_id` and `line` against
- * the input (`outputIds`, `outputLines`) before calling anything.
+ * Prepares a resume (or, with `fresh`, a fresh start). Reads the journal first: a header written
+ * with other options (or, for a version-1 journal, for another input) is refused
+ * (ResumeRefusedError) before anything is changed. Then cuts torn tails off both files (so later
+ * appends start on a line boundary), checks the output's lines are in input order, and collects
+ * the journaled lines the output lacks (the last record of an index wins: a later run redid it).
+ * An output without a journal must be whole (no torn tail): it is then a finished run, or not
+ * Salvo's, and is refused rather than cut. The caller checks each output line's `custom_id` and
+ * `line` against the input (`outputIds`, `outputLines`) before calling anything.
  *
- * An output line whose item was not attempted (`isRerun`: a budget stopped the run) is not done:
- * the output is cut at the first such line, after the complete lines behind it have been
- * appended to the journal and synced (so a crash in between loses nothing), and the rerun writes
- * them back from the journal in order while it calls the not-attempted items again.
+ * A line that `redo` says to run again (a budget stopped it, its input line changed, it failed
+ * transiently...) is not done: the output is cut at the first such line, after the complete lines
+ * behind it that stay done have been appended to the journal and synced (so a crash in between
+ * loses nothing), and the rerun writes them back from the journal in order while it calls the
+ * items to redo. A journaled line to redo is dropped the same way.
  */
 export async function prepareResume(options: ResumeOptions): Promise<ResumeState> {
   const { output, header, total, signal } = options;
   const journal = options.journal ?? `${output}.journal`;
+  const redo =
+    options.redo ??
+    ((_index: number, line: unknown): Redo | undefined =>
+      isRerun(line) ? { reason: "budget", code: undefined } : undefined);
   const state: ResumeState = {
     doneInOutput: 0,
     journaled: new Map(),
@@ -142,6 +161,7 @@ export async function prepareResume(options: ResumeOptions): Promise<ResumeState
     journalExists: false,
     truncatedBytes: { output: 0, journal: 0 },
     rerun: 0,
+    redo: new Map(),
   };
   const readOnly = options.readOnly ?? false;
   if (options.fresh) {
@@ -151,7 +171,7 @@ export async function prepareResume(options: ResumeOptions): Promise<ResumeState
     return state;
   }
 
-  // The journal: a header, then records. Records are kept as text until the output is read.
+  // The journal: a header, then records. Records are kept as parsed JSON until the output is read.
   const records = new Map<number, unknown>();
   let headerSeen = false;
   const journalRead = await readValidPrefix(
@@ -174,7 +194,8 @@ export async function prepareResume(options: ResumeOptions): Promise<ResumeState
           journal,
           `line ${line} records item ${value.i}, but the input has ${total}`,
         );
-      if (!isRerun(value.line)) records.set(value.i, value.line);
+      records.delete(value.i); // the last record of an index is the newest
+      records.set(value.i, value.line);
       return true;
     },
     signal,
@@ -190,11 +211,11 @@ export async function prepareResume(options: ResumeOptions): Promise<ResumeState
     }
   }
 
-  // The output: complete lines, in input order. From the first line to rerun on, the complete
+  // The output: complete lines, in input order. From the first line to redo on, the complete
   // lines are carried (by item index) instead of counted as done.
   let lastLine = 0;
   let lines = 0;
-  let rerunAt: number | undefined;
+  let cutAt: number | undefined;
   const carried = new Map<number, unknown>();
   const outputRead = await readValidPrefix(
     output,
@@ -212,12 +233,14 @@ export async function prepareResume(options: ResumeOptions): Promise<ResumeState
         );
       lastLine = inputLine;
       const index = lines++;
-      if (isRerun(value)) {
-        rerunAt ??= start;
-        state.rerun += 1;
+      // An index past the input's end is refused below (the output has more lines than items).
+      const again = index < total ? redo(index, value) : undefined;
+      if (again !== undefined) {
+        cutAt ??= start;
+        state.redo.set(index, again);
         return true;
       }
-      if (rerunAt !== undefined) {
+      if (cutAt !== undefined) {
         carried.set(index, value);
         return true;
       }
@@ -246,16 +269,19 @@ export async function prepareResume(options: ResumeOptions): Promise<ResumeState
       output,
       `it has ${lines} lines but the input has only ${total} items`,
     );
+  // A journal record is newer than the output's line for its index (a run journals, then writes).
   for (const [index, value] of carried) if (!records.has(index)) records.set(index, value);
-  if (rerunAt !== undefined && carried.size > 0 && !readOnly) {
+  const toCarry: Array<[number, unknown]> = [];
+  for (const [index, value] of carried)
+    if (records.get(index) === value && redo(index, value) === undefined)
+      toCarry.push([index, value]);
+  if (cutAt !== undefined && toCarry.length > 0 && !readOnly) {
     // Durable in the journal before they leave the output.
     const writer = await Journal.open(journal, state.journalExists ? undefined : header, {
       fsync: true,
     });
     try {
-      const appended = [...carried].map(([index, value]) =>
-        writer.append(index, JSON.stringify(value)),
-      );
+      const appended = toCarry.map(([index, value]) => writer.append(index, JSON.stringify(value)));
       await writer.flush();
       await Promise.all(appended);
     } finally {
@@ -263,13 +289,20 @@ export async function prepareResume(options: ResumeOptions): Promise<ResumeState
     }
     state.journalExists = true;
   }
-  const cut = rerunAt ?? outputRead.validLength;
+  const cut = cutAt ?? outputRead.validLength;
   if (cut < outputRead.size) {
     if (!readOnly) await truncate(output, cut);
     state.truncatedBytes.output = outputRead.size - outputRead.validLength;
   }
 
-  for (const [index, line] of records)
-    if (index >= state.doneInOutput) state.journaled.set(index, JSON.stringify(line));
+  for (const [index, line] of records) {
+    if (index < state.doneInOutput) continue;
+    const again = redo(index, line);
+    if (again === undefined) {
+      state.journaled.set(index, JSON.stringify(line));
+      state.redo.delete(index);
+    } else state.redo.set(index, again);
+  }
+  for (const again of state.redo.values()) if (again.reason === "budget") state.rerun += 1;
   return state;
 }

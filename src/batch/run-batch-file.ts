@@ -34,6 +34,7 @@ import { type ItemOutcome, itemOutcomeFrom } from "./output-line.ts";
 import { checkBatchPaths, checkFreshTargets } from "./preflight.ts";
 import type { ProviderBatchClient } from "./provider-batch-client.ts";
 import { type BatchEvent, type BatchSummary, runBatch } from "./run-batch.ts";
+import { RunLock } from "./run-lock.ts";
 import { budgetReport, spendLines, summaryText } from "./summary-text.ts";
 
 export type { Backend, BackendReport, ProviderName };
@@ -76,6 +77,11 @@ export type RunBatchFileOptions = Omit<SchedulerOptions, "window" | "concurrency
   concurrency?: SchedulerOptions["concurrency"];
   /** Start over: delete the output and its journal first, instead of resuming. @default false */
   fresh?: boolean | undefined;
+  /**
+   * A rerun also runs again the lines that failed for good (400, 401, 403, 404, quota, context
+   * too long); lines that failed transiently are run again whatever this says. @default false
+   */
+  retryFailed?: boolean | undefined;
   /** Refuse the whole input before any call if one line is invalid. @default false */
   strict?: boolean | undefined;
   /** After the signal fires, how long calls in flight may finish before they are aborted, ms. @default 30_000 */
@@ -244,6 +250,7 @@ export async function runBatchFile(options: RunBatchFileOptions): Promise<BatchF
     providerName,
     model,
     fresh,
+    retryFailed,
     strict,
     audit,
     auditContent,
@@ -331,92 +338,101 @@ export async function runBatchFile(options: RunBatchFileOptions): Promise<BatchF
       ? undefined
       : new Budget({ maxCostUsd, maxTokens: maxTokensTotal });
   const runKey = batchRunKey(providerName, endpoint);
-  const clockForBackend = clock;
   let backend: BatchBackend | undefined;
   let backendFatal: unknown;
   let backendReport: BackendReport | undefined;
   const batchStop = new AbortController();
-  if (backendOption !== "realtime") {
-    const client =
-      typeof batchClientOption === "function"
-        ? batchClientOption(shape)
-        : (batchClientOption ?? batchClientFromEnv(shape, { env }));
-    const turnaround = batchTurnaround ?? {
-      ms: 24 * 60 * 60 * 1000,
-      source: "the providers' 24h completion window",
-    };
-    const concurrency = schedulerOptions.concurrency;
-    backend = await BatchBackend.open({
-      backend: backendOption,
-      input,
-      output,
-      defaultModel: model,
-      runKey,
-      fresh: fresh ?? false,
-      strict: strict ?? false,
-      client,
-      estimate: (request) => provider.estimate(request),
-      pricing,
-      budget,
-      realtime: {
-        latencyMs: realtimeLatency?.ms ?? 1000,
-        latencySource: realtimeLatency?.source ?? "an assumed 1s per call",
-        concurrency:
-          typeof concurrency === "number"
-            ? concurrency
-            : typeof concurrency === "object" && concurrency !== null && "max" in concurrency
-              ? Number((concurrency as { max: unknown }).max) || 256
-              : 256,
-        requestsPerMinute: schedulerOptions.requestsPerMinute,
-        tokensPerMinute: schedulerOptions.tokensPerMinute,
-        inputTokensPerMinute: schedulerOptions.inputTokensPerMinute,
-        outputTokensPerMinute: schedulerOptions.outputTokensPerMinute,
-        burstSeconds: schedulerOptions.burstSeconds,
-      },
-      turnaround: {
-        ms:
-          typeof turnaround.ms === "function"
-            ? turnaround.ms
-            : (
-                (fixed: number) => () =>
-                  fixed
-              )(turnaround.ms),
-        source: turnaround.source,
-      },
-      runDeadline:
-        runDeadline === undefined
-          ? undefined
-          : runDeadline instanceof Date
-            ? { at: runDeadline.getTime() }
-            : { afterMs: runDeadline },
-      batchSize,
-      poll: { minMs: batchPollMs?.minMs ?? 1000, maxMs: batchPollMs?.maxMs ?? 60_000 },
-      clock: clockForBackend,
-      wallNow,
-      signal,
-      emit: (event) => emit(event),
-      onFatal: (error) => {
-        backendFatal ??= error;
-        batchStop.abort(error);
-      },
-      cached:
-        cache === undefined
-          ? undefined
-          : async (request) =>
-              isShareable(request, cacheForce ?? false) &&
-              (await cache.get(fingerprint(request, { provider: provider.name, endpoint }))) !==
-                undefined,
+  // The batch backend works on this output before the batch driver runs (it submits provider
+  // batches): it takes the output's lock first, for the whole run.
+  let lock: RunLock | undefined;
+  if (backendOption !== "realtime")
+    lock = await RunLock.acquire(output, `${output}.lock`, {
+      purpose: "salvo run",
+      field: "output",
     });
-  } else {
-    const left = await liveBatchesOf(output);
-    if (left > 0)
-      emit({
-        type: "warning",
-        message: `an earlier --backend batch run of this output left ${left} batch(es) at the provider (${statePath(output)}); --backend realtime does not wait for them, so their lines are called again and may be paid twice: run with --backend batch to re-attach to them`,
+  let callLog: Awaited<ReturnType<typeof openCallLog>> | undefined;
+  try {
+    callLog =
+      audit === undefined ? undefined : await openCallLog(audit, { content: auditContent, env });
+    if (backendOption !== "realtime") {
+      const client =
+        typeof batchClientOption === "function"
+          ? batchClientOption(shape)
+          : (batchClientOption ?? batchClientFromEnv(shape, { env }));
+      const turnaround = batchTurnaround ?? {
+        ms: 24 * 60 * 60 * 1000,
+        source: "the providers' 24h completion window",
+      };
+      const fixedTurnaround = turnaround.ms;
+      const turnaroundMs =
+        typeof fixedTurnaround === "function" ? fixedTurnaround : () => fixedTurnaround;
+      const concurrency = schedulerOptions.concurrency;
+      backend = await BatchBackend.open({
+        backend: backendOption,
+        input,
+        output,
+        defaultModel: model,
+        runKey,
+        fresh: fresh ?? false,
+        strict: strict ?? false,
+        retryFailed: retryFailed ?? false,
+        client,
+        estimate: (request) => provider.estimate(request),
+        pricing,
+        budget,
+        realtime: {
+          latencyMs: realtimeLatency?.ms ?? 1000,
+          latencySource: realtimeLatency?.source ?? "an assumed 1s per call",
+          concurrency:
+            typeof concurrency === "number"
+              ? concurrency
+              : typeof concurrency === "object" && concurrency !== null && "max" in concurrency
+                ? Number((concurrency as { max: unknown }).max) || 256
+                : 256,
+          requestsPerMinute: schedulerOptions.requestsPerMinute,
+          tokensPerMinute: schedulerOptions.tokensPerMinute,
+          inputTokensPerMinute: schedulerOptions.inputTokensPerMinute,
+          outputTokensPerMinute: schedulerOptions.outputTokensPerMinute,
+          burstSeconds: schedulerOptions.burstSeconds,
+        },
+        turnaround: { ms: turnaroundMs, source: turnaround.source },
+        runDeadline:
+          runDeadline === undefined
+            ? undefined
+            : runDeadline instanceof Date
+              ? { at: runDeadline.getTime() }
+              : { afterMs: runDeadline },
+        batchSize,
+        poll: { minMs: batchPollMs?.minMs ?? 1000, maxMs: batchPollMs?.maxMs ?? 60_000 },
+        clock,
+        wallNow,
+        signal,
+        emit: (event) => emit(event),
+        onFatal: (error) => {
+          backendFatal ??= error;
+          batchStop.abort(error);
+        },
+        cached:
+          cache === undefined
+            ? undefined
+            : async (request) =>
+                isShareable(request, cacheForce ?? false) &&
+                (await cache.get(fingerprint(request, { provider: provider.name, endpoint }))) !==
+                  undefined,
       });
+    } else {
+      const left = await liveBatchesOf(output);
+      if (left > 0)
+        emit({
+          type: "warning",
+          message: `an earlier --backend batch run of this output left ${left} batch(es) at the provider (${statePath(output)}); --backend realtime does not wait for them, so their lines are called again and may be paid twice: run with --backend batch to re-attach to them`,
+        });
+    }
+  } catch (error) {
+    await callLog?.close();
+    await lock?.release();
+    throw error;
   }
-  const callLog =
-    audit === undefined ? undefined : await openCallLog(audit, { content: auditContent, env });
 
   const startedAt = clock.now();
   const fixedConcurrency =
@@ -581,7 +597,9 @@ export async function runBatchFile(options: RunBatchFileOptions): Promise<BatchF
       input,
       output,
       execute,
+      lockHeld: lock !== undefined,
       fresh,
+      retryFailed,
       strict,
       defaultModel: model,
       runKey,
@@ -603,6 +621,7 @@ export async function runBatchFile(options: RunBatchFileOptions): Promise<BatchF
     await backend?.close(false);
     await salvo?.close();
     await callLog?.close();
+    await lock?.release();
   }
   if (backendFatal !== undefined) throw backendFatal;
 

@@ -3,7 +3,13 @@ import { mkdtemp, readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { RateLimitError } from "../errors.ts";
+import {
+  ClientError,
+  QuotaExceededError,
+  RateLimitError,
+  ServerError,
+  TimeoutError,
+} from "../errors.ts";
 import type { BatchItem } from "./input-line.ts";
 import type { ItemOutcome, OutputLine } from "./output-line.ts";
 import { type BatchEvent, runBatch } from "./run-batch.ts";
@@ -86,6 +92,8 @@ describe("runBatch", () => {
       resumedFromJournal: 0,
       executed: 40,
       rerun: 0,
+      retried: { transient: 0, permanent: 0, byCode: {} },
+      changed: 0,
       interrupted: false,
     });
     expect(state.peak).toBeLessThanOrEqual(3);
@@ -116,18 +124,31 @@ describe("runBatch", () => {
     expect(events[0]?.type).toBe("scanned");
     expect(events.filter((e) => e.type === "item")).toHaveLength(41);
 
-    // A rerun over the complete output calls nothing.
+    // A rerun over the complete output calls only the item that failed transiently (a 429).
     const again = fake();
     const rerun = await runBatch({ input, output, execute: again.execute });
     expect(rerun).toMatchObject({
-      resumedFromOutput: 41,
-      executed: 0,
-      succeeded: 39,
-      failed: 1,
+      resumedFromOutput: 8,
+      resumedFromJournal: 32,
+      executed: 1,
+      succeeded: 40,
+      failed: 0,
       invalid: 1,
+      retried: { transient: 1, permanent: 0, byCode: { SALVO_RATE_LIMITED: 1 } },
       interrupted: false,
     });
-    expect(again.state.calls).toEqual([]);
+    expect(again.state.calls).toEqual([8]);
+    const after = await outputOf(output);
+    expect(after.map((l) => l.custom_id)).toEqual(out.map((l) => l.custom_id));
+    expect(after[8]).toMatchObject({ custom_id: "c7", error: null });
+
+    // And once everything is answered, a rerun calls nothing.
+    const third = fake();
+    expect(await runBatch({ input, output, execute: third.execute })).toMatchObject({
+      resumedFromOutput: 41,
+      executed: 0,
+    });
+    expect(third.state.calls).toEqual([]);
   });
 
   it("refuses duplicate custom_ids (always) and invalid lines (strict) before any call or file", async () => {
@@ -206,7 +227,7 @@ describe("runBatch", () => {
     expect(state.calls).toEqual([]);
   });
 
-  it("refuses to resume against a changed input or other options; fresh starts over", async () => {
+  it("refuses to resume with other options; resumes over an input that grew; fresh starts over", async () => {
     const { input, output } = await setup(Array.from({ length: 10 }, (_, i) => inputLine(i)));
     const controller = new AbortController();
     await runBatch({
@@ -226,9 +247,11 @@ describe("runBatch", () => {
     ).rejects.toMatchObject({
       code: "SALVO_RESUME_REFUSED",
     });
-    await writeFile(input, `${inputLine(99)}\n`, { flag: "a" });
-    await expect(runBatch({ input, output, execute })).rejects.toThrow(/--fresh/);
     expect(state.calls).toEqual([]);
+    await writeFile(input, `${inputLine(99)}\n`, { flag: "a" });
+    const grown = await runBatch({ input, output, execute });
+    expect(grown).toMatchObject({ total: 11, resumedFromOutput: 4, executed: 7 });
+    expect(state.calls).toEqual([4, 5, 6, 7, 8, 9, 10]);
     const fresh = await runBatch({ input, output, execute, fresh: true });
     expect(fresh).toMatchObject({
       total: 11,
@@ -278,5 +301,81 @@ describe("runBatch", () => {
       code: "SALVO_CONFIG_INVALID",
       message: "runBatch options: window: expected an integer >= 1, got 0",
     });
+  });
+
+  it("a rerun runs again the transient failures, and with retryFailed the permanent ones; answers never", async () => {
+    const { input, output } = await setup(Array.from({ length: 10 }, (_, i) => inputLine(i)));
+    const errors: Record<number, Error> = {
+      2: new ServerError(undefined, { status: 500 }),
+      4: new ClientError(undefined, { status: 400 }),
+      6: new TimeoutError(),
+      8: new QuotaExceededError(undefined, { status: 429 }),
+    };
+    const calls: number[] = [];
+    const execute =
+      (fail: boolean) =>
+      async (item: BatchItem): Promise<ItemOutcome> => {
+        calls.push(item.index);
+        const error = errors[item.index];
+        if (fail && error) throw error;
+        return { ok: true, value: { status: 200, body: {} }, attempts: 1, latencyMs: 1 };
+      };
+    expect(await runBatch({ input, output, execute: execute(true) })).toMatchObject({
+      succeeded: 6,
+      failed: 4,
+    });
+    calls.length = 0;
+    const rerun = await runBatch({ input, output, execute: execute(false) });
+    expect(calls.sort()).toEqual([2, 6]);
+    expect(rerun).toMatchObject({
+      succeeded: 8,
+      failed: 2,
+      executed: 2,
+      retried: { transient: 2, permanent: 0, byCode: { SALVO_SERVER_ERROR: 1, SALVO_TIMEOUT: 1 } },
+    });
+    calls.length = 0;
+    const all = await runBatch({ input, output, execute: execute(false), retryFailed: true });
+    expect(calls.sort()).toEqual([4, 8]);
+    expect(all).toMatchObject({
+      succeeded: 10,
+      failed: 0,
+      retried: {
+        transient: 0,
+        permanent: 2,
+        byCode: { SALVO_CLIENT_ERROR: 1, SALVO_QUOTA_EXCEEDED: 1 },
+      },
+    });
+    const lines = await outputOf(output);
+    expect(lines.map((l) => [l.custom_id, l.error])).toEqual(
+      Array.from({ length: 10 }, (_, i) => [`c${i}`, null]),
+    );
+  });
+
+  it("refuses a second run on the same output in the same process, and lets it run once the first ends", async () => {
+    const { input, output } = await setup(Array.from({ length: 5 }, (_, i) => inputLine(i)));
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const slow = async (): Promise<ItemOutcome> => {
+      await gate;
+      return { ok: true, value: { status: 200, body: {} }, attempts: 1, latencyMs: 1 };
+    };
+    let started!: () => void;
+    const scanned = new Promise<void>((resolve) => {
+      started = resolve;
+    });
+    const first = runBatch({ input, output, execute: slow, onEvent: () => started() });
+    const { execute, state } = fake();
+    await scanned;
+    await expect(runBatch({ input, output, execute })).rejects.toMatchObject({
+      code: "SALVO_LOCKED",
+      holder: { pid: process.pid },
+    });
+    expect(state.calls).toEqual([]);
+    release();
+    expect(await first).toMatchObject({ succeeded: 5 });
+    expect(existsSync(`${output}.lock`)).toBe(false);
+    expect(await runBatch({ input, output, execute })).toMatchObject({ executed: 0 });
   });
 });

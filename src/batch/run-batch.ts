@@ -7,6 +7,11 @@
 // the output prefix, then the journal, before calling anything. So after a kill -9 at any moment
 // (even mid-write), a rerun yields every line exactly once, in input order, and no item whose
 // answer had reached the journal is called again: only the items in flight at the kill are.
+//
+// What a rerun runs again on purpose (`redoOf`): lines that failed transiently (permanent
+// failures too under `retryFailed`), lines of items a budget stopped, and lines whose input was
+// edited since (each output line carries its request's SHA-256). Never an answer to the same
+// request. One run per output at a time (`RunLock`).
 
 import { createHash } from "node:crypto";
 import { rm } from "node:fs/promises";
@@ -18,11 +23,17 @@ import { OrderedWriter } from "./ordered-writer.ts";
 import {
   formatOutputLine,
   type ItemOutcome,
+  invalidDigest,
   invalidOutputLine,
   itemError,
   outputLine,
+  type Redo,
+  type RedoReason,
+  redoOf,
+  requestDigest,
 } from "./output-line.ts";
 import { prepareResume, type ResumeState } from "./resume.ts";
+import { RunLock } from "./run-lock.ts";
 
 export type RunBatchOptions = {
   /** The input JSONL path (OpenAI Batch, cookbook body + metadata, or Anthropic batch lines). */
@@ -36,8 +47,21 @@ export type RunBatchOptions = {
    * redone on resume); a success is.
    */
   execute: (item: BatchItem, signal: AbortSignal) => Promise<ItemOutcome>;
+  /**
+   * The caller already holds the output's lock (`RunLock.acquire(output, \`${output}.lock\`)`),
+   * taken before it did work of its own on this output (the batch backend submits provider
+   * batches first), and releases it: runBatch takes none. @default false
+   */
+  lockHeld?: boolean | undefined;
   /** Delete an existing output and journal and start over, instead of resuming. @default false */
   fresh?: boolean | undefined;
+  /**
+   * On a rerun, also run again the lines that failed for good (400, 401, 403, 404, quota, context
+   * too long: see `failureKind`). Lines that failed transiently (timeouts, network errors, 5xx,
+   * 429/529 after their attempts) are run again whatever this says; answers never are.
+   * @default false
+   */
+  retryFailed?: boolean | undefined;
   /** Refuse the whole input (InputRejectedError) if any line is invalid, before any call. @default false */
   strict?: boolean | undefined;
   /** The model for requests that name none; a line without either is invalid. @default undefined */
@@ -76,6 +100,8 @@ export type BatchEvent =
       truncatedBytes: ResumeState["truncatedBytes"];
       /** Items an earlier run did not attempt (over budget), run now. */
       rerun: number;
+      /** Items with a line to run again (over budget, changed, failed), by reason. */
+      redo: Record<RedoReason, number>;
     }
   /** One item's line was handed to the output writer. */
   | {
@@ -86,6 +112,8 @@ export type BatchEvent =
       status: "succeeded" | "failed" | "invalid";
       /** Where its line came from: a call now, the journal of an earlier run, or the input (invalid). */
       source: "executed" | "journal" | "input";
+      /** Why an item that had a line is run again (see `RedoReason`); absent for a first run. */
+      redo?: RedoReason | undefined;
     };
 
 /** What a run did. `succeeded + failed + invalid` = lines in the output. */
@@ -106,6 +134,16 @@ export type BatchSummary = {
   executed: number;
   /** Items an earlier run did not attempt (its budget stopped it), run again by this one. */
   rerun: number;
+  /**
+   * Items an earlier run ended with a failure, run again by this one: `transient` ones always,
+   * `permanent` ones under `retryFailed`; `byCode` counts them by their earlier error code.
+   */
+  retried: { transient: number; permanent: number; byCode: Record<string, number> };
+  /**
+   * Items whose input line was edited after an earlier run answered (or refused) it: the old line
+   * is replaced by a new call's (or, for a line now invalid, by its error line).
+   */
+  changed: number;
   /** The signal stopped the run; rerun to resume. The journal is kept. */
   interrupted: boolean;
 };
@@ -128,7 +166,7 @@ export function journalHeader(
   scan: Pick<InputScan, "bytes" | "sha256">,
 ): JournalHeader {
   return {
-    salvo_journal: 1,
+    salvo_journal: 2,
     input: { path: options.input, bytes: scan.bytes, sha256: scan.sha256 },
     output: options.output,
     options_sha256: createHash("sha256")
@@ -136,6 +174,65 @@ export function journalHeader(
       .digest("hex"),
     created_at: new Date().toISOString(),
   };
+}
+
+/**
+ * The digest of each item of the scanned input, by index (`requestDigest`, or `invalidDigest` for
+ * an invalid line): 32 bytes per item, outside the JS heap.
+ */
+async function inputDigests(
+  input: string,
+  scan: Pick<InputScan, "bytes" | "total">,
+  defaultModel: string | undefined,
+  signal: AbortSignal | undefined,
+): Promise<Buffer> {
+  const digests = Buffer.alloc(scan.total * 32);
+  for await (const entry of readInput(input, { defaultModel, bytes: scan.bytes, signal })) {
+    if (entry.index >= scan.total) break;
+    const digest = isInvalid(entry) ? invalidDigest(entry.error.message) : requestDigest(entry);
+    digest.copy(digests, entry.index * 32);
+  }
+  return digests;
+}
+
+export type BatchResumeOptions = Pick<
+  RunBatchOptions,
+  "input" | "output" | "defaultModel" | "fresh" | "retryFailed" | "signal"
+> & {
+  /** The input's scan (its size bounds what is read). */
+  scan: InputScan;
+  /** This run's journal header (`journalHeader`). */
+  header: JournalHeader;
+  /** The journal path. @default `${output}.journal` */
+  journal?: string | undefined;
+  /** Change no file (a dry run). @default false */
+  readOnly?: boolean | undefined;
+};
+
+/**
+ * Where a run of `options` resumes (`prepareResume`), with the batch driver's rule for which
+ * existing lines to run again: a budget stopped them, their input line changed since (its
+ * request's digest differs), or they failed transiently (or, with `retryFailed`, at all). For a
+ * dry run (`readOnly`) as for a real one.
+ */
+export async function prepareBatchResume(options: BatchResumeOptions): Promise<ResumeState> {
+  const { scan } = options;
+  const digests = options.fresh
+    ? Buffer.alloc(0)
+    : await inputDigests(options.input, scan, options.defaultModel, options.signal);
+  return prepareResume({
+    output: options.output,
+    journal: options.journal,
+    header: options.header,
+    total: scan.total,
+    fresh: options.fresh,
+    signal: options.signal,
+    readOnly: options.readOnly,
+    redo: (index, line) =>
+      redoOf(line, digests.subarray(index * 32, index * 32 + 32), {
+        retryFailed: options.retryFailed,
+      }),
+  });
 }
 
 function positiveInteger(field: string, value: number | undefined, fallback: number): number {
@@ -162,10 +259,29 @@ function statusOf(line: string): "succeeded" | "failed" | "invalid" {
  * ones get an error line, the rest go to `execute`. Each outcome is journaled, then written in
  * input order. After a complete run the journal is deleted.
  *
- * Rejects with InputRejectedError, ResumeRefusedError, ConfigError, or an I/O error (after the
+ * One run at a time per output: a second one (in any process on this host, or one whose lock it
+ * cannot check on another host) is refused with RunLockedError before anything is read or
+ * changed. The lock, `<output>.lock`, is released when the run ends; a killed run's lock is taken
+ * over at once by the next run.
+ *
+ * Rejects with RunLockedError, InputRejectedError, ResumeRefusedError, ConfigError, or an I/O error (after the
  * calls in flight have settled and everything completed is journaled).
  */
 export async function runBatch(options: RunBatchOptions): Promise<BatchSummary> {
+  if (options.lockHeld) return runLocked(options);
+  // One run per output, taken before any file is read or changed (--fresh deletes files).
+  const lock = await RunLock.acquire(options.output, `${options.output}.lock`, {
+    purpose: "salvo run",
+    field: "output",
+  });
+  try {
+    return await runLocked(options);
+  } finally {
+    await lock.release();
+  }
+}
+
+async function runLocked(options: RunBatchOptions): Promise<BatchSummary> {
   const { input, output, execute, signal } = options;
   const window = positiveInteger("window", options.window, 1024);
   const concurrency = positiveInteger("concurrency", options.concurrency, window);
@@ -186,6 +302,8 @@ export async function runBatch(options: RunBatchOptions): Promise<BatchSummary> 
     resumedFromJournal: 0,
     executed: 0,
     rerun: 0,
+    retried: { transient: 0, permanent: 0, byCode: {} },
+    changed: 0,
     interrupted: false,
   };
 
@@ -209,20 +327,22 @@ export async function runBatch(options: RunBatchOptions): Promise<BatchSummary> 
         duplicates: scan.duplicates,
       });
     const header = journalHeader(options, scan);
-    resume = await prepareResume({
-      output,
+    resume = await prepareBatchResume({
+      ...options,
       journal: journalPath,
+      scan,
       header,
-      total: scan.total,
-      fresh: options.fresh,
       signal,
     });
+    const redo: Record<RedoReason, number> = { budget: 0, changed: 0, transient: 0, permanent: 0 };
+    for (const again of resume.redo.values()) redo[again.reason] += 1;
     emit({
       type: "resumed",
       doneInOutput: resume.doneInOutput,
       journaled: resume.journaled.size,
       truncatedBytes: resume.truncatedBytes,
       rerun: resume.rerun,
+      redo,
     });
     if (signal?.aborted) throw signal.reason;
     journal = await Journal.open(journalPath, resume.journalExists ? undefined : header, {
@@ -272,6 +392,17 @@ export async function runBatch(options: RunBatchOptions): Promise<BatchSummary> 
   const count = (status: "succeeded" | "failed" | "invalid"): void => {
     summary[status] += 1;
   };
+  /** Counts an item run again once its new line is written (an interrupted redo is not counted). */
+  const countRedo = (again: Redo | undefined): void => {
+    if (again === undefined || again.reason === "budget") return;
+    if (again.reason === "changed") {
+      summary.changed += 1;
+      return;
+    }
+    summary.retried[again.reason] += 1;
+    const code = again.code ?? "unknown";
+    summary.retried.byCode[code] = (summary.retried.byCode[code] ?? 0) + 1;
+  };
 
   const run = async (item: BatchItem): Promise<void> => {
     const started = performance.now();
@@ -293,6 +424,8 @@ export async function runBatch(options: RunBatchOptions): Promise<BatchSummary> 
     writer.put(item.index, text);
     const status = outcome.ok ? "succeeded" : "failed";
     count(status);
+    const again = resume.redo.get(item.index);
+    countRedo(again);
     emit({
       type: "item",
       index: item.index,
@@ -300,11 +433,17 @@ export async function runBatch(options: RunBatchOptions): Promise<BatchSummary> 
       line: item.line,
       status,
       source: "executed",
+      redo: again?.reason,
     });
   };
 
   try {
-    for await (const entry of readInput(input, { defaultModel: options.defaultModel })) {
+    // Only what the scan read: an input still growing yields the scanned items (the next run
+    // takes the rest), never items past the totals this run reported and checked.
+    for await (const entry of readInput(input, {
+      defaultModel: options.defaultModel,
+      bytes: scan.bytes,
+    })) {
       if (stop.aborted) break;
       const { index } = entry;
       if (index < resume.doneInOutput) {
@@ -321,6 +460,8 @@ export async function runBatch(options: RunBatchOptions): Promise<BatchSummary> 
       if (isInvalid(entry)) {
         writer.put(index, formatOutputLine(invalidOutputLine(entry)));
         count("invalid");
+        const again = resume.redo.get(index);
+        countRedo(again);
         emit({
           type: "item",
           index,
@@ -328,6 +469,7 @@ export async function runBatch(options: RunBatchOptions): Promise<BatchSummary> 
           line: entry.line,
           status: "invalid",
           source: "input",
+          redo: again?.reason,
         });
         continue;
       }

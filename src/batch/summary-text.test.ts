@@ -31,6 +31,8 @@ const batch = (over: Partial<BatchSummary> = {}): BatchSummary => ({
   resumedFromJournal: 0,
   executed: 100,
   rerun: 0,
+  retried: { transient: 0, permanent: 0, byCode: {} },
+  changed: 0,
   interrupted: false,
   ...over,
 });
@@ -179,6 +181,30 @@ describe("the run summary", () => {
     const notRun = 20 - result.batch.succeeded;
     expect(result.text).toContain(
       `${result.batch.succeeded} succeeded, 0 failed, 0 invalid input lines; ${notRun} not run (stopped: run the same command again to run them)`,
+    );
+  });
+});
+
+describe("the summary of a rerun", () => {
+  it("says which failed lines ran again, why, and which lines changed since their answer", async () => {
+    const text = summaryText(
+      batch({
+        resumedFromOutput: 90,
+        executed: 10,
+        retried: {
+          transient: 6,
+          permanent: 1,
+          byCode: { SALVO_SERVER_ERROR: 5, SALVO_TIMEOUT: 1, SALVO_CLIENT_ERROR: 1 },
+        },
+        changed: 3,
+      }),
+      new RunMetrics({ startedAt: 0 }).summary(1_000),
+      "out.jsonl",
+      false,
+      [],
+    );
+    expect(text).toMatch(
+      /resumed: 90 already in the output, 0 from the journal, 7 failed before and run again \(SALVO_SERVER_ERROR 5, SALVO_TIMEOUT 1, SALVO_CLIENT_ERROR 1; 1 of them permanent, by --retry-failed\), 3 changed in the input since their answer; 10 items run now/,
     );
   });
 });

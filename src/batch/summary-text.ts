@@ -143,10 +143,24 @@ export function summaryText(
   lines.push(
     `salvo run: ${batch.total} items in ${formatDuration(run.makespanMs)}: ${batch.succeeded} succeeded, ${batch.failed} failed${failedCodes ? ` (${failedCodes})` : ""}, ${batch.invalid} invalid input lines${stopped}`,
   );
-  if (batch.resumedFromOutput + batch.resumedFromJournal + batch.rerun > 0) {
-    const rerun = batch.rerun > 0 ? `, ${batch.rerun} not run before (over budget)` : "";
+  const retried = batch.retried.transient + batch.retried.permanent;
+  if (
+    batch.resumedFromOutput + batch.resumedFromJournal + batch.rerun + retried + batch.changed >
+    0
+  ) {
+    const again = [
+      batch.rerun > 0 ? `${batch.rerun} not run before (over budget)` : undefined,
+      retried > 0
+        ? `${retried} failed before and run again (${Object.entries(batch.retried.byCode)
+            .map(([code, n]) => `${code} ${n}`)
+            .join(
+              ", ",
+            )}${batch.retried.permanent > 0 ? `; ${batch.retried.permanent} of them permanent, by --retry-failed` : ""})`
+        : undefined,
+      batch.changed > 0 ? `${batch.changed} changed in the input since their answer` : undefined,
+    ].filter(Boolean);
     lines.push(
-      `  resumed: ${batch.resumedFromOutput} already in the output, ${batch.resumedFromJournal} from the journal${rerun}; ${batch.executed} items run now`,
+      `  resumed: ${batch.resumedFromOutput} already in the output, ${batch.resumedFromJournal} from the journal${again.length > 0 ? `, ${again.join(", ")}` : ""}; ${batch.executed} items run now`,
     );
   }
   const statuses = Object.entries(run.byStatus)

@@ -5,6 +5,8 @@
 // per-request ids (`custom_id`, the provider's request id) are not either.
 import { createHash } from "node:crypto";
 import canonicalize from "canonicalize";
+import { RequestInvalidError } from "../errors.ts";
+import { MAX_JSON_DEPTH, valueTooDeep } from "../providers/json-depth.ts";
 import type { ProviderRequest } from "../providers/provider.ts";
 
 /** Bumped when the fingerprint's recipe changes: old cache entries then simply miss. */
@@ -45,8 +47,15 @@ export type FingerprintOptions = {
   endpoint?: string | undefined;
 };
 
-/** The canonical JSON the fingerprint hashes; exported for tests and for debugging a miss. */
+/**
+ * The canonical JSON the fingerprint hashes; exported for tests and for debugging a miss.
+ * A body nested deeper than MAX_JSON_DEPTH is a RequestInvalidError (the canonicaliser recurses).
+ */
 export function fingerprintSource(request: ProviderRequest, options: FingerprintOptions): string {
+  if (valueTooDeep(request.body))
+    throw new RequestInvalidError(
+      `the request body nests deeper than ${MAX_JSON_DEPTH} levels; it cannot be fingerprinted or sent`,
+    );
   const body: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(request.body)) {
     if (value === undefined || IGNORED_BODY_FIELDS.includes(key)) continue;

@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -103,5 +103,22 @@ describe("ResponseCache", () => {
     expect(cache.counters.errors).toBe(1);
     expect((await stat(join(dir, "ro"))).isFile()).toBe(true);
     expect(await readFile(join(dir, "ro"), "utf8")).toBe("now a file");
+  });
+});
+
+describe("ResponseCache file permissions", () => {
+  it("stores 0600 files in 0700 directories even in a directory that already existed (0755)", async () => {
+    const existing = join(dir, "shared");
+    await mkdir(existing, { mode: 0o755 });
+    await chmod(existing, 0o755);
+    const cache = await ResponseCache.open(existing);
+    for (const key of ["a", "b", "c"]) await cache.put(key.repeat(64), answer(key), details);
+    const stored = await files(existing);
+    expect(stored.length).toBeGreaterThanOrEqual(6); // content + index of each
+    for (const file of stored) expect((await stat(file)).mode & 0o777, file).toBe(0o600);
+    for (const entry of await readdir(existing, { withFileTypes: true }))
+      if (entry.isDirectory())
+        expect((await stat(join(existing, entry.name))).mode & 0o777, entry.name).toBe(0o700);
+    expect((await cache.get("a".repeat(64)))?.answer).toEqual(answer("a"));
   });
 });

@@ -9,7 +9,9 @@
 // `expiredOnly` prunes them. Only successful answers are stored (the caller's rule), and what is
 // stored is the answer as the provider sent it, with its usage and request id.
 import { constants } from "node:fs";
-import { access, mkdir } from "node:fs/promises";
+import { access, chmod, mkdir } from "node:fs/promises";
+import { createRequire } from "node:module";
+import { join } from "node:path";
 import cacache from "cacache";
 import { CacheError } from "../errors.ts";
 import type { TokenUsage } from "../providers/provider.ts";
@@ -76,6 +78,23 @@ export type CacheCounters = { hits: number; misses: number; stored: number; erro
 
 const KEY_PREFIX = `salvo/v${FINGERPRINT_VERSION}/`;
 
+// Where cacache puts an entry's files: its own path functions (public in its lib/, which has no
+// `exports` map), so the files can be made private (0600) even in a directory that already
+// existed with looser permissions; cacache itself creates them with the process umask.
+const require = createRequire(import.meta.url);
+const cacheVersion = (
+  require("cacache/package.json") as { "cache-version": Record<string, string> }
+)["cache-version"];
+const contentPath = require("cacache/lib/content/path.js") as (
+  dir: string,
+  integrity: string,
+) => string;
+const { bucketPath } = require("cacache/lib/entry-index.js") as {
+  bucketPath: (dir: string, key: string) => string;
+};
+/** The directories cacache writes in, under the cache directory. */
+const CACACHE_DIRS = [`content-v${cacheVersion.content}`, `index-v${cacheVersion.index}`, "tmp"];
+
 function isMetadata(value: unknown): value is EntryMetadata {
   const m = value as Partial<EntryMetadata> | undefined;
   return typeof m === "object" && m !== null && typeof m.stored_at === "number";
@@ -87,6 +106,8 @@ export class ResponseCache {
   readonly counters: CacheCounters = { hits: 0, misses: 0, stored: 0, errors: 0 };
   readonly #now: () => number;
   readonly #onError: (error: unknown, operation: "get" | "put") => void;
+  /** Writes not finished yet: `flush()` waits for them. */
+  readonly #writing = new Set<Promise<void>>();
 
   private constructor(dir: string, options: ResponseCacheOptions) {
     this.dir = dir;
@@ -110,6 +131,12 @@ export class ResponseCache {
     try {
       await mkdir(dir, { recursive: true, mode: 0o700 });
       await access(dir, constants.W_OK | constants.R_OK | constants.X_OK);
+      // The directory may be the user's and readable by others: what Salvo stores in it is
+      // kept in subdirectories only its owner can enter, whatever their files' modes.
+      for (const sub of CACACHE_DIRS) {
+        await mkdir(join(dir, sub), { recursive: true, mode: 0o700 });
+        await chmod(join(dir, sub), 0o700);
+      }
     } catch (error) {
       throw new CacheError(
         `cannot use ${dir} as the response cache: ${(error as Error).message}; expected a directory Salvo can create and write`,
@@ -147,8 +174,28 @@ export class ResponseCache {
     }
   }
 
+  /**
+   * Resolves once every write started so far has finished (stored or reported to `onError`): a
+   * run that ends waits for its answers to reach the cache instead of leaving writes behind it.
+   */
+  async flush(): Promise<void> {
+    while (this.#writing.size > 0) await Promise.all(this.#writing);
+  }
+
   /** Stores a successful answer. Never rejects: a failed write is reported to `onError`. */
-  async put(
+  put(
+    fingerprint: string,
+    answer: StoredAnswer,
+    details: { provider: string; model: string | undefined; costUsd: number | undefined },
+  ): Promise<void> {
+    const writing = this.#put(fingerprint, answer, details).finally(() =>
+      this.#writing.delete(writing),
+    );
+    this.#writing.add(writing);
+    return writing;
+  }
+
+  async #put(
     fingerprint: string,
     answer: StoredAnswer,
     details: { provider: string; model: string | undefined; costUsd: number | undefined },
@@ -163,7 +210,13 @@ export class ResponseCache {
       cost_usd: details.costUsd ?? null,
     };
     try {
-      await cacache.put(this.dir, KEY_PREFIX + fingerprint, JSON.stringify(answer), { metadata });
+      const key = KEY_PREFIX + fingerprint;
+      const integrity = await cacache.put(this.dir, key, JSON.stringify(answer), { metadata });
+      // 0600 like every file Salvo writes (cacache creates them with the umask, often 0644).
+      await Promise.all([
+        chmod(contentPath(this.dir, integrity), 0o600),
+        chmod(bucketPath(this.dir, key), 0o600),
+      ]);
       this.counters.stored += 1;
     } catch (error) {
       this.counters.errors += 1;

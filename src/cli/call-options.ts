@@ -2,20 +2,9 @@
 // and their defaults. Only commander is imported here: a command's --help must not load the
 // SDKs, the tokenizer or the simulator.
 import type { Command } from "commander";
+import { RUN_DEFAULTS } from "../config/run-defaults.ts";
 
-export const RUN_DEFAULTS = {
-  concurrency: "auto",
-  maxConcurrency: undefined,
-  burstSeconds: 1,
-  maxAttempts: 5,
-  timeoutMs: 120_000,
-  deadlineMs: Number.POSITIVE_INFINITY,
-  progress: "auto",
-  fresh: false,
-  strict: false,
-  graceMs: 30_000,
-  auditContent: "hash",
-} as const;
+export { RUN_DEFAULTS };
 
 /**
  * Adds the options of a command that calls a provider: where (`--base-url`, `--api-key-env`,

@@ -16,11 +16,12 @@ import { isInvalid } from "../batch/input-line.ts";
 import { readInput, scanInput } from "../batch/input-reader.ts";
 import { splitLines } from "../batch/line-splitter.ts";
 import { OPENAI_BATCH_LIMITS } from "../batch/openai-batch-client.ts";
-import { prepareResume, type ResumeState } from "../batch/resume.ts";
-import { journalHeader } from "../batch/run-batch.ts";
+import type { ResumeState } from "../batch/resume.ts";
+import { journalHeader, prepareBatchResume } from "../batch/run-batch.ts";
 import { batchFileShape, batchRunKey } from "../batch/run-batch-file.ts";
 import { fingerprint, isShareable } from "../cache/fingerprint.ts";
 import { ResponseCache } from "../cache/response-cache.ts";
+import { type RunSettings, scenarioPath } from "../config/run-settings.ts";
 import {
   BatchEstimate,
   type BatchEstimateSummary,
@@ -38,7 +39,6 @@ import type { Provider } from "../providers/provider.ts";
 import { baseUrlFor } from "../providers/provider-from-env.ts";
 import { batchTurnaroundMs, loadScenario, resolveSimConfig, type SimConfig } from "../sim/index.ts";
 import type { CliIo } from "./io.ts";
-import { type RunSettings, scenarioPath } from "./run-settings.ts";
 
 export type DryRunJob = {
   input: string;
@@ -139,11 +139,15 @@ export async function dryRun(job: DryRunJob): Promise<number> {
       duplicates: scan.duplicates,
     });
   const header = journalHeader({ input, output, defaultModel, runKey: job.runKey }, scan);
-  const resume = await prepareResume({
+  // What the run would find: the same lines to run again (budget, changed, failed) as a real run.
+  const resume = await prepareBatchResume({
+    input,
     output,
+    defaultModel,
+    scan,
     header,
-    total: scan.total,
     fresh: settings.fresh,
+    retryFailed: settings.retryFailed,
     readOnly: true,
   });
   const isDone = (index: number) => index < resume.doneInOutput || resume.journaled.has(index);

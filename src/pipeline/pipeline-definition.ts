@@ -71,6 +71,13 @@ export type TaskSettings<I> = {
   request?: ((task: TaskInput<I>) => ProviderRequest) | undefined;
   /** Any async work instead of an LLM request, run on the same scheduler (no request charged). */
   run?: ((task: TaskInput<I>) => unknown) | undefined;
+  /**
+   * Which of the run's named clients (`runPipeline`'s `clients`) the task goes through: its
+   * request, or for a `run` task its slot. Each client is one upstream with its own scheduler,
+   * limits and adaptive controller, so a slow upstream never holds back a fast one.
+   * @default the run's `salvo` client
+   */
+  client?: string | undefined;
   /** Turns an LLM answer's text into the task's value. @default the text */
   parse?: ((text: string, result: ProviderResult) => unknown) | undefined;
   /** `max_tokens` of the task's request, set when the built request has none. @default none */
@@ -164,6 +171,8 @@ export function describeDefinition<I>(definition: PipelineDefinition<I>): unknow
     fingerprint: definition.fingerprint ?? null,
     stages: definition.stages.map((stage) => ({
       name: stage.name,
+      // Only when set, so that definitions without clients keep their fingerprints.
+      ...(stage.client === undefined ? {} : { client: stage.client }),
       after: stage.after ?? [],
       onFailure: stage.onFailure ?? null,
       contextTokenBudget: stage.contextTokenBudget ?? null,
@@ -174,6 +183,7 @@ export function describeDefinition<I>(definition: PipelineDefinition<I>): unknow
           ? stage.tasks.toString()
           : stage.tasks.map((task) => ({
               key: task.key,
+              ...(task.client === undefined ? {} : { client: task.client }),
               item: task.item ?? null,
               needs: task.needs ?? [],
               maxTokens: task.maxTokens ?? null,

@@ -253,3 +253,83 @@ stages:
     expect(parse('```json\n{"a": 1}\n```', undefined as never)).toEqual({ a: 1 });
   });
 });
+
+describe("pipeline files with several clients", () => {
+  const TWO = `name: statements
+model: gpt-4o-mini
+clients:
+  extractor:
+    baseUrl: http://127.0.0.1:9/v1
+    concurrency: 2
+    model: whisper-form
+  llm:
+    provider: anthropic
+    model: claude-x
+    rpm: 500
+stages:
+  - name: extract
+    client: extractor
+    forEach: input.pdfs
+    key: "{{item}}"
+    prompt: "Extract {{item}}"
+  - name: analyse
+    client: llm
+    forEach: input.pdfs
+    key: "{{item}}"
+    needs: ["extract/{{item}}"]
+    prompt: "Structure: {{deps.extract}}"
+  - name: total
+    after: [analyse]
+    prompt: "Total of {{deps.analyse}}"
+`;
+
+  it("compiles each task for its client: its provider's request shape, its model, its name", () => {
+    const pipeline = parsePipelineFile(TWO, "two.yaml");
+    expect(pipeline.clients.map((c) => [c.name, c.provider, c.where])).toEqual([
+      ["extractor", "openai", "two.yaml:4"],
+      ["llm", "anthropic", "two.yaml:8"],
+    ]);
+    expect(pipeline.clients[0]!.settings).toMatchObject({ concurrency: 2 });
+    expect(pipeline.usesDefaultClient).toBe(true); // the total names none
+    const graph = buildTaskGraph<unknown>(pipeline, { pdfs: ["a"] });
+    const extract = graph.nodes.get("extract/a")!;
+    const analyse = graph.nodes.get("analyse/a")!;
+    expect(extract.settings.client).toBe("extractor");
+    expect(extract.settings.request!(taskInput([]))).toMatchObject({
+      path: "/chat/completions",
+      body: { model: "whisper-form" },
+    });
+    expect(analyse.settings.client).toBe("llm");
+    expect(analyse.settings.request!(taskInput([dep("extract/a", "text")]))).toMatchObject({
+      path: "/messages",
+      body: { model: "claude-x", max_tokens: 1024 },
+    });
+    expect(graph.nodes.get("total/total")!.settings.client).toBeUndefined();
+  });
+
+  it("a client's limits are not part of the fingerprint; its provider and model are", () => {
+    const base = parsePipelineFile(TWO, "two.yaml").fingerprint;
+    expect(
+      parsePipelineFile(TWO.replace("concurrency: 2", "concurrency: 3"), "t").fingerprint,
+    ).toEqual(base);
+    expect(
+      parsePipelineFile(TWO.replace("model: claude-x", "model: claude-y"), "t").fingerprint,
+    ).not.toEqual(base);
+  });
+
+  it("reports an unknown client and a bad client field with file:line", () => {
+    const unknown = error(() =>
+      parsePipelineFile(TWO.replace("client: llm", "client: lm"), "two.yaml"),
+    );
+    expect(unknown.message).toBe(
+      'two.yaml:19: stages[1].client: expected a client declared under clients: (extractor, llm), got "lm"',
+    );
+    const bad = error(() =>
+      parsePipelineFile(TWO.replace("concurrency: 2", "concurrency: many"), "two.yaml"),
+    );
+    expect(bad.where).toBe("two.yaml:6");
+    expect(bad.field).toBe("clients.extractor.concurrency");
+    const field = error(() => parsePipelineFile(TWO.replace("rpm: 500", "rpms: 500"), "two.yaml"));
+    expect(field.field).toBe("clients.llm.rpms");
+  });
+});

@@ -27,6 +27,18 @@
 //       needs: ["parts/{{item.part}}"]
 //       prompt: "Labour {{item.name}}; its part's decision: {{deps.parts}}"
 //
+// Several upstreams (seed 004: a document extractor, then an LLM) are named clients, each with
+// its own limits (`salvo run`'s config-file names); a stage or task says which it goes through,
+// and one that says none uses the default client (the command line's settings):
+//
+//   clients:
+//     extractor: { baseUrl: "https://extract.example/v1", apiKeyEnv: EXTRACT_KEY, concurrency: auto }
+//     llm: { provider: anthropic, model: claude-sonnet-4-5, rpm: 500 }
+//   stages:
+//     - name: extract
+//       client: extractor
+//       ...
+//
 // Template names: `input.*`; `item.*` and `index` (forEach stages); `key`; `context` (the
 // dependencies' outputs within `contextTokenBudget`); `steps.<stage>.<key>.output[.field...]`
 // (one task's output, which becomes a dependency); `deps.<stage>` (the outputs of this task's
@@ -63,12 +75,35 @@ export type PipelineFileOptions = {
   model?: string | undefined;
 };
 
+/** A named client of a pipeline file (`clients:`): one upstream, with its own limits. */
+export type FileClient = {
+  name: string;
+  /** The API its tasks' requests are shaped for. */
+  provider: "openai" | "anthropic";
+  /**
+   * Its settings as written, in `salvo run`'s config-file names (`baseUrl`, `apiKeyEnv`,
+   * `concurrency`, `maxConcurrency`, `rpm`, `tpm`, `itpm`, `otpm`, `burstSeconds`,
+   * `maxAttempts`, `timeout`, `deadline`, `model`): types checked here, values by the runner.
+   */
+  settings: Record<string, unknown>;
+  /** `file:line` of its entry. */
+  where: string;
+};
+
 /** A pipeline file's pipeline, and the provider its requests are shaped for. */
-export type FilePipeline = PipelineDefinition<unknown> & { provider: "openai" | "anthropic" };
+export type FilePipeline = PipelineDefinition<unknown> & {
+  /** The API the default client's requests are shaped for. */
+  provider: "openai" | "anthropic";
+  /** The named clients, in file order (empty without `clients:`). */
+  clients: FileClient[];
+  /** Whether some task names no client, so the run needs its default client. */
+  usesDefaultClient: boolean;
+};
 
 const stageName = z.string().regex(/^[A-Za-z][A-Za-z0-9_-]*$/);
 const tokens = z.number().int().min(1);
 const taskFields = {
+  client: z.string().min(1).optional(),
   system: z.string().optional(),
   prompt: z.string().optional(),
   model: z.string().min(1).optional(),
@@ -97,10 +132,30 @@ const stageSchema = z.strictObject({
   contextTokenBudget: tokens.optional(),
   onFailure: z.enum(["continue", "skip", "fail"]).optional(),
 });
+const positive = z.number().positive().finite();
+const duration = z.union([positive, z.string().min(1)]);
+/** A named client: where its upstream is and its limits, in `salvo run`'s config-file names. */
+const clientSchema = z.strictObject({
+  provider: z.enum(["openai", "anthropic"]).optional(),
+  model: z.string().min(1).optional(),
+  baseUrl: z.string().min(1).optional(),
+  apiKeyEnv: z.string().min(1).optional(),
+  concurrency: z.union([z.number().int().min(1), z.literal("auto")]).optional(),
+  maxConcurrency: z.number().int().min(1).optional(),
+  rpm: positive.optional(),
+  tpm: positive.optional(),
+  itpm: positive.optional(),
+  otpm: positive.optional(),
+  burstSeconds: positive.optional(),
+  maxAttempts: z.number().int().min(1).optional(),
+  timeout: duration.optional(),
+  deadline: duration.optional(),
+});
 const fileSchema = z.strictObject({
   name: z.string().min(1),
   version: z.union([z.string(), z.number()]).optional(),
   provider: z.enum(["openai", "anthropic"]).optional(),
+  clients: z.record(stageName, clientSchema).optional(),
   model: z.string().min(1).optional(),
   maxTokens: tokens.optional(),
   params: z.record(z.string(), z.unknown()).optional(),
@@ -245,19 +300,45 @@ export function parsePipelineFile(
   const spec = parsed.data;
   const provider = options.provider ?? spec.provider ?? "openai";
   const names: string[] = [];
-  const ctx: Ctx = { at, provider, model: options.model, usesModelOption: false };
+  const clients: FileClient[] = Object.entries(spec.clients ?? {}).map(([name, client]) => ({
+    name,
+    provider: client.provider ?? provider,
+    settings: client,
+    where: at.where(["clients", name]),
+  }));
+  const ctx: Ctx = {
+    at,
+    provider,
+    model: options.model,
+    usesModelOption: false,
+    clients: new Map(clients.map((c) => [c.name, c])),
+    usesDefaultClient: false,
+  };
   const stages = spec.stages.map((stage, index) => {
     const compiled = compileStage(spec, stage, index, names, ctx);
     names.push(stage.name);
     return compiled;
   });
+  // A client's limits and address tune how fast, not what is asked: they stay out of the
+  // fingerprint (a run directory resumes after a limit changes); its provider and model are in.
+  const identity =
+    spec.clients === undefined
+      ? value
+      : {
+          ...(value as Record<string, unknown>),
+          clients: Object.fromEntries(
+            clients.map((c) => [c.name, { provider: c.provider, model: c.settings.model ?? null }]),
+          ),
+        };
   return {
     name: spec.name,
     version: spec.version,
     stages,
     source: file,
     provider,
-    fingerprint: { file: value, provider, model: ctx.usesModelOption ? options.model : null },
+    clients,
+    usesDefaultClient: ctx.usesDefaultClient,
+    fingerprint: { file: identity, provider, model: ctx.usesModelOption ? options.model : null },
   };
 }
 
@@ -268,6 +349,9 @@ type Ctx = {
   model: string | undefined;
   /** Some task takes its model from `options.model` (so it is part of the fingerprint). */
   usesModelOption: boolean;
+  clients: ReadonlyMap<string, FileClient>;
+  /** Some task names no client. */
+  usesDefaultClient: boolean;
 };
 type Field = { template: Template; path: Path };
 type Scope = {
@@ -331,6 +415,10 @@ function checkRefs(
 type CompiledTask = {
   key: string | undefined;
   path: Path;
+  /** The named client it goes through, if any. */
+  client: string | undefined;
+  /** The API its request is shaped for (its client's). */
+  provider: "openai" | "anthropic";
   /** The prompt, then the system prompt if there is one. */
   fields: Field[];
   needs: Field[];
@@ -507,7 +595,18 @@ function compileTask(
     fields.push({ template: template(system.value, system.path, at), path: system.path });
   const roots = new Set(["input", ...itemRoots, "key", "context", "steps", "deps"]);
   for (const field of fields) checkRefs(field, roots, { earlier, self: stage.name, depStages }, at);
-  const own = pick("model").value ?? file.model;
+  const clientName = pick("client");
+  const client = clientName.value === undefined ? undefined : ctx.clients.get(clientName.value);
+  if (clientName.value !== undefined && client === undefined)
+    throw new ConfigError({
+      field: dotted(clientName.path),
+      expected: `a client declared under clients: (${[...ctx.clients.keys()].join(", ") || "there is none"})`,
+      got: clientName.value,
+      where: at.where(clientName.path),
+    });
+  if (client === undefined) ctx.usesDefaultClient = true;
+  const clientModel = client?.settings.model as string | undefined;
+  const own = pick("model").value ?? clientModel ?? file.model;
   if (own === undefined) ctx.usesModelOption = true;
   const model = own ?? ctx.model;
   if (model === undefined)
@@ -520,6 +619,8 @@ function compileTask(
   return {
     key,
     path,
+    client: client?.name,
+    provider: client?.provider ?? ctx.provider,
     fields,
     needs,
     model,
@@ -555,8 +656,9 @@ function instantiate(task: CompiledTask, scope: Scope, ctx: Ctx): TaskDefinition
     source: at.where(task.path),
     maxTokens: task.maxTokens,
     expectedMs: task.expectedMs,
+    client: task.client,
     request: (t) =>
-      requestOf(ctx.provider, {
+      requestOf(task.provider, {
         model: task.model,
         maxTokens: task.maxTokens,
         params: task.params,

@@ -164,11 +164,34 @@ describe("the run directory", () => {
   });
 
   it("refuses a directory with a journal but no metadata.json, or a metadata.json that is not Salvo's", async () => {
-    await writeFile(join(dir, JOURNAL_FILE), "");
+    await writeFile(
+      join(dir, JOURNAL_FILE),
+      `${JSON.stringify({ task: "items/i0", stage: "items", key: "i0", status: "succeeded" })}\n`,
+    );
     await expect(run([])).rejects.toThrow(/has a journal.jsonl but no metadata.json/);
     await rm(join(dir, JOURNAL_FILE));
     await writeFile(join(dir, METADATA_FILE), '{"name": "something else"}');
     await expect(run([])).rejects.toThrow(/metadata.json is not a Salvo pipeline's/);
+  });
+
+  it("resumes a first run killed between creating journal.jsonl and writing metadata.json (an empty journal, no metadata)", async () => {
+    await writeFile(join(dir, JOURNAL_FILE), "");
+    const calls: string[] = [];
+    const result = await run(calls);
+    expect(result.status).toBe("succeeded");
+    expect(calls).toHaveLength(3);
+  });
+
+  it("leaves no temporary file of a killed run's atomic writes behind once a rerun completes", async () => {
+    await run([]);
+    // What a run killed between creating and renaming its temporary files leaves.
+    const stageDir = join(dir, "outputs", "items");
+    await writeFile(join(stageDir, ".p07.json.0123456789ab.tmp"), "");
+    await writeFile(join(dir, `.${METADATA_FILE}.abcdef012345.tmp`), "{");
+    await writeFile(join(stageDir, "notes.tmp"), "the user's"); // not Salvo's: kept
+    await run([]);
+    const files = [...(await readdir(dir)), ...(await readdir(stageDir))];
+    expect(files.filter((f) => f.endsWith(".tmp"))).toEqual(["notes.tmp"]);
   });
 
   it("cuts a torn last journal line and reruns that task; refuses a journal corrupt in the middle", async () => {

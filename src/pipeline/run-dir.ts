@@ -9,20 +9,24 @@
 //
 // A rerun on the same directory reuses every task in the journal. A directory made for another
 // definition or input is refused (RunDirRefusedError) unless the run is `fresh`, which deletes
-// these files (and nothing else) first. One run at a time per directory.
+// these files (and nothing else) first. One run at a time per directory: `run.lock` names the
+// run that holds it; a second run is refused (RunLockedError) before anything is read.
 import { createHash } from "node:crypto";
 import { mkdir, readFile, rm, stat, truncate } from "node:fs/promises";
 import { join } from "node:path";
 import canonicalize from "canonicalize";
 import { acquireLineWriter, type LineWriter } from "../audit/line-writer.ts";
+import { RunLock } from "../batch/run-lock.ts";
 import { ConfigError, RunDirRefusedError } from "../errors.ts";
-import { writeFileAtomic } from "./atomic-write.ts";
+import { removeTempFiles, writeFileAtomic } from "./atomic-write.ts";
 import type { RunStatus, TaskRecord, TaskStatus } from "./task-record.ts";
 
 export const METADATA_FILE = "metadata.json";
 export const JOURNAL_FILE = "journal.jsonl";
 export const OUTPUTS_DIR = "outputs";
 export const REPORT_FILE = "report.json";
+/** Held by the run using the directory (see `RunLock`). */
+export const LOCK_FILE = "run.lock";
 
 /** What a run directory is for. */
 export type RunIdentity = {
@@ -100,13 +104,15 @@ async function exists(path: string): Promise<boolean> {
 export class RunDir {
   readonly dir: string;
   readonly #journal: LineWriter;
+  readonly #lock: RunLock;
   #metadata: RunMetadata;
   #metadataWrite: Promise<void> = Promise.resolve();
 
-  private constructor(dir: string, journal: LineWriter, metadata: RunMetadata) {
+  private constructor(dir: string, journal: LineWriter, metadata: RunMetadata, lock: RunLock) {
     this.dir = dir;
     this.#journal = journal;
     this.#metadata = metadata;
+    this.#lock = lock;
   }
 
   /**
@@ -121,15 +127,40 @@ export class RunDir {
     options: { fresh?: boolean | undefined; stages: Array<{ name: string; tasks: number }> },
   ): Promise<{ runDir: RunDir; journaled: Map<string, TaskRecord> }> {
     await mkdir(dir, { recursive: true, mode: 0o700 });
+    // One run per directory, before any file in it is read or changed.
+    const lock = await RunLock.acquire(dir, join(dir, LOCK_FILE), {
+      purpose: "salvo pipeline",
+      field: "run directory",
+    });
+    try {
+      return await RunDir.#open(dir, identity, options, lock);
+    } catch (error) {
+      await lock.release();
+      throw error;
+    }
+  }
+
+  static async #open(
+    dir: string,
+    identity: RunIdentity,
+    options: { fresh?: boolean | undefined; stages: Array<{ name: string; tasks: number }> },
+    lock: RunLock,
+  ): Promise<{ runDir: RunDir; journaled: Map<string, TaskRecord> }> {
     const metadataPath = join(dir, METADATA_FILE);
     const journalPath = join(dir, JOURNAL_FILE);
     if (options.fresh) {
-      for (const name of [METADATA_FILE, JOURNAL_FILE, OUTPUTS_DIR, REPORT_FILE])
+      // metadata.json last: a kill midway leaves a directory that is still ours (see below).
+      for (const name of [JOURNAL_FILE, OUTPUTS_DIR, REPORT_FILE, METADATA_FILE])
         await rm(join(dir, name), { recursive: true, force: true });
     }
     const previous = await readMetadata(dir, metadataPath);
-    if (previous === undefined && (await exists(journalPath)))
-      throw new RunDirRefusedError(dir, `it has a ${JOURNAL_FILE} but no ${METADATA_FILE}`);
+    if (previous === undefined && (await exists(journalPath))) {
+      // An empty journal without metadata is a first run killed before its metadata was renamed
+      // into place (Salvo before this fix created the journal first): nothing was kept in it.
+      if ((await stat(journalPath)).size > 0)
+        throw new RunDirRefusedError(dir, `it has a ${JOURNAL_FILE} but no ${METADATA_FILE}`);
+      await rm(journalPath, { force: true });
+    }
     if (previous !== undefined) checkIdentity(dir, previous, identity);
     const journaled = previous === undefined ? new Map() : await readJournal(dir, journalPath);
 
@@ -154,9 +185,18 @@ export class RunDir {
       },
     };
     await mkdir(join(dir, OUTPUTS_DIR), { recursive: true, mode: 0o700 });
-    const runDir = new RunDir(dir, acquireLineWriter(journalPath, { fsync: "interval" }), metadata);
-    // The metadata exists before the journal has a line: a journal without it is not ours.
-    await runDir.updateMetadata({});
+    // Temporary files of atomic writes a killed run left behind (this run holds the lock, so no
+    // other writer is using any).
+    await removeTempFiles(dir);
+    await removeTempFiles(join(dir, OUTPUTS_DIR), 1);
+    // metadata.json exists before the journal does: a journal without it is not ours.
+    await writeFileAtomic(metadataPath, `${JSON.stringify(metadata, null, 2)}\n`);
+    const runDir = new RunDir(
+      dir,
+      acquireLineWriter(journalPath, { fsync: "interval" }),
+      metadata,
+      lock,
+    );
     return { runDir, journaled };
   }
 
@@ -176,9 +216,14 @@ export class RunDir {
       record.reused && (await exists(output))
         ? undefined
         : writeFileAtomic(output, `${JSON.stringify(record, null, 2)}\n`, { fsync: false });
-    if (record.status === "succeeded" && !record.reused)
-      await this.#journal.write(`${JSON.stringify(record)}\n`);
-    await write;
+    const journal =
+      record.status === "succeeded" && !record.reused
+        ? this.#journal.write(`${JSON.stringify(record)}\n`)
+        : undefined;
+    // Both settle before this returns (a failed journal write leaves no output write running).
+    const [journaled, written] = await Promise.allSettled([journal, write]);
+    if (journaled.status === "rejected") throw journaled.reason;
+    if (written.status === "rejected") throw written.reason;
   }
 
   /** Merges `patch` into metadata.json and writes it atomically (writes are serialized). */
@@ -198,12 +243,16 @@ export class RunDir {
     return writeFileAtomic(join(this.dir, REPORT_FILE), `${JSON.stringify(report, null, 2)}\n`);
   }
 
-  /** Flushes and closes the journal; waits for metadata writes. */
+  /** Flushes and closes the journal; waits for metadata writes; releases the directory's lock. */
   async close(): Promise<void> {
     try {
       await this.#metadataWrite;
     } finally {
-      await this.#journal.close();
+      try {
+        await this.#journal.close();
+      } finally {
+        await this.#lock.release();
+      }
     }
   }
 }

@@ -10,6 +10,7 @@ import { countTokens } from "../providers/token-estimate.ts";
 import { Salvo } from "../salvo.ts";
 import {
   definePipeline,
+  describeDefinition,
   type PipelineDefinition,
   type StageDefinition,
   type TaskInput,
@@ -26,8 +27,9 @@ function fakeSalvo(options: {
   latency: Record<string, number>;
   concurrency?: number;
   failing?: ReadonlySet<string>;
+  clock?: FakeClock;
 }) {
-  const clock = new FakeClock();
+  const clock = options.clock ?? new FakeClock();
   const calls: Call[] = [];
   const provider = new CustomProvider(async (request, { signal }) => {
     const messages = request.body.messages as Array<{ content: string }>;
@@ -402,5 +404,86 @@ describe("runPipeline on the fake clock", () => {
       ),
     ).rejects.toBeInstanceOf(ConfigError);
     expect(calls).toHaveLength(0);
+  });
+});
+
+describe("runPipeline with several clients (seed 004: an extractor, then an LLM)", () => {
+  const PDFS = 8;
+  const STATEMENTS = 5;
+  const keys = Array.from(
+    { length: PDFS * STATEMENTS },
+    (_, i) => `pdf${Math.floor(i / STATEMENTS)}-s${i % STATEMENTS}`,
+  );
+  const latency = Object.fromEntries(
+    keys.flatMap((k) => [
+      [`extract/${k}`, 100],
+      [`analyse/${k}`, 50],
+    ]),
+  );
+  const statements = (clients: { extract?: string; analyse?: string }) =>
+    definePipeline<unknown>({
+      name: "seed-004",
+      stages: [
+        llmStage("extract", keys, { client: clients.extract }),
+        {
+          name: "analyse",
+          request: ask,
+          client: clients.analyse,
+          tasks: keys.map((key) => ({ key, needs: [`extract/${key}`] })),
+        },
+      ],
+    });
+
+  it("each task goes through its own client: the extractor's limit never holds back the LLM, and they overlap item by item", async () => {
+    const clock = new FakeClock();
+    const extractor = fakeSalvo({ latency, concurrency: 1, clock });
+    const llm = fakeSalvo({ latency, concurrency: 8, clock });
+    const result = await drive(clock, statements({ extract: "extractor", analyse: "llm" }), {
+      clients: { extractor: extractor.salvo, llm: llm.salvo },
+    });
+    expect(result.status).toBe("succeeded");
+    expect(extractor.calls.map((c) => c.task)).toEqual(keys.map((k) => `extract/${k}`));
+    expect(llm.calls.map((c) => c.task).sort()).toEqual(keys.map((k) => `analyse/${k}`).sort());
+    // One extraction at a time (100 ms each); each statement's analysis starts the moment its
+    // extraction ends, never waiting for the extractor's slot: the makespan is the extractor's
+    // work plus one analysis.
+    for (const key of keys) {
+      const extract = result.records.get(`extract/${key}`)!;
+      const analyse = result.records.get(`analyse/${key}`)!;
+      expect(analyse.startedAtMs).toBe(extract.endedAtMs);
+      expect(analyse.waitMs).toBe(0);
+      expect(analyse.client).toBe("llm");
+      expect(extract.client).toBe("extractor");
+    }
+    expect(result.report.makespanMs).toBe(PDFS * STATEMENTS * 100 + 50);
+
+    // One shared client with the extractor's limit: the LLM calls queue behind extractions.
+    const shared = fakeSalvo({ latency, concurrency: 1 });
+    const one = await drive(shared.clock, statements({}), { salvo: shared.salvo });
+    expect(one.report.makespanMs).toBeGreaterThanOrEqual(PDFS * STATEMENTS * 150);
+  });
+
+  it("a task naming a client the run does not have, or an LLM task with no client at all, is refused before any call", async () => {
+    const llm = fakeSalvo({ latency });
+    const error = await runPipeline(statements({ extract: "extractor", analyse: "llm" }), {
+      clients: { llm: llm.salvo },
+      input: undefined,
+    }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).message).toContain("extract/pdf0-s0: client");
+    expect((error as ConfigError).message).toContain("one of the run's clients (llm)");
+    await expect(
+      runPipeline(statements({ analyse: "llm" }), {
+        clients: { llm: llm.salvo },
+        input: undefined,
+      }),
+    ).rejects.toThrow(/task extract\/pdf0-s0 is an LLM request/);
+    expect(llm.calls).toHaveLength(0);
+  });
+
+  it("the client a task names is part of the definition's fingerprint only when set", () => {
+    const plain = describeDefinition(statements({}));
+    expect(JSON.stringify(plain)).not.toContain("client");
+    expect(describeDefinition(statements({ extract: "x" }))).not.toEqual(plain);
   });
 });

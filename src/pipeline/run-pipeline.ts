@@ -1,7 +1,8 @@
-// Runs a pipeline: every task goes to the shared scheduler the moment its inputs are ready (its
-// dependencies ended; there is no barrier but the declared ones), with its critical-path rank as
-// its priority. LLM tasks go through the `Salvo` client (retries, rate limits, audit all apply);
-// function tasks run on the same scheduler. A task's dependants start only once its record is in
+// Runs a pipeline: every task goes to its upstream's scheduler the moment its inputs are ready
+// (its dependencies ended; there is no barrier but the declared ones), with its critical-path
+// rank as its priority. LLM tasks go through a `Salvo` client (retries, rate limits, audit all
+// apply): the run's default one, or the named client the task says (one per upstream, each with
+// its own limits, so upstreams overlap item by item); function tasks run on the same schedulers. A task's dependants start only once its record is in
 // the run directory's journal, so a rerun after a crash reuses every task that had finished and
 // never pairs a dependant with an answer that was not kept.
 import { type Clock, realClock } from "../core/clock.ts";
@@ -33,10 +34,21 @@ import { buildTaskGraph, type TaskGraph, type TaskNode } from "./task-graph.ts";
 import { errorInfo, type RunStatus, type TaskRecord } from "./task-record.ts";
 
 export type RunPipelineOptions<I> = {
-  /** The client every LLM task goes through; function tasks run on its scheduler. */
+  /**
+   * The default client: LLM tasks that name no `client` go through it, and function tasks that
+   * name none run on its scheduler. @default none (then every task must name a client)
+   */
   salvo?: Salvo | undefined;
   /** The scheduler for function tasks when there is no `salvo`. @default salvo.scheduler */
   scheduler?: Scheduler | undefined;
+  /**
+   * Named clients, each one upstream (a provider, base URL and key; a custom async function
+   * counts as one) with its own scheduler, limits and adaptive controller. A task that says
+   * `client: "name"` goes through that one, so the limit of a slow upstream (a document
+   * extractor that queues) never throttles a fast one (the LLM), and a statement's LLM call
+   * starts the moment its extraction is done. @default none
+   */
+  clients?: Readonly<Record<string, Salvo>> | undefined;
   /** The pipeline's input. */
   input: I;
   /**
@@ -97,16 +109,7 @@ export async function runPipeline<I>(
   options: RunPipelineOptions<I>,
 ): Promise<PipelineResult> {
   const graph = buildTaskGraph(definition, options.input);
-  const scheduler = options.scheduler ?? options.salvo?.scheduler;
-  if (scheduler === undefined)
-    throw new ConfigError({ field: "salvo", expected: "a Salvo client (or a scheduler)" });
-  const llm = graph.order.find((node) => node.settings.request !== undefined);
-  if (llm !== undefined && options.salvo === undefined)
-    throw new ConfigError({
-      field: "salvo",
-      expected: `a Salvo client: task ${llm.id} is an LLM request`,
-      got: undefined,
-    });
+  const clients = resolveClients(graph, options);
   let runDir: RunDir | undefined;
   let journaled = new Map<string, TaskRecord>();
   if (options.runDir !== undefined) {
@@ -140,11 +143,60 @@ export async function runPipeline<I>(
       reusable: journaled.size,
       stages: graph.stages.map((s) => ({ name: s.name, tasks: s.ids.length })),
     });
-    const run = new PipelineRun(definition.name, graph, options, scheduler, runDir, journaled);
+    const run = new PipelineRun(definition.name, graph, options, clients, runDir, journaled);
     return await run.execute();
   } finally {
     await runDir?.close();
   }
+}
+
+/** Where a task runs: the client its request goes through (LLM tasks) and the scheduler. */
+type Upstream = { name: string | undefined; salvo: Salvo | undefined; scheduler: Scheduler };
+
+/**
+ * Each task's upstream, checked before anything runs: a task naming a client the run does not
+ * have, an LLM task with no client at all, or a function task with no scheduler is a ConfigError.
+ */
+function resolveClients<I>(
+  graph: TaskGraph<I>,
+  options: RunPipelineOptions<I>,
+): Map<string, Upstream> {
+  const named = options.clients ?? {};
+  const defaultScheduler = options.scheduler ?? options.salvo?.scheduler;
+  const byTask = new Map<string, Upstream>();
+  for (const node of graph.order) {
+    const name = node.settings.client;
+    const where = node.stageDefinition.source;
+    if (name !== undefined) {
+      const salvo = Object.hasOwn(named, name) ? named[name] : undefined;
+      if (salvo === undefined)
+        throw new ConfigError({
+          field: `${node.id}: client`,
+          expected: `one of the run's clients (${Object.keys(named).join(", ") || "none given: pass clients"})`,
+          got: name,
+          where,
+        });
+      byTask.set(node.id, { name, salvo, scheduler: salvo.scheduler });
+      continue;
+    }
+    const llm = node.settings.request !== undefined;
+    if (llm && options.salvo === undefined)
+      throw new ConfigError({
+        field: "salvo",
+        expected: `a Salvo client (or a client named on the task): task ${node.id} is an LLM request`,
+        got: undefined,
+        where,
+      });
+    if (defaultScheduler === undefined)
+      throw new ConfigError({
+        field: "salvo",
+        expected: `a Salvo client or a scheduler (or a client named on the task) for task ${node.id}`,
+        got: undefined,
+        where,
+      });
+    byTask.set(node.id, { name: undefined, salvo: options.salvo, scheduler: defaultScheduler });
+  }
+  return byTask;
 }
 
 /** The default context: a note for each dependency without a result, then each one's text. */
@@ -208,7 +260,8 @@ class PipelineRun<I> {
   readonly #name: string;
   readonly #graph: TaskGraph<I>;
   readonly #options: RunPipelineOptions<I>;
-  readonly #scheduler: Scheduler;
+  /** Each task's upstream (client and scheduler). */
+  readonly #upstreams: Map<string, Upstream>;
   readonly #runDir: RunDir | undefined;
   readonly #journaled: Map<string, TaskRecord>;
   readonly #clock: Clock;
@@ -233,14 +286,14 @@ class PipelineRun<I> {
     name: string,
     graph: TaskGraph<I>,
     options: RunPipelineOptions<I>,
-    scheduler: Scheduler,
+    upstreams: Map<string, Upstream>,
     runDir: RunDir | undefined,
     journaled: Map<string, TaskRecord>,
   ) {
     this.#name = name;
     this.#graph = graph;
     this.#options = options;
-    this.#scheduler = scheduler;
+    this.#upstreams = upstreams;
     this.#runDir = runDir;
     this.#journaled = journaled;
     this.#clock = options.clock ?? realClock;
@@ -251,10 +304,16 @@ class PipelineRun<I> {
   async execute(): Promise<PipelineResult> {
     this.#startedAt = this.#clock.now();
     const startedAt = new Date().toISOString();
-    const offStarted = this.#scheduler.on("started", (event) => {
-      const entry = this.#inFlight.get(String(event.id));
-      if (entry !== undefined && entry.startedAt === undefined) entry.startedAt = event.at;
-    });
+    const schedulers = new Set([...this.#upstreams.values()].map((u) => u.scheduler));
+    const offs = [...schedulers].map((scheduler) =>
+      scheduler.on("started", (event) => {
+        const entry = this.#inFlight.get(String(event.id));
+        if (entry !== undefined && entry.startedAt === undefined) entry.startedAt = event.at;
+      }),
+    );
+    const offStarted = () => {
+      for (const off of offs) off();
+    };
     const signal = this.#options.signal;
     const onAbort = () => this.#interrupt(signal?.reason);
     if (signal?.aborted) onAbort();
@@ -415,6 +474,8 @@ class PipelineRun<I> {
   /** Assembles the context, runs the task on the scheduler, and describes how it ended. */
   async #execute(node: TaskNode<I>, base: ContextInput<I>): Promise<Ended> {
     const { settings, stageDefinition: stage } = node;
+    const upstream = this.#upstreams.get(node.id)!;
+    const client = upstream.name === undefined ? {} : { client: upstream.name };
     let context: { text: string; report: ContextReport } | undefined;
     try {
       const sections = stage.context ? stage.context(base) : defaultSections(base.deps);
@@ -439,13 +500,14 @@ class PipelineRun<I> {
         return { ...(await this.#failed(node, base, failure, 0)), context: contextReport };
       }
       const llm = {
+        ...client,
         context: contextReport,
         promptTokens: request.body.messages
           ? estimatePromptTokens(request.body as ChatLike)
           : undefined,
         maxTokens: maxTokensOf(request),
       };
-      const outcome = await this.#options.salvo!.settle(request, options);
+      const outcome = await upstream.salvo!.settle(request, options);
       if (!outcome.ok)
         return { ...(await this.#failed(node, base, outcome.error, outcome.attempts)), ...llm };
       const result: ProviderResult = outcome.value;
@@ -475,7 +537,7 @@ class PipelineRun<I> {
     }
 
     const run = settings.run!;
-    const outcome: Outcome<unknown> = await this.#scheduler.settle(() => run(task), {
+    const outcome: Outcome<unknown> = await upstream.scheduler.settle(() => run(task), {
       ...options,
       cost: { requests: 0 },
     });
@@ -486,6 +548,7 @@ class PipelineRun<I> {
           : new TaskFailedError(node.id, "run", { cause: outcome.error });
       return {
         ...(await this.#failed(node, base, error, outcome.attempts)),
+        ...client,
         context: contextReport,
       };
     }
@@ -493,6 +556,7 @@ class PipelineRun<I> {
       status: "succeeded",
       value: outcome.value,
       attempts: outcome.attempts,
+      ...client,
       context: contextReport,
     };
   }

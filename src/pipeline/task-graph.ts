@@ -137,6 +137,7 @@ function settingsOf<I>(stage: StageDefinition<I>, task: TaskDefinition<I>): Task
     maxTokens: task.maxTokens ?? stage.maxTokens,
     fallback: task.fallback ?? stage.fallback,
     expectedMs: task.expectedMs ?? stage.expectedMs,
+    client: task.client ?? stage.client,
   };
 }
 

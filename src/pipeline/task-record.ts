@@ -38,6 +38,8 @@ export type TaskRecord = {
   missing: string[];
   /** Attempts started (0 if it never started). */
   attempts: number;
+  /** The named client it went through (`TaskSettings.client`); absent for the default client. */
+  client?: string;
   /** Tokens the provider reported (LLM tasks). */
   usage?: { inputTokens: number; outputTokens: number };
   /** Estimated prompt tokens of its request (o200k), LLM tasks. */

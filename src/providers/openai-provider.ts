@@ -10,7 +10,7 @@ import type {
   TokenUsage,
 } from "./provider.ts";
 import { callThrough, type SdkWire, sdkClient } from "./sdk-call.ts";
-import { type ChatLike, countTokens, estimatePromptTokens } from "./token-estimate.ts";
+import { type ChatLike, estimatePromptTokens, estimateTextTokens } from "./token-estimate.ts";
 
 export type OpenAIProviderOptions = {
   /** Base URL of the API, e.g. `https://api.openai.com/v1`. @default the SDK's (OPENAI_BASE_URL or OpenAI) */
@@ -75,25 +75,36 @@ export class OpenAIProvider implements Provider {
 
   /** OpenAI counts `max_tokens` against TPM whatever the answer's length: only the input is reconciled. */
   charged(request: ProviderRequest, usage: TokenUsage): CostEstimate {
-    return { inputTokens: usage.inputTokens, outputTokens: this.estimate(request).outputTokens };
+    const outputTokens = request.path.endsWith("/embeddings") ? 0 : this.#outputTokens(request);
+    return { inputTokens: usage.inputTokens, outputTokens };
   }
 
   estimate(request: ProviderRequest): CostEstimate {
     const body = request.body;
     if (request.path.endsWith("/embeddings")) {
       const input = body.input;
-      const texts = Array.isArray(input) ? input : [input];
+      // One text or token array, or a list of them. Strings are counted; a token array is its length.
+      const single = !Array.isArray(input) || input.every((t) => typeof t === "number");
+      const items: unknown[] = single ? [input] : input;
+      const texts: string[] = [];
       let tokens = 0;
-      for (const text of texts)
-        tokens +=
-          typeof text === "string" ? countTokens(text) : Array.isArray(text) ? text.length : 0;
-      return { inputTokens: tokens, outputTokens: 0 };
+      for (const item of items) {
+        if (typeof item === "string") texts.push(item);
+        else if (Array.isArray(item)) tokens += item.length;
+      }
+      return { inputTokens: tokens + estimateTextTokens(texts), outputTokens: 0 };
     }
-    const n = typeof body.n === "number" && body.n > 0 ? body.n : 1;
-    const maxTokens = body.max_completion_tokens ?? body.max_tokens ?? body.max_output_tokens;
     return {
       inputTokens: estimatePromptTokens(body as ChatLike),
-      outputTokens: n * (typeof maxTokens === "number" ? maxTokens : this.#defaultMaxTokens),
+      outputTokens: this.#outputTokens(request),
     };
+  }
+
+  /** What OpenAI reserves for the answer: `n` times the token cap. */
+  #outputTokens(request: ProviderRequest): number {
+    const body = request.body;
+    const n = typeof body.n === "number" && body.n > 0 ? body.n : 1;
+    const maxTokens = body.max_completion_tokens ?? body.max_tokens ?? body.max_output_tokens;
+    return n * (typeof maxTokens === "number" ? maxTokens : this.#defaultMaxTokens);
   }
 }

@@ -46,7 +46,9 @@ export function providerFromEnv(
         where: "environment",
       });
     }
-    apiKey = "not-needed";
+    // A placeholder the SDK needs; the provider masks its key everywhere, so it must be a
+    // string no answer contains by chance (not a word like "not-needed").
+    apiKey = "sk-salvo-no-key-set";
   }
   return name === "anthropic"
     ? new AnthropicProvider({ baseURL, apiKey })

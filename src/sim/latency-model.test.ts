@@ -32,6 +32,15 @@ describe("latency model", () => {
     expect(sampleTiming(settings, () => 0.5, 11).msPerToken).toBe(20);
   });
 
+  it("grows faster than linearly with loadExponent: contention whose throughput peaks", () => {
+    // Seed 004's extractor: best alone or two at a time, worse beyond.
+    const settings = { ...base, loadFactor: 1, loadExponent: 2 };
+    const throughput = (n: number) => n / sampleTiming(settings, () => 0.5, n).ttftMs;
+    expect(sampleTiming(settings, () => 0.5, 3).ttftMs).toBe(500);
+    expect(throughput(2)).toBe(throughput(1));
+    expect(throughput(3)).toBeLessThan(throughput(2));
+  });
+
   it("is deterministic for a seed", () => {
     const settings = { ...base, jitter: 0.5 };
     const a = seededRandom(42);

@@ -11,8 +11,18 @@ export type LatencySettings = {
   msPerToken: number;
   /** Relative jitter: each time is scaled by a uniform factor in [1 - jitter, 1 + jitter]. */
   jitter: number;
-  /** Slowdown per other request in service: times scale by `1 + loadFactor * (inService - 1)`. */
+  /**
+   * Slowdown per other request in service: times scale by
+   * `1 + loadFactor * (inService - 1) ^ loadExponent`.
+   */
   loadFactor: number;
+  /**
+   * How fast the slowdown grows with the requests in service: 1 is linear (throughput still
+   * grows with more requests while `loadFactor` < 1); above 1 it is contention that peaks, as
+   * seed 004's extraction API did (5 requests at once took longer than one after another).
+   * @default 1
+   */
+  loadExponent?: number | undefined;
 };
 
 export type Timing = {
@@ -27,7 +37,7 @@ export type Timing = {
  * included). Draws two numbers from `random` (or none when jitter is 0).
  */
 export function sampleTiming(settings: LatencySettings, random: Random, inService: number): Timing {
-  const load = 1 + settings.loadFactor * Math.max(0, inService - 1);
+  const load = 1 + settings.loadFactor * Math.max(0, inService - 1) ** (settings.loadExponent ?? 1);
   if (settings.jitter === 0) {
     return { ttftMs: settings.ttftMs * load, msPerToken: settings.msPerToken * load };
   }

@@ -1,7 +1,8 @@
 // Prompt token counts as a client estimates them, so the simulator's TPM charges match what a
-// client reserves: gpt-tokenizer's o200k_base encoding with the OpenAI cookbook's chat overhead.
+// client reserves: the o200k_base encoding (counted in linear time, as the client counts) with the
+// OpenAI cookbook's chat overhead.
 
-import { countTokens } from "gpt-tokenizer";
+import { countTokens } from "../tokens/o200k.ts";
 import { contentText, type SimContentPart, type SimMessage } from "./marker.ts";
 
 /** Tokens added per message (3 for the message framing, 1 for the role). */

@@ -50,6 +50,8 @@ export type LatencyInput = {
   jitter?: number;
   /** Latency grows by this factor per other request in service. @default 0 */
   loadFactor?: number;
+  /** Latency scales by `1 + loadFactor * (others in service) ^ loadExponent`. @default 1 */
+  loadExponent?: number;
 };
 
 export type OutputInput = {
@@ -81,6 +83,19 @@ export type FaultsInput = {
   slowMs?: number;
   /** Send `x-should-retry: true` on injected 5xx faults. @default false */
   shouldRetry?: boolean;
+  /**
+   * Echo the caller's credential (its `Authorization` or `x-api-key` header, as sent) back, as a
+   * careless proxy would: in the request-id header of every answer. Tests that keys never leak.
+   * @default false
+   */
+  echoKeyHeader?: boolean;
+  /** Echo the caller's credential at the end of every successful answer's text. @default false */
+  echoKeyAnswer?: boolean;
+  /**
+   * Probability of a 401 whose error message quotes the caller's credential. Drawn from its own
+   * seeded stream, so it does not change the other faults' sequence. @default 0
+   */
+  pEchoKeyError?: number;
 };
 
 /** A path with its own slots, queue and buckets; unset fields come from the top level. */
@@ -134,7 +149,13 @@ export type SimConfig = {
   port: number;
   latency: LatencySettings;
   output: { range: OutputRange; echoChars: number; defaultMaxTokens: number };
-  faults: FaultProbabilities & { slowMs: number; shouldRetry: boolean };
+  faults: FaultProbabilities & {
+    slowMs: number;
+    shouldRetry: boolean;
+    echoKeyHeader: boolean;
+    echoKeyAnswer: boolean;
+    pEchoKeyError: number;
+  };
   quota: boolean;
   timelineLimit: number;
   /** The pool each path uses; the same object when the paths share one. */
@@ -173,6 +194,9 @@ const faultsSchema = z
     pSlow: probability.optional(),
     slowMs: z.number().min(0).finite().optional(),
     shouldRetry: z.boolean().optional(),
+    echoKeyHeader: z.boolean().optional(),
+    echoKeyAnswer: z.boolean().optional(),
+    pEchoKeyError: probability.optional(),
   })
   .refine(
     (f) =>
@@ -198,6 +222,7 @@ export const simConfigSchema = z.strictObject({
       msPerToken: z.number().min(0).finite().optional(),
       jitter: z.number().min(0).max(1).optional(),
       loadFactor: z.number().min(0).finite().optional(),
+      loadExponent: z.number().positive().finite().optional(),
     })
     .optional(),
   output: z
@@ -360,6 +385,7 @@ export function resolveSimConfig(input: SimConfigInput = {}, source?: ConfigSour
       msPerToken: c.latency?.msPerToken ?? 0,
       jitter: c.latency?.jitter ?? 0,
       loadFactor: c.latency?.loadFactor ?? 0,
+      loadExponent: c.latency?.loadExponent ?? 1,
     },
     output: {
       range,
@@ -376,6 +402,9 @@ export function resolveSimConfig(input: SimConfigInput = {}, source?: ConfigSour
       slow_first_byte: f.pSlow ?? 0,
       slowMs: f.slowMs ?? 2000,
       shouldRetry: f.shouldRetry ?? false,
+      echoKeyHeader: f.echoKeyHeader ?? false,
+      echoKeyAnswer: f.echoKeyAnswer ?? false,
+      pEchoKeyError: f.pEchoKeyError ?? 0,
     },
     quota: c.quota ?? false,
     timelineLimit: c.timelineLimit ?? 100_000,

@@ -89,6 +89,8 @@ type Exchange = {
   limitHeaders: Record<string, string> | undefined;
   ticket: Ticket | undefined;
   timer: NodeJS.Timeout | undefined;
+  /** The caller's credential as sent (`Authorization` or `x-api-key`), for the echo faults. */
+  credential: string | undefined;
   outputTokens: number;
   inServer: boolean;
   ended: boolean;
@@ -120,6 +122,7 @@ class Simulator implements SimHandle {
   #stats: StatsRecorder;
   #faults!: FaultPicker;
   #latencyRandom!: Random;
+  #echoRandom!: Random;
   #closing: Promise<void> | undefined;
   #closed = false;
 
@@ -211,6 +214,7 @@ class Simulator implements SimHandle {
     // Separate streams, so changing the latency settings does not change the fault sequence.
     this.#faults = new FaultPicker(this.config.faults, seededRandom(this.config.seed));
     this.#latencyRandom = seededRandom(this.config.seed ^ 0x5bd1e995);
+    this.#echoRandom = seededRandom(this.config.seed ^ 0x2545f491);
   }
 
   #now(): number {
@@ -302,6 +306,7 @@ class Simulator implements SimHandle {
       outputTokens: 0,
       inServer: false,
       ended: false,
+      credential: credentialOf(req),
     };
     this.#active.add(ex);
     res.on("close", () => {
@@ -357,6 +362,14 @@ class Simulator implements SimHandle {
     // Every valid arrival draws its fault, refused or not, so the fault sequence by arrival
     // order does not depend on real-time races at the rate limits.
     const fault = this.#faults.pick();
+    const { pEchoKeyError } = this.config.faults;
+    if (pEchoKeyError > 0 && this.#echoRandom() < pEchoKeyError) {
+      // A server that quotes the key it refuses, in full.
+      const message = `Incorrect API key provided: ${ex.credential ?? "(none)"}.`;
+      const error = wire.error({ kind: "bad_request", message, param: null }, this.#requestId(ex));
+      this.#sendError(ex, { ...error, status: 401 }, { "x-should-retry": "false" });
+      return;
+    }
     ex.request = request;
     ex.marker = expectedMarker(request.messages, { system: request.system });
     ex.promptTokens = request.promptTokens ?? countPromptTokens(request.messages, request.system);
@@ -483,6 +496,7 @@ class Simulator implements SimHandle {
   #answer(ex: Exchange, answer: Answer, head: string): void {
     if (ex.ended) return;
     answer.text = answerText(head, answer.outputTokens);
+    if (this.config.faults.echoKeyAnswer && ex.credential) answer.text += ` ${ex.credential}`;
     let body = ex.wire.completion(answer);
     if (ex.fault === "malformed") body = `{,${body.slice(1)}`;
     else if (ex.fault === "truncated") body = body.slice(0, body.length >> 1);
@@ -548,6 +562,8 @@ class Simulator implements SimHandle {
     };
     if (ex.limitHeaders) Object.assign(headers, ex.limitHeaders);
     else ex.wire.rateLimitHeaders(ex.pool.limiter, headers);
+    if (this.config.faults.echoKeyHeader && ex.credential)
+      headers[ex.wire.requestIdHeader] = `${this.#requestId(ex)} ${ex.credential}`;
     return headers;
   }
 
@@ -599,6 +615,12 @@ function sendJson(res: ServerResponse, status: number, body: string): void {
     "content-length": String(Buffer.byteLength(body)),
   });
   res.end(body);
+}
+
+/** The credential a request was sent with, as sent. */
+function credentialOf(req: IncomingMessage): string | undefined {
+  const value = req.headers.authorization ?? req.headers["x-api-key"];
+  return Array.isArray(value) ? value[0] : value;
 }
 
 function round(ms: number): number {

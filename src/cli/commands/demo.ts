@@ -5,11 +5,11 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import type { Command } from "commander";
+import type { RunSettings } from "../../config/run-settings.ts";
+import { SCENARIO_DIR } from "../../sim/scenario-dir.ts";
 import { RUN_DEFAULTS } from "../call-options.ts";
 import { cliCommand } from "../cli-command.ts";
 import type { CliIo } from "../io.ts";
-import type { RunSettings } from "../run-settings.ts";
-import { SCENARIO_DIR } from "../scenario-dir.ts";
 import { runJob } from "./run.ts";
 
 const PARTS = [

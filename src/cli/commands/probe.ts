@@ -122,7 +122,7 @@ async function providerFor(
   env: CliIo["env"],
   sim: SimHandle | undefined,
 ): Promise<{ provider: Provider; baseUrl: string }> {
-  const { providerFromSettings } = await import("../run-settings.ts");
+  const { providerFromSettings } = await import("../../config/run-settings.ts");
   const anthropic = settings.provider === "anthropic";
   const provider = providerFromSettings(settings.provider, settings, env, sim);
   if (sim) return { provider, baseUrl: anthropic ? sim.origin : sim.baseUrl };
@@ -164,7 +164,7 @@ export function probeCommand(io: CliIo): Command {
     )
     .action(async (options: RawOptions) => {
       const settings = probeSettings(options, io.env);
-      const { startSimulatorFor } = await import("../run-settings.ts");
+      const { startSimulatorFor } = await import("../../config/run-settings.ts");
       const { probeEndpoint } = await import("../../probe/probe-endpoint.ts");
       const { formatProbe, probeJson } = await import("../../probe/format-probe.ts");
       const sim = settings.sim !== undefined ? await startSimulatorFor(settings.sim) : undefined;

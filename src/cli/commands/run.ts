@@ -5,11 +5,11 @@
 import { resolve as resolvePath } from "node:path";
 import { Option } from "commander";
 import type { BatchFileEvent, BatchFileResult } from "../../batch/run-batch-file.ts";
+import type { RunSettings } from "../../config/run-settings.ts";
 import type { SimHandle } from "../../sim/index.ts";
 import { addCallOptions } from "../call-options.ts";
 import { cliCommand } from "../cli-command.ts";
 import { type CliIo, EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED } from "../io.ts";
-import type { RunSettings } from "../run-settings.ts";
 
 /** A budget (--max-cost, --max-tokens-total) stopped admitting: rerun with a larger one to finish. */
 export const EXIT_BUDGET_EXCEEDED = 3;
@@ -55,7 +55,7 @@ export async function runJob(job: RunJob): Promise<number> {
     providerFromSettings,
     schedulerOptionsFromSettings,
     startSimulatorFor,
-  } = await import("../run-settings.ts");
+  } = await import("../../config/run-settings.ts");
   if (settings.dryRun) {
     const { dryRunJob } = await import("../dry-run.ts");
     return dryRunJob({ input, output, settings, io });
@@ -111,6 +111,7 @@ export async function runJob(job: RunJob): Promise<number> {
       model: settings.model,
       endpoint: settings.sim === undefined ? settings.baseUrl : `simulator:${settings.sim}`,
       fresh: settings.fresh,
+      retryFailed: settings.retryFailed,
       strict: settings.strict,
       graceMs: settings.graceMs,
       audit: settings.audit,
@@ -167,7 +168,7 @@ async function backendFromSettings(settings: RunSettings, sim: SimHandle | undef
 export function runCommand(io: CliIo) {
   const command = cliCommand("run", io)
     .description(
-      "run every request of a JSONL batch file (OpenAI Batch, cookbook request bodies, or Anthropic batch lines) within the rate limits, writing one answer per line in input order; rerun the same command to resume",
+      "run every request of a JSONL batch file (OpenAI Batch, cookbook request bodies, or Anthropic batch lines) within the rate limits, writing one answer per line in input order; rerun the same command to resume, to run again the lines that failed transiently, and the lines whose input changed",
     )
     .argument("<input>", "the input JSONL file")
     .requiredOption("-o, --output <file>", "the output JSONL file (its journal is <file>.journal)")
@@ -183,6 +184,10 @@ export function runCommand(io: CliIo) {
     .option(
       "--fresh",
       "start over: remove the output and its journal, which must be Salvo's own (default: resume)",
+    )
+    .option(
+      "--retry-failed",
+      "a rerun also runs again the lines that failed for good (400, 401, 403, 404, insufficient_quota, context too long); lines that failed transiently (timeouts, network errors, 5xx, 429/529 after their attempts) are always run again, answers never (default: off)",
     )
     .option(
       "--strict",
@@ -238,7 +243,7 @@ export function runCommand(io: CliIo) {
         "the output went away (a closed pipe).\n",
     )
     .action(async (input: string, options: Record<string, unknown>) => {
-      const { readConfigFile, resolveRunSettings } = await import("../run-settings.ts");
+      const { readConfigFile, resolveRunSettings } = await import("../../config/run-settings.ts");
       const { output, config, ...flags } = options;
       if (flags.sim === true) flags.sim = "demo";
       const file =

@@ -5,9 +5,9 @@ import { readdir } from "node:fs/promises";
 import type { Command } from "commander";
 import { ConfigError } from "../../errors.ts";
 import type { SimConfigInput, SimHandle, SimStats } from "../../sim/index.ts";
+import { SCENARIO_DIR } from "../../sim/scenario-dir.ts";
 import { cliCommand } from "../cli-command.ts";
 import type { CliIo } from "../io.ts";
-import { SCENARIO_DIR } from "../scenario-dir.ts";
 
 export { SCENARIO_DIR };
 

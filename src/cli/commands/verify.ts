@@ -17,6 +17,9 @@ export function formatReport(report: VerifyReport): string {
     `  records: ${report.records} in ${report.segments} segment(s); head: ${report.head ?? "none"}`,
     `  checkpoints: ${report.checkpoints.inline} inline, ${report.checkpoints.external} external; ` +
       `MACs ${report.checkpoints.macs_verified} verified, ${report.checkpoints.macs_unverified} not checked (no key)`,
+    report.checkpoints.file === null
+      ? "  external checkpoints: none read (no checkpoint file): a deleted segment or a cut tail cannot be detected"
+      : `  external checkpoints: ${report.checkpoints.file}`,
     `  unanchored records (after the last checkpoint): ${report.unanchored_records}`,
   );
   if (report.healed > 0) out.push(`  healed torn tails: ${report.healed}`);
@@ -41,8 +44,9 @@ export function verifyCommand(io: CliIo): Command {
     .argument("<log>", "the log file (JSONL)")
     .option(
       "--checkpoints <file>",
-      "checkpoint file kept apart from the log, to detect truncation and rewrites (default: none)",
+      "checkpoint file kept apart from the log, to detect truncation, deleted segments and rewrites (default: <log>.checkpoints when it exists)",
     )
+    .option("--no-checkpoints", "read no checkpoint file (default: read <log>.checkpoints)")
     .option(
       "--hmac-key-env <name>",
       `environment variable holding the checkpoint HMAC key; when set, every checkpoint needs a valid MAC (default: ${HMAC_KEY_ENV})`,
@@ -51,7 +55,7 @@ export function verifyCommand(io: CliIo): Command {
     .action(
       async (
         log: string,
-        options: { checkpoints?: string; hmacKeyEnv?: string; json?: boolean },
+        options: { checkpoints?: string | false; hmacKeyEnv?: string; json?: boolean },
       ) => {
         const key = io.env[options.hmacKeyEnv ?? HMAC_KEY_ENV] || undefined;
         const report = await verifyLog(log, { checkpointsFile: options.checkpoints, hmacKey: key });

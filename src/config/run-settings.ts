@@ -25,8 +25,8 @@ import {
 import { parseDurationMs } from "../providers/rate-limit-headers.ts";
 import type { SalvoOptions } from "../salvo.ts";
 import { loadScenario, type SimHandle, startSimulator } from "../sim/index.ts";
-import { RUN_DEFAULTS } from "./call-options.ts";
-import { SCENARIO_DIR } from "./scenario-dir.ts";
+import { SCENARIO_DIR } from "../sim/scenario-dir.ts";
+import { RUN_DEFAULTS } from "./run-defaults.ts";
 
 export type { ProviderName };
 
@@ -65,6 +65,8 @@ export type RunSettings = {
   report: string | undefined;
   /** Start over: remove the output and its journal. @default false */
   fresh: boolean;
+  /** A rerun also runs again the lines that failed for good (400, 401, 403, 404, quota...). @default false */
+  retryFailed: boolean;
   /** Check every input line before any call; stop on the first bad one. @default false */
   strict: boolean;
   /** Run against the built-in simulator with this scenario (a name in scenarios/ or a file). */
@@ -278,6 +280,13 @@ const FIELDS: readonly Field[] = [
   },
   { key: "report", option: "report", flag: "--report", env: "SALVO_REPORT", parse: text },
   { key: "fresh", option: "fresh", flag: "--fresh", env: "SALVO_FRESH", parse: flag },
+  {
+    key: "retryFailed",
+    option: "retryFailed",
+    flag: "--retry-failed",
+    env: "SALVO_RETRY_FAILED",
+    parse: flag,
+  },
   { key: "strict", option: "strict", flag: "--strict", env: "SALVO_STRICT", parse: flag },
   { key: "sim", option: "sim", flag: "--sim", env: "SALVO_SIM", parse: text },
   { key: "graceMs", option: "grace", flag: "--grace", env: "SALVO_GRACE", parse: duration },
@@ -499,7 +508,7 @@ export function resolveRunSettings(sources: SettingsSources): RunSettings {
 /** The key used against the in-process simulator: never a real one. */
 export const SIM_KEY = "sk-salvo-simulator-local";
 
-export { addCallOptions, RUN_DEFAULTS } from "./call-options.ts";
+export { RUN_DEFAULTS } from "./run-defaults.ts";
 export { BASE_URL_ENV, KEY_ENV };
 
 /** The file of `--sim`'s scenario: a name in scenarios/, or a path. */
@@ -572,4 +581,16 @@ export function schedulerOptionsFromSettings(
     deadlineMs: settings.deadlineMs,
     retry: { maxAttempts: settings.maxAttempts },
   };
+}
+
+/** A pipeline file's named client's settings (`clients: {name: {...}}`), checked like a config file's. */
+export function clientSettings(client: {
+  settings: Record<string, unknown>;
+  where: string;
+}): RunSettings {
+  return resolveRunSettings({
+    flags: {},
+    env: {},
+    file: { path: client.where, values: client.settings },
+  });
 }
