@@ -625,7 +625,10 @@ export async function runBatchFile(options: RunBatchFileOptions): Promise<BatchF
   }
   if (backendFatal !== undefined) throw backendFatal;
 
-  const run = metrics.summary(clock.now());
+  let run = metrics.summary(clock.now());
+  // Lines answered by the provider's batch API make the makespan the batch's turnaround, not the
+  // real-time calls' work: M* bounds those calls, and a ratio to it would mislead.
+  if ((backendReport?.answered ?? 0) > 0) run = { ...run, ratioToBound: undefined };
   const limitsSet =
     fixedConcurrency !== undefined ||
     [
