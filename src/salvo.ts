@@ -119,8 +119,9 @@ export class Salvo {
   /** The prices each call's cost is computed with. */
   readonly pricing: Pricing;
   readonly #audit: CallAuditor | undefined;
+  readonly #options: SalvoOptions;
   readonly #cache: ResponseCache | undefined;
-  readonly #clock: Clock;
+  #clock: Clock;
   readonly #window: number;
   readonly #chain: Next<SalvoContext>;
   readonly #estimates = new WeakMap<ProviderRequest, CostEstimate>();
@@ -128,6 +129,7 @@ export class Salvo {
   #closed = false;
 
   constructor(options: SalvoOptions) {
+    this.#options = options;
     const {
       provider,
       scheduler,
@@ -163,6 +165,22 @@ export class Salvo {
     this.#chain = compose<SalvoContext>(layers, (request, context) =>
       this.#schedule(request, context),
     );
+  }
+
+  /**
+   * A client on the same scheduler, audit, response cache, budget and prices that calls another
+   * provider: how `salvoFetch` and the SDK wrappers send a request through the SDK's own HTTP
+   * call while sharing this client's limits and records.
+   */
+  withProvider(provider: Provider): Salvo {
+    const derived = new Salvo({
+      ...this.#options,
+      provider,
+      scheduler: this.scheduler,
+      pricing: this.pricing,
+    });
+    derived.#clock = this.#clock;
+    return derived;
   }
 
   /** One request: resolves with the provider's answer, or rejects with a typed SalvoError. */

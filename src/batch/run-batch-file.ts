@@ -4,6 +4,7 @@
 // gracefully on its signal; and returns the summary `salvo run` prints. The CLI only parses its
 // arguments, prints and exits (STYLE.md §9).
 import { writeFile } from "node:fs/promises";
+import { basename } from "node:path";
 import { openCallLog } from "../audit/call-log.ts";
 import type { CallOutcome, SalvoResult } from "../cache/call-layer.ts";
 import { fingerprint, isShareable } from "../cache/fingerprint.ts";
@@ -13,7 +14,9 @@ import type { SchedulerOptions } from "../core/scheduler-options.ts";
 import { Budget } from "../cost/budget.ts";
 import { modelOf, type PriceTable, Pricing } from "../cost/pricing.ts";
 import { ConfigError } from "../errors.ts";
+import { writeHtmlReport } from "../metrics/report-html.ts";
 import { RunMetrics, type RunSummary, rateLimitsInForce } from "../metrics/run-metrics.ts";
+import { type RunSeries, RunTimeline } from "../metrics/run-timeline.ts";
 import { formatDuration } from "../progress/format.ts";
 import type { ProgressRenderer } from "../progress/progress-renderer.ts";
 import type { Provider, ProviderResult } from "../providers/provider.ts";
@@ -102,7 +105,10 @@ export type RunBatchFileOptions = Omit<SchedulerOptions, "window" | "concurrency
   maxTokensTotal?: number | undefined;
   /** Prices overriding the built-in table, USD per million tokens. @default the built-in table */
   pricing?: PriceTable | Pricing | undefined;
-  /** Also write the summary as JSON to this file (0600). @default none */
+  /**
+   * Also write the summary to this file (0600): JSON, or when the path ends in `.html` a
+   * self-contained HTML page with the run's charts (the same data). @default none
+   */
   report?: string | undefined;
   /** A progress display, started once the client exists and stopped when the run ends. */
   progress?: ProgressRenderer | undefined;
@@ -168,6 +174,8 @@ export type BatchFileResult = {
   batch: BatchSummary;
   /** Attempts, latency, tokens, cost, the concurrency limit over time, M*. */
   run: RunSummary;
+  /** The run over time: throughput, in flight against the limit, 429s, retries, latency bins. */
+  series: RunSeries;
   /** Whether a concurrency or rate limit was set, so that M* is the physical bound. */
   limitsSet: boolean;
   cache: { dir: string; hits: number; misses: number; stored: number; errors: number } | undefined;
@@ -439,6 +447,7 @@ export async function runBatchFile(options: RunBatchFileOptions): Promise<BatchF
     typeof schedulerOptions.concurrency === "number" ? schedulerOptions.concurrency : undefined;
   let salvo: Salvo | undefined;
   let metrics: RunMetrics | undefined;
+  const timeline = new RunTimeline(startedAt);
   let batch: BatchSummary;
   // Items by input index, each with its own controller: a fatal batch error or the end of the
   // grace period aborts them; an interrupt does not (the client drains instead).
@@ -493,6 +502,7 @@ export async function runBatchFile(options: RunBatchFileOptions): Promise<BatchF
       limitsInForce: () => rateLimitsInForce(scheduler),
     });
     metrics.attach(scheduler);
+    timeline.attach(scheduler);
     for (const terminal of ["succeeded", "failed"] as const)
       scheduler.on(terminal, (e) => settledByScheduler.add(e.id as number));
     progress?.start(metrics, scheduler, () => clock.now());
@@ -625,10 +635,12 @@ export async function runBatchFile(options: RunBatchFileOptions): Promise<BatchF
   }
   if (backendFatal !== undefined) throw backendFatal;
 
-  let run = metrics.summary(clock.now());
+  const endedAt = clock.now();
+  let run = metrics.summary(endedAt);
   // Lines answered by the provider's batch API make the makespan the batch's turnaround, not the
   // real-time calls' work: M* bounds those calls, and a ratio to it would mislead.
   if ((backendReport?.answered ?? 0) > 0) run = { ...run, ratioToBound: undefined };
+  const series = timeline.series(endedAt);
   const limitsSet =
     fixedConcurrency !== undefined ||
     [
@@ -649,6 +661,7 @@ export async function runBatchFile(options: RunBatchFileOptions): Promise<BatchF
     output,
     batch,
     run,
+    series,
     limitsSet,
     cache: cache === undefined ? undefined : { dir: cache.dir, ...cache.counters },
     budget: budget === undefined ? undefined : budgetReport(budget),
@@ -658,7 +671,13 @@ export async function runBatchFile(options: RunBatchFileOptions): Promise<BatchF
       ...spendLines(run, cache, budget, { samples }),
     ]),
   };
-  if (report !== undefined) {
+  if (report !== undefined && /\.html?$/i.test(report)) {
+    await writeHtmlReport(report, {
+      title: `salvo run ${basename(input)}: ${batch.total} lines`,
+      run,
+      series,
+    });
+  } else if (report !== undefined) {
     const { text: _text, ...json } = result;
     await writeFile(
       report,
