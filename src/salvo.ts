@@ -24,6 +24,7 @@ import { type Clock, realClock } from "./core/clock.ts";
 import type { ItemId } from "./core/outcome.ts";
 import { Scheduler } from "./core/scheduler.ts";
 import type { Cost, SchedulerOptions } from "./core/scheduler-options.ts";
+import type { Scope } from "./core/scope.ts";
 import type { TaskContext } from "./core/task-context.ts";
 import type { Budget } from "./cost/budget.ts";
 import { budgetLayer } from "./cost/budget-layer.ts";
@@ -81,6 +82,7 @@ type SalvoContext = CallContext & {
   priority: number | undefined;
   timeoutMs: number | undefined;
   deadlineMs: number | undefined;
+  scope: Scope | undefined;
   captured: AuditContext | undefined;
 };
 
@@ -98,6 +100,12 @@ export type SalvoCallOptions = {
   deadlineMs?: number | undefined;
   /** Aborts the call, queued or running. */
   signal?: AbortSignal | undefined;
+  /**
+   * Admits the call through this scope of the client's scheduler (`salvo.scheduler.scope(...)`):
+   * the scope's own cap and its fair share against other scopes at equal priority.
+   * @default the scheduler's root scope
+   */
+  scope?: Scope | undefined;
 };
 
 /**
@@ -315,6 +323,7 @@ export class Salvo {
       priority: options.priority,
       timeoutMs: options.timeoutMs,
       deadlineMs: options.deadlineMs,
+      scope: options.scope,
       captured,
     };
   }
@@ -348,7 +357,8 @@ export class Salvo {
 
   /** The end of the chain: admission by the scheduler, then one provider call per attempt. */
   async #schedule(request: ProviderRequest, context: SalvoContext): Promise<CallOutcome> {
-    const outcome = await this.scheduler.settle(
+    const admission = context.scope ?? this.scheduler;
+    const outcome = await admission.settle(
       (task: TaskContext) => this.#attempt(request, task, context),
       {
         id: context.id,

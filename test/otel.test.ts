@@ -216,4 +216,50 @@ describe("OpenTelemetry", () => {
       await sim.close();
     }
   });
+
+  it("runBatchFile's observe hook instruments the run's own client: one call span per line", async () => {
+    const { writeFile, mkdtemp, rm } = await import("node:fs/promises");
+    const { tmpdir } = await import("node:os");
+    const { join } = await import("node:path");
+    const { runBatchFile } = await import("../src/batch/run-batch-file.ts");
+    const { instrument } = await import("../src/integrations/otel/telemetry.ts");
+    const sim = await startSimulator({
+      seed: 3,
+      latency: { ttftMs: 5, msPerToken: 0 },
+      output: { tokens: 4 },
+    });
+    const dir = await mkdtemp(join(tmpdir(), "salvo-otel-batch-"));
+    try {
+      const input = join(dir, "in.jsonl");
+      await writeFile(
+        input,
+        Array.from({ length: 6 }, (_, i) =>
+          JSON.stringify({
+            custom_id: `otel-batch-${i}`,
+            method: "POST",
+            url: "/v1/chat/completions",
+            body: {
+              model: "sim-gpt",
+              max_tokens: 8,
+              messages: [{ role: "user", content: `batch ${i}` }],
+            },
+          }),
+        ).join("\n"),
+      );
+      exporter.reset();
+      const result = await runBatchFile({
+        input,
+        output: join(dir, "out.jsonl"),
+        provider: new OpenAIProvider({ baseURL: sim.baseUrl, apiKey: KEY }),
+        concurrency: 3,
+        observe: (client) => instrument(client),
+      });
+      expect(result.batch.succeeded).toBe(6);
+      const calls = exporter.getFinishedSpans().filter((s) => s.name.startsWith("salvo "));
+      expect(calls).toHaveLength(6);
+    } finally {
+      await sim.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
 });

@@ -158,6 +158,11 @@ export type RunBatchFileOptions = Omit<SchedulerOptions, "window" | "concurrency
   realtimeLatency?: { ms: number; source: string } | undefined;
   /** Epoch ms, for the run deadline and the state file's times. @default Date.now */
   wallNow?: (() => number) | undefined;
+  /**
+   * Called with the run's client once it exists, before any call: e.g. `instrument` (spans and
+   * metrics through OpenTelemetry). What it returns is called when the run ends. @default none
+   */
+  observe?: ((client: Salvo) => (() => void) | undefined) | undefined;
 };
 
 /** How a batch-file run ended, with everything `salvo run` prints and reports. */
@@ -284,6 +289,7 @@ export async function runBatchFile(options: RunBatchFileOptions): Promise<BatchF
     batchPollMs,
     realtimeLatency,
     wallNow = Date.now,
+    observe,
     ...schedulerOptions
   } = options;
   const clock: Clock = schedulerOptions.clock ?? realClock;
@@ -473,6 +479,7 @@ export async function runBatchFile(options: RunBatchFileOptions): Promise<BatchF
     }, graceMs);
   };
 
+  let stopObserving: (() => void) | undefined;
   try {
     salvo = new Salvo({
       ...schedulerOptions,
@@ -484,6 +491,7 @@ export async function runBatchFile(options: RunBatchFileOptions): Promise<BatchF
       pricing,
       endpoint,
     });
+    stopObserving = observe?.(salvo);
     const scheduler = salvo.scheduler;
     metrics = new RunMetrics({
       startedAt,
@@ -630,6 +638,7 @@ export async function runBatchFile(options: RunBatchFileOptions): Promise<BatchF
     progress?.stop();
     await backend?.close(false);
     await salvo?.close();
+    stopObserving?.();
     await callLog?.close();
     await lock?.release();
   }

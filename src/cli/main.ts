@@ -9,6 +9,7 @@ import { demoCommand } from "./commands/demo.ts";
 import { pipelineCommand } from "./commands/pipeline.ts";
 import { probeCommand } from "./commands/probe.ts";
 import { runCommand } from "./commands/run.ts";
+import { serveCommand } from "./commands/serve.ts";
 import { simCommand } from "./commands/sim.ts";
 import { verifyCommand } from "./commands/verify.ts";
 import { type CliIo, EXIT_USAGE } from "./io.ts";
@@ -44,6 +45,7 @@ export function buildProgram(io: CliIo): Command {
     verifyCommand,
     cacheCommand,
     pipelineCommand,
+    serveCommand,
   ])
     program.addCommand(make(io));
   return program;

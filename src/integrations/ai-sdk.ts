@@ -15,12 +15,14 @@ import type {
   LanguageModelV4,
   LanguageModelV4CallOptions,
   LanguageModelV4GenerateResult,
-  LanguageModelV4Middleware,
   LanguageModelV4StreamPart,
   LanguageModelV4StreamResult,
   LanguageModelV4Usage,
 } from "@ai-sdk/provider";
 import type { Attributes } from "@opentelemetry/api";
+// The public type comes from `ai`, the declared (optional) peer: a consumer's types resolve with
+// it alone; @ai-sdk/provider's are used inside only.
+import type { LanguageModelMiddleware } from "ai";
 import { Scheduler } from "../core/scheduler.ts";
 import type { TaskContext } from "../core/task-context.ts";
 import {
@@ -247,7 +249,7 @@ function streamFailure(provider: string, error: unknown): ProviderError {
 export function salvoMiddleware(
   salvo: Salvo | Scheduler,
   options: SalvoMiddlewareOptions = {},
-): LanguageModelV4Middleware {
+): LanguageModelMiddleware {
   const scheduler = salvo instanceof Salvo ? salvo.scheduler : salvo;
   if (!(scheduler instanceof Scheduler)) {
     throw new TypeError("salvoMiddleware: expected a Salvo client or a Scheduler");

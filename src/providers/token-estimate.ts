@@ -18,10 +18,13 @@ const TOKENS_PER_REPLY = 3;
 /**
  * Up to this many characters of text in one request are counted exactly (a few tens of ms at the
  * tokenizer's speed on natural text); beyond it, the count is extrapolated from SAMPLE_WINDOWS
- * windows of SAMPLE_WINDOW_CHARS spread evenly over the text (within 1-2% on natural text).
+ * windows of SAMPLE_WINDOW_CHARS spread evenly over the text (within 1-2% on natural text). Many
+ * small windows rather than a few large ones, for the same work: a text whose density varies
+ * by section (prose, code, tables) is then sampled in every section; 32 windows of 8K were 3.2%
+ * off on this repository's own sources.
  */
 export const EXACT_CHARS = 262_144;
-const SAMPLE_WINDOWS = 32;
+const SAMPLE_WINDOWS = 128;
 const SAMPLE_WINDOW_CHARS = EXACT_CHARS / SAMPLE_WINDOWS;
 
 /**
