@@ -11,8 +11,10 @@ import { fileURLToPath } from "node:url";
 import Anthropic from "@anthropic-ai/sdk";
 import OpenAI, { toFile } from "openai";
 import { describe, expect, it } from "vitest";
+import { runCli } from "../src/cli/main.ts";
 import { createGateway, listen } from "../src/gateway/index.ts";
 import { expectedMarker, type SimHandle } from "../src/sim/index.ts";
+import { memoryIo } from "./support/memory-io.ts";
 import { useWorkspace } from "./support/workspace.ts";
 
 const ws = useWorkspace("salvo-batch-api-gateway-");
@@ -284,6 +286,52 @@ describe("salvo serve as a batch API", () => {
     // Nothing was sent after the cancel took effect: the upstream answered what was answered.
     expect(sim.stats({ timeline: false }).completions).toBe(answered);
     await expect(alice.batches.cancel(created.id)).rejects.toBeInstanceOf(OpenAI.BadRequestError);
+  });
+});
+
+describe("salvo serve's state directory", () => {
+  async function startLine(args: string[], env: Record<string, string>): Promise<string> {
+    const stop = new AbortController();
+    const io = memoryIo({ OPENAI_API_KEY: UPSTREAM_KEY, ...env }, stop.signal);
+    const done = runCli(["serve", "--port", "0", "--access-log", "none", ...args], io);
+    while (
+      !io.out.includes("state in ") &&
+      io.exitCode === undefined &&
+      !io.err.includes("[SALVO_")
+    )
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    stop.abort();
+    expect(await done, io.err).toBe(0);
+    return io.out;
+  }
+
+  it("defaults to the XDG state directory, named at start-up, and created by the first batch only", async () => {
+    const sim = await ws.simulator();
+    const out = await startLine(["--base-url", sim.baseUrl], { XDG_STATE_HOME: ws.dir });
+    expect(out).toContain(
+      `state in ${join(ws.dir, "salvo", "serve")}; a restart resumes every batch`,
+    );
+    // Serving no batch left nothing behind.
+    expect(await readdir(ws.dir)).toEqual([]);
+  });
+
+  it("--state names one, created at start; one it cannot use stops it, naming --state", async () => {
+    const sim = await ws.simulator();
+    const state = join(ws.dir, "deep", "state");
+    expect(await startLine(["--base-url", sim.baseUrl, "--state", state], {})).toContain(
+      `state in ${state}`,
+    );
+    expect(await readdir(join(ws.dir, "deep"))).toEqual(["state"]);
+    const blocked = join(ws.dir, "file");
+    await writeFile(blocked, "not a directory");
+    const io = memoryIo({ OPENAI_API_KEY: UPSTREAM_KEY });
+    expect(
+      await runCli(
+        ["serve", "--base-url", sim.baseUrl, "--port", "0", "--state", join(blocked, "state")],
+        io,
+      ),
+    ).toBe(2);
+    expect(io.err).toMatch(/--state: expected a directory the gateway may create, read and write/);
   });
 });
 
