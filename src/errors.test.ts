@@ -53,6 +53,8 @@ const table: Array<[new (...args: never[]) => errors.SalvoError, string, unknown
   [errors.BudgetExceededError, "SALVO_BUDGET_EXCEEDED", [{ dimension: "cost", limit: 1 }]],
   [errors.PriceUnknownError, "SALVO_PRICE_UNKNOWN", ["ft:gpt-4o-mini:acme"]],
   [errors.CacheError, "SALVO_CACHE_FAILED", []],
+  [errors.BatchLineNotRunError, "SALVO_BATCH_NOT_RUN", [{ reason: "expired", batchId: "batch_1" }]],
+  [errors.BatchApiError, "SALVO_BATCH_API_FAILED", []],
 ];
 
 describe("errors", () => {

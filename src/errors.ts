@@ -680,3 +680,67 @@ export class CacheError extends SalvoError {
     this.dir = details.dir;
   }
 }
+
+// --- The providers' batch APIs as a backend of `salvo run`. Raised by `src/batch`. ---
+
+/** Why a provider's batch API did not run a line. */
+export type BatchNotRunReason = "expired" | "cancelled" | "failed";
+
+/**
+ * The provider's batch API never ran this line (its batch expired or was cancelled first, or the
+ * whole batch was refused), and the run deadline (`--run-deadline`) had passed, so it was not run
+ * in real time either. Nothing was paid for it; a rerun runs it.
+ */
+export class BatchLineNotRunError extends SalvoError {
+  override readonly code = "SALVO_BATCH_NOT_RUN";
+  readonly reason: BatchNotRunReason | undefined;
+  /** The provider's batch id. */
+  readonly batchId: string | undefined;
+  constructor(
+    details: { reason?: BatchNotRunReason; batchId?: string; detail?: string } = {},
+    options?: ErrorOptions,
+  ) {
+    const { reason, batchId, detail } = details;
+    const why =
+      reason === "expired"
+        ? "expired before it ran this line"
+        : reason === "cancelled"
+          ? "was cancelled before it ran this line"
+          : reason === "failed"
+            ? `was refused by the provider${detail ? ` (${detail})` : ""}`
+            : "did not run this line";
+    super(
+      `the provider's batch${batchId ? ` ${batchId}` : ""} ${why}, and the run deadline had passed, so it was not run in real time; nothing was paid for it (rerun to run it)`,
+      options,
+    );
+    this.name = "BatchLineNotRunError";
+    this.reason = reason;
+    this.batchId = batchId;
+  }
+}
+
+/**
+ * A call to a provider's batch API (upload, create, retrieve, results, cancel) failed in a way
+ * that waiting does not fix (a refused key, a batch the provider does not know): the batch
+ * backend stops. The batches it submitted are kept in its state file; a rerun re-attaches.
+ */
+export class BatchApiError extends SalvoError {
+  override readonly code = "SALVO_BATCH_API_FAILED";
+  /** `openai` or `anthropic`. */
+  readonly provider: string | undefined;
+  /** What was being done: `upload`, `create`, `retrieve`, `results`, `cancel`, `find`. */
+  readonly operation: string | undefined;
+  /** The HTTP status, when there was an answer. */
+  readonly status: number | undefined;
+  constructor(
+    message = "a call to the provider's batch API failed",
+    details: { provider?: string; operation?: string; status?: number | undefined } = {},
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+    this.name = "BatchApiError";
+    this.provider = details.provider;
+    this.operation = details.operation;
+    this.status = details.status;
+  }
+}

@@ -2,7 +2,28 @@
 
 // Audit: per-call context, the hash-chained call and decision logs, verification.
 export * from "./audit/index.ts";
+// The providers' batch APIs as a backend of `salvo run` (`backend: "batch" | "auto"`).
+export {
+  ANTHROPIC_BATCH_LIMITS,
+  AnthropicBatchClient,
+  type AnthropicBatchClientOptions,
+} from "./batch/anthropic-batch-client.ts";
+export type { Plan as BackendPlan } from "./batch/backend-plan.ts";
+export type { Backend, BackendEvent, BackendReport } from "./batch/batch-backend.ts";
+export { batchClientFromEnv } from "./batch/batch-client-from-env.ts";
+export {
+  OPENAI_BATCH_LIMITS,
+  OpenAIBatchClient,
+  type OpenAIBatchClientOptions,
+} from "./batch/openai-batch-client.ts";
 export { type ItemOutcome, itemOutcomeFrom, type OutputLine } from "./batch/output-line.ts";
+export type {
+  BatchGroup,
+  BatchLimits,
+  ProviderBatchClient,
+  ProviderBatchResult,
+  ProviderBatchStatus,
+} from "./batch/provider-batch-client.ts";
 export {
   type BatchEvent,
   type BatchSummary,
@@ -73,6 +94,7 @@ export type { ItemTask, Task, TaskContext } from "./core/task-context.ts";
 // Cost and budgets: prices per model, a run's spending limit.
 export { Budget, type BudgetLimits } from "./cost/budget.ts";
 export {
+  BATCH_PRICE_FACTOR,
   BUILT_IN_PRICES,
   type CallCost,
   type ModelPrice,

@@ -34,6 +34,8 @@ export type ItemValue = {
   cached?: boolean | undefined;
   /** Shared with an identical request in flight: no call of its own. */
   shared?: boolean | undefined;
+  /** Answered by the provider's batch API, in this batch (priced at its batch price). */
+  batchId?: string | undefined;
 };
 
 /** How one item ended: the result `runBatch`'s `execute` resolves with. */
@@ -72,6 +74,11 @@ export type OutputLine = {
   cached?: true;
   /** Present (true) when the answer was shared with an identical request in flight. */
   shared?: true;
+  /**
+   * Present when the provider's batch API answered this line (`--backend batch|auto`): the id
+   * of its batch; `cost_usd` is then at the batch price.
+   */
+  batch_id?: string;
   /** The 1-based line of the input file this answers. */
   line: number;
   /**
@@ -113,6 +120,7 @@ export function outputLine(item: BatchItem, outcome: ItemOutcome): OutputLine {
       ...(outcome.value.costUsd === undefined ? {} : { cost_usd: outcome.value.costUsd }),
       ...(outcome.value.cached ? { cached: true as const } : {}),
       ...(outcome.value.shared ? { shared: true as const } : {}),
+      ...(outcome.value.batchId === undefined ? {} : { batch_id: outcome.value.batchId }),
       line: item.line,
       request_sha256: requestDigest(item).toString("hex"),
     };
@@ -131,12 +139,14 @@ export function outputLine(item: BatchItem, outcome: ItemOutcome): OutputLine {
 }
 
 /**
- * Error codes of items that were not attempted because of the run's budget: their lines do not
- * count as done, and a rerun (with a raised budget) runs them.
+ * Error codes of items that were not attempted (the run's budget refused them, or the provider's
+ * batch API never ran them and the run deadline left no time to run them in real time): their
+ * lines do not count as done, and a rerun runs them.
  */
 export const RERUN_CODES: ReadonlySet<string> = new Set([
   "SALVO_BUDGET_EXCEEDED",
   "SALVO_PRICE_UNKNOWN",
+  "SALVO_BATCH_NOT_RUN",
 ]);
 
 /** Whether a parsed output line is one of an item not attempted (see `RERUN_CODES`). */

@@ -7,7 +7,7 @@ import { writeFile } from "node:fs/promises";
 import { basename } from "node:path";
 import { openCallLog } from "../audit/call-log.ts";
 import type { CallOutcome, SalvoResult } from "../cache/call-layer.ts";
-import { isShareable } from "../cache/fingerprint.ts";
+import { fingerprint, isShareable } from "../cache/fingerprint.ts";
 import { ResponseCache } from "../cache/response-cache.ts";
 import { type Clock, realClock } from "../core/clock.ts";
 import { AdaptiveConcurrency, type StartSource } from "../core/concurrency/adaptive-concurrency.ts";
@@ -24,14 +24,25 @@ import type { ProgressRenderer } from "../progress/progress-renderer.ts";
 import type { Provider, ProviderResult } from "../providers/provider.ts";
 import { baseUrlFor, type ProviderName, providerFromEnv } from "../providers/provider-from-env.ts";
 import { Salvo } from "../salvo.ts";
+import { backendLines } from "./backend-summary.ts";
+import {
+  type Backend,
+  type BackendEvent,
+  type BackendReport,
+  BatchBackend,
+} from "./batch-backend.ts";
+import { batchClientFromEnv } from "./batch-client-from-env.ts";
+import { liveBatchesOf, statePath } from "./batch-state.ts";
 import { type BatchItem, isInvalid } from "./input-line.ts";
 import { readInput } from "./input-reader.ts";
-import { itemOutcomeFrom } from "./output-line.ts";
+import { type ItemOutcome, itemOutcomeFrom } from "./output-line.ts";
 import { checkBatchPaths, checkFreshTargets } from "./preflight.ts";
+import type { ProviderBatchClient } from "./provider-batch-client.ts";
 import { type BatchEvent, type BatchSummary, runBatch } from "./run-batch.ts";
+import { RunLock } from "./run-lock.ts";
 import { budgetReport, spendLines, summaryText } from "./summary-text.ts";
 
-export type { ProviderName };
+export type { Backend, BackendReport, ProviderName };
 
 /** What a batch-file run tells its listener, besides the batch driver's events. */
 export type BatchFileEvent =
@@ -41,7 +52,9 @@ export type BatchFileEvent =
   /** The grace period ended: the calls still in flight were aborted (they rerun on resume). */
   | { type: "grace-expired"; aborted: number }
   /** Something went wrong that does not stop the run (e.g. a response cache write failed). */
-  | { type: "warning"; message: string };
+  | { type: "warning"; message: string }
+  /** The batch backend (`backend: "batch" | "auto"`): its plan and its provider batches. */
+  | BackendEvent;
 
 export type RunBatchFileOptions = Omit<SchedulerOptions, "window" | "concurrency"> & {
   /** The input JSONL file: OpenAI Batch lines, cookbook request bodies, or Anthropic batch lines. */
@@ -110,6 +123,44 @@ export type RunBatchFileOptions = Omit<SchedulerOptions, "window" | "concurrency
   /** Items admitted ahead of the oldest unwritten one (the reorder window). @default 4096 */
   window?: number | undefined;
   /**
+   * Where the calls go (`--backend`): `realtime`, every line through the scheduler; `batch`, the
+   * provider's batch API at half the price (split at its size limits, polled with backoff; a
+   * line it errors or expires runs in real time while `runDeadline` allows); `auto`, chosen from
+   * `runDeadline`, M* under the limits set, the prices and the budget: all real time, all batch,
+   * or the bulk to the batch API and the first lines in real time. A rerun re-attaches to the
+   * batches already submitted (`<output>.batches.json`). @default "realtime"
+   */
+  backend?: Backend | undefined;
+  /**
+   * When the whole run should be done (`--run-deadline`): a Date, or ms from the run's first start
+   * (a rerun keeps the first start). It places items (`auto`), cancels a batch not back in time
+   * for real time to finish its lines, and says whether a line the batch did not answer may still
+   * run in real time. It does not stop calls; `deadlineMs` bounds one item. @default none
+   */
+  runDeadline?: Date | number | undefined;
+  /**
+   * The provider's batch API, or a function of the input's shape.
+   * @default `batchClientFromEnv(shape, {env})`: the key and base URL as the default provider's
+   */
+  batchClient?: ProviderBatchClient | ((shape: ProviderName) => ProviderBatchClient) | undefined;
+  /**
+   * How long the provider's batch API is expected to take for a batch of n requests, ms, and
+   * where that figure comes from (for `auto` and the summary).
+   * @default 24 h, the providers' completion window ("the provider allows up to 24h")
+   */
+  batchTurnaround?: { ms: number | ((requests: number) => number); source: string } | undefined;
+  /** Most requests per provider batch. @default the provider's limit (50,000 OpenAI, 100,000 Anthropic) */
+  batchSize?: number | undefined;
+  /** Poll intervals of a provider batch, ms: the first and the longest. @default {minMs: 1000, maxMs: 60_000} */
+  batchPollMs?: { minMs?: number | undefined; maxMs?: number | undefined } | undefined;
+  /**
+   * One real-time call's latency for `auto`'s estimates, ms, and where it comes from.
+   * @default 1000 ms, "an assumed 1s per call"
+   */
+  realtimeLatency?: { ms: number; source: string } | undefined;
+  /** Epoch ms, for the run deadline and the state file's times. @default Date.now */
+  wallNow?: (() => number) | undefined;
+  /**
    * Called with the run's client once it exists, before any call: e.g. `instrument` (spans and
    * metrics through OpenTelemetry). What it returns is called when the run ends. @default none
    */
@@ -155,6 +206,8 @@ export type BatchFileResult = {
         memory: string | undefined;
       }
     | undefined;
+  /** What the batch backend placed where and why, and its provider batches (`backend` batch|auto). */
+  backend: BackendReport | undefined;
   /** The summary as `salvo run` prints it. */
   text: string;
 };
@@ -250,6 +303,14 @@ export async function runBatchFile(options: RunBatchFileOptions): Promise<BatchF
     graceMs = 30_000,
     endpoint: endpointOption,
     limitMemory,
+    backend: backendOption = "realtime",
+    runDeadline,
+    batchClient: batchClientOption,
+    batchTurnaround,
+    batchSize,
+    batchPollMs,
+    realtimeLatency,
+    wallNow = Date.now,
     observe,
     ...schedulerOptions
   } = options;
@@ -288,6 +349,13 @@ export async function runBatchFile(options: RunBatchFileOptions): Promise<BatchF
       ? providerOption(shape)
       : (providerOption ?? providerFromEnv(shape, { env }));
   const endpoint = endpointOption ?? baseUrlFor(shape, { env });
+  if (!["realtime", "batch", "auto"].includes(backendOption))
+    throw new ConfigError({
+      field: "--backend",
+      expected: "realtime, batch or auto",
+      got: backendOption,
+      where: "runBatchFile options",
+    });
 
   // 2. Open what the run writes besides its output.
   const cache =
@@ -305,8 +373,102 @@ export async function runBatchFile(options: RunBatchFileOptions): Promise<BatchF
     maxCostUsd === undefined && maxTokensTotal === undefined
       ? undefined
       : new Budget({ maxCostUsd, maxTokens: maxTokensTotal });
-  const callLog =
-    audit === undefined ? undefined : await openCallLog(audit, { content: auditContent, env });
+  const runKey = batchRunKey(providerName, endpoint);
+  let backend: BatchBackend | undefined;
+  let backendFatal: unknown;
+  let backendReport: BackendReport | undefined;
+  const batchStop = new AbortController();
+  // The batch backend works on this output before the batch driver runs (it submits provider
+  // batches): it takes the output's lock first, for the whole run.
+  let lock: RunLock | undefined;
+  if (backendOption !== "realtime")
+    lock = await RunLock.acquire(output, `${output}.lock`, {
+      purpose: "salvo run",
+      field: "output",
+    });
+  let callLog: Awaited<ReturnType<typeof openCallLog>> | undefined;
+  try {
+    callLog =
+      audit === undefined ? undefined : await openCallLog(audit, { content: auditContent, env });
+    if (backendOption !== "realtime") {
+      const client =
+        typeof batchClientOption === "function"
+          ? batchClientOption(shape)
+          : (batchClientOption ?? batchClientFromEnv(shape, { env }));
+      const turnaround = batchTurnaround ?? {
+        ms: 24 * 60 * 60 * 1000,
+        source: "the providers' 24h completion window",
+      };
+      const fixedTurnaround = turnaround.ms;
+      const turnaroundMs =
+        typeof fixedTurnaround === "function" ? fixedTurnaround : () => fixedTurnaround;
+      const concurrency = schedulerOptions.concurrency;
+      backend = await BatchBackend.open({
+        backend: backendOption,
+        input,
+        output,
+        defaultModel: model,
+        runKey,
+        fresh: fresh ?? false,
+        strict: strict ?? false,
+        retryFailed: retryFailed ?? false,
+        client,
+        estimate: (request) => provider.estimate(request),
+        pricing,
+        budget,
+        realtime: {
+          latencyMs: realtimeLatency?.ms ?? 1000,
+          latencySource: realtimeLatency?.source ?? "an assumed 1s per call",
+          concurrency:
+            typeof concurrency === "number"
+              ? concurrency
+              : typeof concurrency === "object" && concurrency !== null && "max" in concurrency
+                ? Number((concurrency as { max: unknown }).max) || 256
+                : 256,
+          requestsPerMinute: schedulerOptions.requestsPerMinute,
+          tokensPerMinute: schedulerOptions.tokensPerMinute,
+          inputTokensPerMinute: schedulerOptions.inputTokensPerMinute,
+          outputTokensPerMinute: schedulerOptions.outputTokensPerMinute,
+          burstSeconds: schedulerOptions.burstSeconds,
+        },
+        turnaround: { ms: turnaroundMs, source: turnaround.source },
+        runDeadline:
+          runDeadline === undefined
+            ? undefined
+            : runDeadline instanceof Date
+              ? { at: runDeadline.getTime() }
+              : { afterMs: runDeadline },
+        batchSize,
+        poll: { minMs: batchPollMs?.minMs ?? 1000, maxMs: batchPollMs?.maxMs ?? 60_000 },
+        clock,
+        wallNow,
+        signal,
+        emit: (event) => emit(event),
+        onFatal: (error) => {
+          backendFatal ??= error;
+          batchStop.abort(error);
+        },
+        cached:
+          cache === undefined
+            ? undefined
+            : async (request) =>
+                isShareable(request, cacheForce ?? false) &&
+                (await cache.get(fingerprint(request, { provider: provider.name, endpoint }))) !==
+                  undefined,
+      });
+    } else {
+      const left = await liveBatchesOf(output);
+      if (left > 0)
+        emit({
+          type: "warning",
+          message: `an earlier --backend batch run of this output left ${left} batch(es) at the provider (${statePath(output)}); --backend realtime does not wait for them, so their lines are called again and may be paid twice: run with --backend batch to re-attach to them`,
+        });
+    }
+  } catch (error) {
+    await callLog?.close();
+    await lock?.release();
+    throw error;
+  }
 
   // Auto concurrency starts where the last run against this endpoint and model settled.
   const requested = schedulerOptions.concurrency;
@@ -341,7 +503,6 @@ export async function runBatchFile(options: RunBatchFileOptions): Promise<BatchF
   let graceTimer: unknown;
   // Requests run with the cache on that it cannot keep: samples (the summary says why).
   let samples = 0;
-  const batchStop = new AbortController();
   const onInterrupt = () => {
     interrupted = true;
     const inFlight = salvo?.scheduler.inFlight ?? 0;
@@ -412,7 +573,11 @@ export async function runBatchFile(options: RunBatchFileOptions): Promise<BatchF
       );
     };
     const client = salvo;
-    const execute = async (item: BatchItem, stop: AbortSignal) => {
+    const realtime = async (
+      item: BatchItem,
+      stop: AbortSignal,
+      deadlineMs?: number | undefined,
+    ): Promise<ItemOutcome> => {
       const { request } = item;
       if (cache && request.body.stream !== true && !isShareable(request, cacheForce ?? false))
         samples++;
@@ -427,6 +592,10 @@ export async function runBatchFile(options: RunBatchFileOptions): Promise<BatchF
         const outcome = await client.settle(item.request, {
           id: item.index,
           signal: controller.signal,
+          deadlineMs:
+            deadlineMs === undefined
+              ? undefined
+              : Math.min(deadlineMs, schedulerOptions.deadlineMs ?? Number.POSITIVE_INFINITY),
         });
         countOutside(item.index, outcome);
         return itemOutcomeFrom(outcome);
@@ -435,15 +604,64 @@ export async function runBatchFile(options: RunBatchFileOptions): Promise<BatchF
         pending.delete(item.index);
       }
     };
+    const viaBackend = backend;
+    const execute =
+      viaBackend === undefined
+        ? realtime
+        : async (item: BatchItem, stop: AbortSignal): Promise<ItemOutcome> => {
+            const decision = await viaBackend.decide(item, stop);
+            if (decision.kind === "realtime") return realtime(item, stop, decision.deadlineMs);
+            if (decision.kind === "batch" && decision.outcome.ok && callLog !== undefined) {
+              // The call log has a record of every answer, the batch API's too.
+              const { value } = decision.outcome;
+              const record = callLog.attempt(
+                { ...callLog.capture(), salvo_batch_id: value.batchId },
+                item.request,
+                { id: item.index, index: item.index, attempt: 1, provider: provider.name },
+              );
+              const answer: SalvoResult = {
+                status: value.status,
+                body: value.body,
+                usage: value.usage,
+                rateLimits: undefined,
+                requestId: value.requestId,
+                cost: {
+                  usd: value.costUsd,
+                  model: modelOf(value.body) ?? modelOf(item.request.body),
+                },
+                cached: false,
+                shared: false,
+              };
+              await record.succeeded(answer);
+            }
+            if (!stop.aborted || decision.outcome.ok)
+              metrics?.settledOutside(
+                decision.kind === "batch"
+                  ? {
+                      ok: true,
+                      source: "batch",
+                      status: decision.outcome.ok ? decision.outcome.value.status : undefined,
+                      usage: decision.usage,
+                      costUsd: decision.costUsd,
+                    }
+                  : { ok: false, error: decision.outcome.ok ? undefined : decision.outcome.error },
+              );
+            return decision.outcome;
+          };
+    if (backend !== undefined) {
+      await backend.submit();
+      backend.start();
+    }
     batch = await runBatch({
       input,
       output,
       execute,
+      lockHeld: lock !== undefined,
       fresh,
       retryFailed,
       strict,
       defaultModel: model,
-      runKey: batchRunKey(providerName, endpoint),
+      runKey,
       window,
       signal: batchStop.signal,
       onEvent: (event) => {
@@ -453,17 +671,25 @@ export async function runBatchFile(options: RunBatchFileOptions): Promise<BatchF
         emit(event);
       },
     });
+    backendReport = await backend?.close(!batch.interrupted && backendFatal === undefined);
+    backend = undefined;
   } finally {
     if (graceTimer !== undefined) clock.clearTimeout(graceTimer);
     signal?.removeEventListener("abort", onInterrupt);
     progress?.stop();
+    await backend?.close(false);
     await salvo?.close();
     stopObserving?.();
     await callLog?.close();
+    await lock?.release();
   }
+  if (backendFatal !== undefined) throw backendFatal;
 
   const endedAt = clock.now();
-  const run = metrics.summary(endedAt);
+  let run = metrics.summary(endedAt);
+  // Lines answered by the provider's batch API make the makespan the batch's turnaround, not the
+  // real-time calls' work: M* bounds those calls, and a ratio to it would mislead.
+  if ((backendReport?.answered ?? 0) > 0) run = { ...run, ratioToBound: undefined };
   const series = timeline.series(endedAt);
   const learned = controller?.learnedLimit;
   if (controller !== undefined && memory !== undefined && learned !== undefined) {
@@ -510,8 +736,12 @@ export async function runBatchFile(options: RunBatchFileOptions): Promise<BatchF
     cache: cache === undefined ? undefined : { dir: cache.dir, ...cache.counters },
     budget: budget === undefined ? undefined : budgetReport(budget),
     concurrency,
+    backend: backendReport,
     text: withStartLine(
-      summaryText(batch, run, output, limitsSet, spendLines(run, cache, budget, { samples })),
+      summaryText(batch, run, output, limitsSet, [
+        ...(backendReport === undefined ? [] : backendLines(backendReport)),
+        ...spendLines(run, cache, budget, { samples }),
+      ]),
       concurrency,
     ),
   };
@@ -567,6 +797,10 @@ function reportSettings(options: RunBatchFileOptions): Record<string, unknown> {
   const settings: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(options)) {
     if (value === undefined || key === "env" || key === "signal" || key === "onEvent") continue;
+    if (value instanceof Date) {
+      settings[key] = value.toISOString();
+      continue;
+    }
     if (typeof value === "function" || (typeof value === "object" && value !== null)) {
       if (key === "retry" || key === "pricing")
         settings[key] = value instanceof Pricing ? "custom" : value;

@@ -47,6 +47,12 @@ export type RunBatchOptions = {
    * redone on resume); a success is.
    */
   execute: (item: BatchItem, signal: AbortSignal) => Promise<ItemOutcome>;
+  /**
+   * The caller already holds the output's lock (`RunLock.acquire(output, \`${output}.lock\`)`),
+   * taken before it did work of its own on this output (the batch backend submits provider
+   * batches first), and releases it: runBatch takes none. @default false
+   */
+  lockHeld?: boolean | undefined;
   /** Delete an existing output and journal and start over, instead of resuming. @default false */
   fresh?: boolean | undefined;
   /**
@@ -262,6 +268,7 @@ function statusOf(line: string): "succeeded" | "failed" | "invalid" {
  * calls in flight have settled and everything completed is journaled).
  */
 export async function runBatch(options: RunBatchOptions): Promise<BatchSummary> {
+  if (options.lockHeld) return runLocked(options);
   // One run per output, taken before any file is read or changed (--fresh deletes files).
   const lock = await RunLock.acquire(options.output, `${options.output}.lock`, {
     purpose: "salvo run",

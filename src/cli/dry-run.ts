@@ -4,9 +4,18 @@
 // would have. Nothing is called and no file is written (but --report's).
 import { createReadStream, existsSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
+import { ANTHROPIC_BATCH_LIMITS } from "../batch/anthropic-batch-client.ts";
+import {
+  type Plan,
+  planAuto,
+  plannedBatchMs,
+  plannedRealtimeMs,
+  type RealtimeModel,
+} from "../batch/backend-plan.ts";
 import { isInvalid } from "../batch/input-line.ts";
 import { readInput, scanInput } from "../batch/input-reader.ts";
 import { splitLines } from "../batch/line-splitter.ts";
+import { OPENAI_BATCH_LIMITS } from "../batch/openai-batch-client.ts";
 import type { ResumeState } from "../batch/resume.ts";
 import { journalHeader, prepareBatchResume } from "../batch/run-batch.ts";
 import { batchFileShape, batchRunKey } from "../batch/run-batch-file.ts";
@@ -20,7 +29,7 @@ import {
   expectedFromHistory,
   uniformCappedMean,
 } from "../cost/batch-estimate.ts";
-import { formatUsd, Pricing } from "../cost/pricing.ts";
+import { BATCH_PRICE_FACTOR, formatUsd, Pricing } from "../cost/pricing.ts";
 import { InputRejectedError } from "../errors.ts";
 import { type Bound, physicalBound } from "../metrics/physical-bound.ts";
 import { formatCount, formatDuration } from "../progress/format.ts";
@@ -28,7 +37,7 @@ import { AnthropicProvider } from "../providers/anthropic-provider.ts";
 import { OpenAIProvider } from "../providers/openai-provider.ts";
 import type { Provider } from "../providers/provider.ts";
 import { baseUrlFor } from "../providers/provider-from-env.ts";
-import { loadScenario, resolveSimConfig, type SimConfig } from "../sim/index.ts";
+import { batchTurnaroundMs, loadScenario, resolveSimConfig, type SimConfig } from "../sim/index.ts";
 import type { CliIo } from "./io.ts";
 
 export type DryRunJob = {
@@ -66,6 +75,20 @@ export type DryRunReport = {
   /** The latency per call the bound assumes, ms, and where it comes from; undefined: unknown. */
   latency: { ms: number; source: string } | undefined;
   bound: Bound | undefined;
+  /** The two backends side by side: real time and the provider's batch API; auto's choice. */
+  backends:
+    | {
+        realtime: { plannedMs: number; cost: { bound: number; expected: number | undefined } };
+        batch: {
+          plannedMs: number;
+          turnaroundSource: string;
+          batches: number;
+          cost: { bound: number; expected: number | undefined };
+        };
+        /** What `--backend auto` would do with the run deadline set (or none). */
+        auto: Plan;
+      }
+    | undefined;
 };
 
 /** Answered items of an earlier run: output tokens and latency, by item index. */
@@ -225,11 +248,85 @@ export async function dryRun(job: DryRunJob): Promise<number> {
     estimate: summary,
     latency,
     bound,
+    backends: summary.calls > 0 ? backendsSideBySide(summary, settings, job, latency) : undefined,
   };
   io.stdout.write(dryRunText(report, settings, pricing));
   if (settings.report)
     await writeFile(settings.report, `${JSON.stringify(report, null, 2)}\n`, { mode: 0o600 });
   return 0;
+}
+
+/** Real time and the batch API side by side, and what `--backend auto` would choose. */
+function backendsSideBySide(
+  e: BatchEstimateSummary,
+  settings: RunSettings,
+  job: DryRunJob,
+  latency: DryRunReport["latency"],
+): NonNullable<DryRunReport["backends"]> {
+  const n = e.calls;
+  const model: RealtimeModel = {
+    latencyMs: latency?.ms ?? 1000,
+    latencySource: latency?.source ?? "an assumed 1s per call",
+    concurrency:
+      typeof settings.concurrency === "number"
+        ? settings.concurrency
+        : (settings.maxConcurrency ?? 256),
+    requestsPerMinute: settings.rpm,
+    tokensPerMinute: settings.tpm,
+    inputTokensPerMinute: settings.itpm,
+    outputTokensPerMinute: settings.otpm,
+    burstSeconds: settings.burstSeconds,
+    inputTokensPerItem: e.tokens.input / n,
+    outputTokensPerItem: e.tokens.outputBound / n,
+  };
+  const sim = job.simulator;
+  const turnaround: { ms: (requests: number) => number; source: string } =
+    settings.batchTurnaroundMs !== undefined
+      ? { ms: () => settings.batchTurnaroundMs!, source: "--batch-turnaround" }
+      : sim !== undefined
+        ? {
+            ms: (requests) => batchTurnaroundMs(sim.batch, requests),
+            source: "the simulator's batch settings",
+          }
+        : { ms: () => 24 * 60 * 60 * 1000, source: "the providers' 24h completion window" };
+  const limits = job.provider.name === "anthropic" ? ANTHROPIC_BATCH_LIMITS : OPENAI_BATCH_LIMITS;
+  const perBatch = Math.min(limits.maxRequests, settings.batchSize ?? Infinity);
+  const pollMinMs = 1000;
+  const half = (usd: number | undefined) =>
+    usd === undefined ? undefined : usd * BATCH_PRICE_FACTOR;
+  const deadline = settings.runDeadline;
+  const remainingMs =
+    deadline === undefined
+      ? undefined
+      : deadline instanceof Date
+        ? deadline.getTime() - Date.now()
+        : deadline;
+  const auto = planAuto({
+    items: n,
+    remainingMs,
+    realtimeMs: (k) => plannedRealtimeMs(model, k),
+    batchMs: (k) => plannedBatchMs(turnaround.ms, k, perBatch, pollMinMs),
+    realtimeCostUsd: e.unpriced > 0 ? undefined : e.cost.bound,
+    batchPriceFactor: BATCH_PRICE_FACTOR,
+    budgetUsd: settings.maxCost,
+    sources: {
+      realtime: `1.5x M*, ${formatDuration(model.latencyMs)} per call from ${model.latencySource}`,
+      batch: turnaround.source,
+    },
+  });
+  return {
+    realtime: {
+      plannedMs: plannedRealtimeMs(model, n),
+      cost: { bound: e.cost.bound, expected: e.cost.expected },
+    },
+    batch: {
+      plannedMs: turnaround.ms(Math.min(n, perBatch)),
+      turnaroundSource: turnaround.source,
+      batches: Math.ceil(n / perBatch),
+      cost: { bound: e.cost.bound * BATCH_PRICE_FACTOR, expected: half(e.cost.expected) },
+    },
+    auto,
+  };
 }
 
 function dryRunText(report: DryRunReport, settings: RunSettings, pricing: Pricing): string {
@@ -271,6 +368,16 @@ function dryRunText(report: DryRunReport, settings: RunSettings, pricing: Pricin
   } else if (items.calls > 0) {
     lines.push(
       "  lower bound M* unknown: the latency per call is unknown (no answers yet to learn it from) and no rate limit (--rpm, --tpm) is set; set them, or run some items and dry-run again",
+    );
+  }
+  const backends = report.backends;
+  if (backends !== undefined) {
+    const cost = (c: { bound: number; expected: number | undefined }) =>
+      `cost at most ${formatUsd(c.bound)}${c.expected === undefined ? "" : `, expected ${formatUsd(c.expected)}`}`;
+    lines.push(
+      `  real time:  about ${formatDuration(backends.realtime.plannedMs)} (1.5x M*); ${cost(backends.realtime.cost)}`,
+      `  batch API:  about ${formatDuration(backends.batch.plannedMs)} (${backends.batch.turnaroundSource}; ${backends.batch.batches} batch${backends.batch.batches === 1 ? "" : "es"}); ${cost(backends.batch.cost)} (${Math.round(BATCH_PRICE_FACTOR * 100)}% of the real-time price)`,
+      `  --backend auto${settings.runDeadline === undefined ? "" : " with this --run-deadline"} would choose ${backends.auto.mode}: ${backends.auto.reason}`,
     );
   }
   const budget = budgetNote(e, settings);

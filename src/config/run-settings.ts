@@ -4,6 +4,11 @@
 // it came from: `--rpm`, `SALVO_RPM`, or `salvo.yaml: rpm`.
 import { readFile } from "node:fs/promises";
 import { parse as parseYaml } from "yaml";
+import { AnthropicBatchClient } from "../batch/anthropic-batch-client.ts";
+import type { Backend } from "../batch/batch-backend.ts";
+import { batchClientFromEnv } from "../batch/batch-client-from-env.ts";
+import { OpenAIBatchClient } from "../batch/openai-batch-client.ts";
+import type { ProviderBatchClient } from "../batch/provider-batch-client.ts";
 import { AdaptiveConcurrency } from "../core/concurrency/adaptive-concurrency.ts";
 import type { ModelPrice, PriceTable } from "../cost/pricing.ts";
 import { ConfigError } from "../errors.ts";
@@ -86,6 +91,17 @@ export type RunSettings = {
   dryRun?: boolean | undefined;
   /** Prices overriding the built-in table, USD per million tokens (config file only). */
   pricing?: PriceTable | undefined;
+  /** Where the calls go: realtime, batch (the provider's batch API) or auto. @default realtime */
+  backend?: Backend | undefined;
+  /**
+   * When the whole run should be done: a duration from the run's first start (ms), or a time.
+   * Not `deadlineMs`, which bounds each call. @default none
+   */
+  runDeadline?: number | Date | undefined;
+  /** How long the provider's batch API is expected to take, ms. @default 24h (with --sim: the scenario's) */
+  batchTurnaroundMs?: number | undefined;
+  /** Most requests per provider batch. @default the provider's limit */
+  batchSize?: number | undefined;
 };
 
 type Parse<T> = (raw: unknown, field: string, where: string) => T;
@@ -125,6 +141,26 @@ const duration: Parse<number> = (raw, field, where) => {
     fail(field, "a duration such as 30s, 500ms, 2m (a bare number is seconds)", raw, where);
   }
   return ms;
+};
+
+/**
+ * A run deadline: a duration from the run's first start (`6h`, `90m`; a bare number is seconds),
+ * or a date and time (`2025-06-01T09:00:00Z`, ISO 8601 with a zone).
+ */
+const deadlineAt: Parse<number | Date> = (raw, field, where) => {
+  if (raw instanceof Date && !Number.isNaN(raw.getTime())) return raw;
+  if (typeof raw === "string" && /^\d{4}-\d{2}-\d{2}T/.test(raw.trim())) {
+    const at = Date.parse(raw.trim());
+    if (Number.isNaN(at) || !/(Z|[+-]\d{2}:?\d{2})$/.test(raw.trim()))
+      fail(
+        field,
+        "a duration such as 6h or 90m, or a date and time with its zone, such as 2025-06-01T09:00:00Z",
+        raw,
+        where,
+      );
+    return new Date(at);
+  }
+  return duration(raw, field, where);
 };
 
 const text: Parse<string> = (raw, field, where) => {
@@ -292,6 +328,34 @@ const FIELDS: readonly Field[] = [
     parse: positiveInteger,
   },
   { key: "dryRun", option: "dryRun", flag: "--dry-run", env: "SALVO_DRY_RUN", parse: flag },
+  {
+    key: "backend",
+    option: "backend",
+    flag: "--backend",
+    env: "SALVO_BACKEND",
+    parse: oneOf(["realtime", "batch", "auto"]),
+  },
+  {
+    key: "runDeadline",
+    option: "runDeadline",
+    flag: "--run-deadline",
+    env: "SALVO_RUN_DEADLINE",
+    parse: deadlineAt,
+  },
+  {
+    key: "batchTurnaroundMs",
+    option: "batchTurnaround",
+    flag: "--batch-turnaround",
+    env: "SALVO_BATCH_TURNAROUND",
+    parse: duration,
+  },
+  {
+    key: "batchSize",
+    option: "batchSize",
+    flag: "--batch-size",
+    env: "SALVO_BATCH_SIZE",
+    parse: positiveInteger,
+  },
 ];
 
 const isMapping = (raw: unknown): raw is Record<string, unknown> =>
@@ -475,6 +539,28 @@ export function providerFromSettings(
       : new OpenAIProvider({ baseURL: sim.baseUrl, apiKey: SIM_KEY });
   }
   return providerFromEnv(name, { apiKeyEnv: settings.apiKeyEnv, baseUrl: settings.baseUrl, env });
+}
+
+/**
+ * The provider's batch API client the settings name (`--backend batch|auto`): the simulator's
+ * when one runs, else as `providerFromSettings` configures the real-time provider.
+ */
+export function batchClientFromSettings(
+  name: ProviderName,
+  settings: Pick<RunSettings, "apiKeyEnv" | "baseUrl">,
+  env: Record<string, string | undefined>,
+  sim: SimHandle | undefined,
+): ProviderBatchClient {
+  if (sim) {
+    return name === "anthropic"
+      ? new AnthropicBatchClient({ baseURL: sim.origin, apiKey: SIM_KEY })
+      : new OpenAIBatchClient({ baseURL: sim.baseUrl, apiKey: SIM_KEY });
+  }
+  return batchClientFromEnv(name, {
+    apiKeyEnv: settings.apiKeyEnv,
+    baseUrl: settings.baseUrl,
+    env,
+  });
 }
 
 /** The scheduler options the settings give: limits, timeouts and attempts. */

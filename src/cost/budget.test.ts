@@ -92,4 +92,22 @@ describe("Budget", () => {
   it("refuses a limit that is not > 0", () => {
     expect(() => new Budget({ maxCostUsd: 0 })).toThrow(RangeError);
   });
+
+  it("available, charge and refuse: what a batch submitted whole needs", async () => {
+    const budget = new Budget({ maxCostUsd: 1, maxTokens: 1000 });
+    const held = await budget.reserve({ usd: 0.25, tokens: 100 });
+    budget.charge({ usd: 0.25, tokens: 100 });
+    expect(budget.available).toEqual({ usd: 0.5, tokens: 800 });
+    const waiting = budget.reserve(usd(0.6));
+    const error = budget.refuse({ usd: 0.7, tokens: 10 });
+    expect(error).toBeInstanceOf(BudgetExceededError);
+    expect(error.dimension).toBe("cost");
+    expect(budget.exhausted).toBe(error);
+    // A waiting call is refused too, and so is every later one; the refusals are counted.
+    await expect(waiting).rejects.toBe(error);
+    await expect(budget.reserve(usd(0.01))).rejects.toBe(error);
+    expect(budget.refused).toBe(3);
+    held.settle({ usd: 0.2, tokens: 90 });
+    expect(budget.spent.usd).toBeCloseTo(0.45);
+  });
 });

@@ -108,6 +108,44 @@ export class Budget {
     });
   }
 
+  /** What is left before the limits, spending and outstanding reservations taken off. */
+  get available(): Spend {
+    return {
+      usd: Math.max(0, this.maxCostUsd - this.spent.usd - this.reserved.usd),
+      tokens: Math.max(0, this.maxTokens - this.spent.tokens - this.reserved.tokens),
+    };
+  }
+
+  /**
+   * Records spending nobody reserved here: what a provider batch submitted by an earlier run of
+   * the same output turned out to cost once its results came back (the money is spent whatever
+   * this run's budget says).
+   */
+  charge(actual: Spend): void {
+    this.spent.usd += actual.usd;
+    this.spent.tokens += actual.tokens;
+  }
+
+  /**
+   * Refuses a call its caller sized itself and will not make (items of a provider batch that did
+   * not fit what is `available`): the budget is exhausted from now on, as when `reserve` refuses,
+   * and the refusal is counted. Returns the error to settle the item with.
+   */
+  refuse(amount: Spend): BudgetExceededError {
+    if (this.#exhausted === undefined) {
+      const dimension = this.#overflow(amount) ?? "cost";
+      this.#exhausted = new BudgetExceededError({
+        dimension,
+        limit: dimension === "cost" ? this.maxCostUsd : this.maxTokens,
+        spent: dimension === "cost" ? this.spent.usd : this.spent.tokens,
+        cost: dimension === "cost" ? amount.usd : amount.tokens,
+      });
+      this.#pump();
+    }
+    this.refused += 1;
+    return this.#exhausted;
+  }
+
   /** Called by `Reservation.settle`. */
   release(amount: Spend, actual: Spend): void {
     this.#held -= 1;

@@ -41,6 +41,16 @@ describe("Pricing", () => {
     expect(pricing.bound("gpt-4o-mini", { inputTokens: 1e6, outputTokens: 1e6 })).toBeCloseTo(0.75);
   });
 
+  it("prices an answer of the provider's batch API at half the standard price, bound included", () => {
+    const usage = { inputTokens: 1_000_000, cachedInputTokens: 400_000, outputTokens: 100_000 };
+    const standard = pricing.cost("gpt-4o", usage).usd!;
+    expect(pricing.cost("gpt-4o", usage, { batch: true }).usd).toBeCloseTo(standard / 2, 12);
+    expect(
+      pricing.bound("claude-haiku-4-5", { inputTokens: 1e6, outputTokens: 1e6 }, { batch: true }),
+    ).toBeCloseTo((1 + 5) / 2);
+    expect(pricing.cost("no-such-model", usage, { batch: true }).usd).toBeUndefined();
+  });
+
   it("formats small amounts with enough decimals", () => {
     expect(formatUsd(12.345)).toBe("$12.35");
     expect(formatUsd(0.01414)).toBe("$0.0141");

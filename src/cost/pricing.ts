@@ -14,6 +14,11 @@
 // where OpenAI publishes $2.50/$10, $2/$8 and $1.25/$10; it has no price for gpt-4o-mini,
 // gpt-4.1-mini, gpt-5-mini or o4-mini; and it files o1's and o3's cached-input price as
 // `cached_output`. A cost or a budget built on it would be off by up to 8x, so it is not used.
+//
+// Batch prices: both providers bill their batch APIs (OpenAI Batch, Anthropic Message Batches) at
+// 50% of the standard price, input and output alike (cached input included), as their pricing
+// pages state; `BATCH_PRICE_FACTOR` applies that to every model of the table. `Pricing.cost` with
+// `{batch: true}` prices an answer the provider's batch API gave.
 import type { CostEstimate, TokenUsage } from "../providers/provider.ts";
 
 /** A model's price, USD per million tokens. */
@@ -72,6 +77,12 @@ export const BUILT_IN_PRICES: PriceTable = {
   "claude-3-opus": p(15, 75, 1.5),
 };
 
+/** What the providers' batch APIs cost, as a share of the standard price: half. */
+export const BATCH_PRICE_FACTOR = 0.5;
+
+/** Which of a provider's prices applies: the standard (real-time) one, or its batch API's. */
+export type PriceTier = { batch?: boolean | undefined };
+
 /** A dated snapshot or alias suffix: `-2024-07-18`, `-20250929`, `-latest`. */
 const SNAPSHOT_SUFFIX = /-(\d{4}-\d{2}-\d{2}|\d{8}|latest)$/;
 
@@ -106,8 +117,11 @@ export class Pricing {
     return price ? { model: base, price } : undefined;
   }
 
-  /** What a call with this usage cost; cached input tokens at the cached-input price. */
-  cost(model: string | undefined, usage: TokenUsage): CallCost {
+  /**
+   * What a call with this usage cost; cached input tokens at the cached-input price; an answer
+   * of the provider's batch API (`{batch: true}`) at `BATCH_PRICE_FACTOR` of it.
+   */
+  cost(model: string | undefined, usage: TokenUsage, tier: PriceTier = {}): CallCost {
     const found = this.priceOf(model);
     if (found === undefined) return { usd: undefined, model };
     const { price } = found;
@@ -117,15 +131,20 @@ export class Pricing {
         cached * (price.cachedInput ?? price.input) +
         usage.outputTokens * price.output) /
       1e6;
-    return { usd, model: found.model };
+    return { usd: tier.batch ? usd * BATCH_PRICE_FACTOR : usd, model: found.model };
   }
 
   /** The most a call estimated at `estimate` can cost (no cache discount assumed). */
-  bound(model: string | undefined, estimate: CostEstimate): number | undefined {
-    return this.cost(model, {
-      inputTokens: estimate.inputTokens,
-      outputTokens: estimate.outputTokens,
-    }).usd;
+  bound(
+    model: string | undefined,
+    estimate: CostEstimate,
+    tier: PriceTier = {},
+  ): number | undefined {
+    return this.cost(
+      model,
+      { inputTokens: estimate.inputTokens, outputTokens: estimate.outputTokens },
+      tier,
+    ).usd;
   }
 }
 

@@ -18,6 +18,10 @@ import { type Clock, realClock } from "../core/clock.ts";
 import { Pricing } from "../cost/pricing.ts";
 import { AbortedError, ConfigError } from "../errors.ts";
 import type { ProviderRequest } from "../providers/provider.ts";
+import { runBatchLine } from "./batch-line.ts";
+import { batchRoutes } from "./batch-routes.ts";
+import { BatchRunner } from "./batch-runner.ts";
+import { BatchStore } from "./batch-store.ts";
 import { callContext, callerDeadlineMs } from "./call-context.ts";
 import { dashboardRoutes } from "./dashboard.ts";
 import { GatewayStats, type RefusalReason } from "./gateway-stats.ts";
@@ -67,6 +71,18 @@ export type GatewayOptions = {
   processMetrics?: boolean | undefined;
   /** The clock. @default realClock */
   clock?: Clock | undefined;
+  /**
+   * The state directory of the batch APIs (OpenAI files and batches, Anthropic message batches):
+   * files, batches and their results, so that a restart resumes every batch. Without one the
+   * batch endpoints answer 404. @default none
+   */
+  stateDir?: string | undefined;
+  /**
+   * Most requests of one batch unrecorded at once (sent, or answered and being recorded), below
+   * its upstream's concurrency limit, which also bounds it: a kill re-pays at most that many.
+   * @default 64
+   */
+  batchWindow?: number | undefined;
 };
 
 /** One line of the access log. */
@@ -147,6 +163,9 @@ class SalvoGateway implements Gateway {
   readonly #leave = new Map<string, () => void>();
   readonly #stops: Array<() => void> = [];
   readonly #idle = new Set<() => void>();
+  /** The batch APIs' state directory, once open (undefined without one), and their runner. */
+  readonly #batchStore: Promise<BatchStore | undefined>;
+  #batchRunner: BatchRunner | undefined;
   #active = 0;
   #seq = 0;
   #draining = false;
@@ -229,7 +248,50 @@ class SalvoGateway implements Gateway {
       processMetrics: options.processMetrics ?? true,
       now: () => this.#clock.now(),
     });
+    this.#batchStore = this.#openBatches(options);
+    // A state directory that cannot be used is reported to each batch request (a 500 naming it).
+    this.#batchStore.catch(() => {});
     this.#routes();
+  }
+
+  /** Opens the state directory and resumes every batch that had not ended. */
+  async #openBatches(options: GatewayOptions): Promise<BatchStore | undefined> {
+    if (options.stateDir === undefined) return undefined;
+    const store = await BatchStore.open(options.stateDir);
+    const most = options.batchWindow ?? 64;
+    const runner = new BatchRunner({
+      store,
+      // No more unrecorded requests than the upstream serves at once: a kill re-pays at most those.
+      window: (batch) => {
+        const upstream =
+          this.#upstreams.find(
+            (u) =>
+              (u.kind === "anthropic") === (batch.provider === "anthropic") &&
+              (batch.model === null || u.serves(batch.model)),
+          ) ?? this.#upstreams[0]!;
+        return Math.min(most, upstream.scheduler.limit);
+      },
+      execute: (batch, line, signal) =>
+        runBatchLine(
+          {
+            tenants: () => this.#allTenants(),
+            upstreams: this.#upstreams,
+            clock: this.#clock,
+            secrets: this.#secrets,
+            begin: () => this.#begin(),
+            nextId: () => this.#nextId(),
+            account: (upstream, tenant, outcome, status, submittedAt) =>
+              this.#account(upstream, tenant, outcome, status, submittedAt, batchAccessRecord()),
+          },
+          batch,
+          line,
+          signal,
+        ),
+    });
+    this.#batchRunner = runner;
+    if (this.#draining) runner.drain();
+    for (const batch of store.all()) runner.start(batch);
+    return store;
   }
 
   get active(): number {
@@ -260,6 +322,7 @@ class SalvoGateway implements Gateway {
 
   drain(): void {
     this.#draining = true;
+    this.#batchRunner?.drain();
   }
 
   idle(signal?: AbortSignal): Promise<void> {
@@ -281,6 +344,8 @@ class SalvoGateway implements Gateway {
     this.#draining = true;
     this.#history.stop();
     for (const stop of this.#stops) stop();
+    await this.#batchStore.catch(() => undefined);
+    await this.#batchRunner?.close();
     await Promise.all(this.#upstreams.map((u) => u.close()));
   }
 
@@ -328,6 +393,12 @@ class SalvoGateway implements Gateway {
       const viewer = this.#viewer(c.req.raw.headers);
       if (viewer === undefined) return this.#unauthorized(c.req.raw, "openai", false);
       return Response.json(this.#statusFor(viewer), { headers: { "cache-control": "no-store" } });
+    });
+    batchRoutes(app, {
+      store: () => this.#batchStore,
+      runner: () => this.#batchRunner,
+      tenantOf: (headers) => this.#viewer(headers),
+      unauthorized: (request, wire) => this.#unauthorized(request, wire, false),
     });
     dashboardRoutes(app);
     app.notFound((c) => {
@@ -828,6 +899,22 @@ class SalvoGateway implements Gateway {
         : { object: "list", data },
     );
   }
+}
+
+/** The access record a batch request is counted with (batch requests are not access-logged). */
+function batchAccessRecord(): AccessRecord {
+  return {
+    ts: "",
+    id: "",
+    tenant: undefined,
+    upstream: undefined,
+    method: "POST",
+    path: "",
+    model: undefined,
+    status: 0,
+    ms: 0,
+    stream: false,
+  };
 }
 
 function isObject(value: unknown): value is Json {

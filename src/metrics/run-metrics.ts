@@ -59,6 +59,15 @@ export type RunMetricsOptions = {
  */
 export type OutsideOutcome =
   | { ok: true; source: "cache" | "shared"; status?: number | undefined }
+  /** Answered by the provider's batch API: its tokens and its cost (at the batch price) count. */
+  | {
+      ok: true;
+      source: "batch";
+      status?: number | undefined;
+      usage?: { inputTokens: number; outputTokens: number } | undefined;
+      /** USD; undefined when the model's price is unknown. */
+      costUsd?: number | undefined;
+    }
   | {
       ok: false;
       error: unknown;
@@ -161,6 +170,8 @@ export type RunSummary = {
   /** Items answered from the response cache, and shared with an identical call: no call each. */
   cached: number;
   shared: number;
+  /** Items answered by the provider's batch API (`--backend batch|auto`): no real-time call. */
+  batched: number;
   /** What the calls cost, USD, over the calls with a known price; `unpriced` calls are not in it. */
   cost: { usd: number; unpriced: number };
   /** Latency of the successful attempts (the call itself), ms. */
@@ -215,6 +226,7 @@ export class RunMetrics {
   #outsideStopped = 0;
   #cached = 0;
   #shared = 0;
+  #batched = 0;
   #costUsd = 0;
   #unpriced = 0;
   #latencySumMs = 0;
@@ -314,7 +326,16 @@ export class RunMetrics {
     if (outcome.ok) {
       this.#outsideSucceeded++;
       if (outcome.source === "cache") this.#cached++;
-      else this.#shared++;
+      else if (outcome.source === "shared") this.#shared++;
+      if (outcome.source === "batch") {
+        this.#batched++;
+        if (outcome.usage) {
+          this.#inputTokens += outcome.usage.inputTokens;
+          this.#outputTokens += outcome.usage.outputTokens;
+        }
+        if (outcome.costUsd === undefined) this.#unpriced++;
+        else this.#costUsd += outcome.costUsd;
+      }
       this.#status(outcome.status);
       return;
     }
@@ -500,6 +521,7 @@ export class RunMetrics {
       tokens: { input: this.#inputTokens, output: this.#outputTokens },
       cached: this.#cached,
       shared: this.#shared,
+      batched: this.#batched,
       cost: { usd: this.#costUsd, unpriced: this.#unpriced },
       latencyMs: summariseLatency(this.#latency),
       attemptLatencyMs: summariseLatency(this.#attemptLatency),

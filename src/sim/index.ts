@@ -8,6 +8,9 @@
 //   ...
 //   sim.stats(); await sim.close();
 
+export type { BatchApiConfig, BatchApiInput } from "./batch-config.ts";
+export { batchTurnaroundMs } from "./batch-config.ts";
+export type { BatchStats } from "./batch-store.ts";
 export { expectedEmbedding } from "./embedding-vector.ts";
 export type { FaultKind } from "./fault-picker.ts";
 export { FAULT_KINDS } from "./fault-picker.ts";

@@ -4,6 +4,12 @@
 
 import { z } from "zod";
 import { ConfigError } from "../errors.ts";
+import {
+  type BatchApiConfig,
+  type BatchApiInput,
+  batchApiSchema,
+  resolveBatchApiConfig,
+} from "./batch-config.ts";
 import type { FaultProbabilities } from "./fault-picker.ts";
 import type { LatencySettings, OutputRange } from "./latency-model.ts";
 
@@ -131,6 +137,8 @@ export type SimConfigInput = {
    * of slots, queue and limits.
    */
   paths?: { openai?: PathInput; anthropic?: PathInput };
+  /** The batch APIs (OpenAI Batch + Files, Anthropic Message Batches): timing, expiry, failures, limits. */
+  batch?: BatchApiInput;
 };
 
 /** One pool of capacity and limits, resolved. */
@@ -164,6 +172,7 @@ export type SimConfig = {
   timelineLimit: number;
   /** The pool each path uses; the same object when the paths share one. */
   pools: { openai: PoolConfig; anthropic: PoolConfig };
+  batch: BatchApiConfig;
 };
 
 const count = (min: number) => z.number().int().min(min);
@@ -249,6 +258,7 @@ export const simConfigSchema = z.strictObject({
   paths: z
     .strictObject({ openai: pathSchema.optional(), anthropic: pathSchema.optional() })
     .optional(),
+  batch: batchApiSchema.optional(),
 }) satisfies z.ZodType<SimConfigInput>;
 
 /** Where a config came from, for error messages. */
@@ -416,6 +426,7 @@ export function resolveSimConfig(input: SimConfigInput = {}, source?: ConfigSour
     quota: c.quota ?? false,
     timelineLimit: c.timelineLimit ?? 100_000,
     pools: { openai: pathPool(paths.openai), anthropic: pathPool(paths.anthropic) },
+    batch: resolveBatchApiConfig(c.batch),
   };
 }
 

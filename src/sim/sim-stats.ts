@@ -1,6 +1,7 @@
 // The simulator's own account of what it did: counters, peaks and a bounded per-request timeline,
 // so tests and benchmarks can check limits and faults with exact counts.
 
+import type { BatchStats } from "./batch-store.ts";
 import { FAULT_KINDS, type FaultKind } from "./fault-picker.ts";
 import type { ChargedTotals } from "./rate-limiter.ts";
 import type { Endpoint } from "./wire.ts";
@@ -80,6 +81,8 @@ export type SimStats = {
   timeline: TimelineEntry[];
   /** Requests that ended after the timeline was full. */
   timelineDropped: number;
+  /** The batch APIs: batches submitted, their requests by outcome, files uploaded. */
+  batch: BatchStats;
 };
 
 /** Mutable counters behind `SimStats`. */
@@ -141,7 +144,12 @@ export class StatsRecorder {
     this.timelineDropped = 0;
   }
 
-  snapshot(uptimeMs: number, queued: number, charged: ChargedTotals, timeline: boolean): SimStats {
+  snapshot(
+    uptimeMs: number,
+    queued: number,
+    charged: ChargedTotals,
+    timeline: boolean,
+  ): Omit<SimStats, "batch"> {
     const byFault = Object.fromEntries(
       FAULT_KINDS.map((k) => [k, this.byFault.get(k) ?? 0]),
     ) as Record<FaultKind, number>;

@@ -8,6 +8,7 @@ import type { AddressInfo } from "node:net";
 import { performance } from "node:perf_hooks";
 import { ConfigError } from "../errors.ts";
 import { anthropicWire } from "./anthropic-wire.ts";
+import { BatchApi } from "./batch-api.ts";
 import { type FaultKind, FaultPicker } from "./fault-picker.ts";
 import { outputLength, sampleTiming, serviceMs, type Timing } from "./latency-model.ts";
 import {
@@ -114,6 +115,8 @@ class Simulator implements SimHandle {
   readonly #server: Server;
   readonly #pools: { openai: Pool; anthropic: Pool; all: Pool[] };
   readonly #active = new Set<Exchange>();
+  /** The batch and file endpoints (OpenAI Batch + Files, Anthropic Message Batches). */
+  readonly #batches: BatchApi;
   #origin = performance.now();
   #seq = 0;
   #stats: StatsRecorder;
@@ -136,6 +139,7 @@ class Simulator implements SimHandle {
       config.pools.anthropic === config.pools.openai ? openai : makePool(config.pools.anthropic);
     this.#pools = { openai, anthropic, all: openai === anthropic ? [openai] : [openai, anthropic] };
     this.#stats = new StatsRecorder(config.timelineLimit);
+    this.#batches = new BatchApi({ config, now, origin: () => this.origin });
     this.#seed();
     this.#server = createServer({ keepAlive: true, noDelay: true }, (req, res) =>
       this.#onRequest(req, res),
@@ -174,12 +178,16 @@ class Simulator implements SimHandle {
       charged.inputTokens += pool.limiter.charged.inputTokens;
       charged.outputTokens += pool.limiter.charged.outputTokens;
     }
-    return this.#stats.snapshot(round(this.#now()), queued, charged, options.timeline ?? true);
+    return {
+      ...this.#stats.snapshot(round(this.#now()), queued, charged, options.timeline ?? true),
+      batch: this.#batches.stats(),
+    };
   }
 
   reset(): void {
     this.#origin = performance.now();
     this.#stats.reset();
+    this.#batches.resetStats();
     for (const pool of this.#pools.all) {
       pool.limiter.reset();
       pool.gate.resetPeaks();
@@ -218,6 +226,10 @@ class Simulator implements SimHandle {
     const url = req.url ?? "/";
     const q = url.indexOf("?");
     const path = q < 0 ? url : url.slice(0, q);
+    if (this.#batches.handles(path)) {
+      this.#batches.handle(req, res, path, new URLSearchParams(q < 0 ? "" : url.slice(q + 1)));
+      return;
+    }
     if (req.method === "POST") {
       const wire = WIRES.get(path);
       if (wire) {

@@ -50,9 +50,12 @@ export async function runJob(job: RunJob): Promise<number> {
   const { formatDuration } = await import("../../progress/format.ts");
   const { createProgress } = await import("../../progress/progress-renderer.ts");
   const { runBatchFile } = await import("../../batch/run-batch-file.ts");
-  const { providerFromSettings, schedulerOptionsFromSettings, startSimulatorFor } = await import(
-    "../../config/run-settings.ts"
-  );
+  const {
+    batchClientFromSettings,
+    providerFromSettings,
+    schedulerOptionsFromSettings,
+    startSimulatorFor,
+  } = await import("../../config/run-settings.ts");
   if (settings.dryRun) {
     const { dryRunJob } = await import("../dry-run.ts");
     return dryRunJob({ input, output, settings, io });
@@ -71,12 +74,35 @@ export async function runJob(job: RunJob): Promise<number> {
         `salvo: the grace period ended: ${event.aborted} call(s) still in flight were stopped (they run on resume)\n`,
       );
     else if (event.type === "warning") say(`salvo: warning: ${event.message}\n`);
+    else if (event.type === "backend-plan")
+      say(`salvo: --backend ${event.backend}: ${event.plan.reason}\n`);
+    else if (event.type === "batch-submitted")
+      say(`salvo: batch ${event.batchId} submitted: ${event.requests} requests\n`);
+    else if (event.type === "batch-reattached")
+      say(
+        `salvo: re-attached to batch ${event.batchId} (${event.requests} requests), submitted by an earlier run\n`,
+      );
+    else if (event.type === "batch-status")
+      say(`salvo: batch ${event.batchId}: ${event.status}, ${event.done}/${event.total} done\n`);
+    else if (event.type === "batch-ended")
+      say(
+        `salvo: batch ${event.batchId} ${event.outcome}: ${event.answered} answered, ${event.errored} errored, ${event.notRun} not run\n`,
+      );
+    else if (event.type === "batch-cancelled")
+      say(`salvo: cancelling batch ${event.batchId}: ${event.reason}\n`);
+    else if (event.type === "batch-abandoned")
+      say(
+        `salvo: batch ${event.batchId} did not end in time: its ${event.requests} remaining lines run in real time\n`,
+      );
   };
   let sim = job.simulator;
   const ownSim = sim === undefined && settings.sim !== undefined;
   try {
     if (ownSim) sim = await startSimulatorFor(settings.sim!);
+    const backendOptions = await backendFromSettings(settings, sim);
     const result = await runBatchFile({
+      ...backendOptions,
+      batchClient: (shape) => batchClientFromSettings(shape, settings, io.env, sim),
       ...schedulerOptionsFromSettings(settings),
       input,
       output,
@@ -107,6 +133,36 @@ export async function runJob(job: RunJob): Promise<number> {
   } finally {
     if (ownSim) await sim?.close();
   }
+}
+
+/** The batch backend's options: the settings, and what the simulator's scenario says. */
+async function backendFromSettings(settings: RunSettings, sim: SimHandle | undefined) {
+  const { batchTurnaroundMs } = await import("../../sim/index.ts");
+  const turnaround =
+    settings.batchTurnaroundMs !== undefined
+      ? { ms: settings.batchTurnaroundMs, source: "--batch-turnaround" }
+      : sim !== undefined
+        ? {
+            ms: (requests: number) => batchTurnaroundMs(sim.config.batch, requests),
+            source: "the simulator's batch settings",
+          }
+        : undefined;
+  let realtimeLatency: { ms: number; source: string } | undefined;
+  if (sim !== undefined) {
+    const { latency, output } = sim.config;
+    const tokens = (output.range.min + output.range.max) / 2;
+    realtimeLatency = {
+      ms: latency.ttftMs + Math.max(0, tokens - 1) * latency.msPerToken,
+      source: "the simulator's latency model",
+    };
+  }
+  return {
+    backend: settings.backend,
+    runDeadline: settings.runDeadline,
+    batchTurnaround: turnaround,
+    batchSize: settings.batchSize,
+    realtimeLatency,
+  };
 }
 
 export function runCommand(io: CliIo) {
@@ -162,7 +218,23 @@ export function runCommand(io: CliIo) {
     )
     .option(
       "--dry-run",
-      "check the input and print the calls, tokens, cost and M* the run would have; call nothing (default: off)",
+      "check the input and print the calls, tokens, cost and M* the run would have, in real time and in the provider's batch API; call nothing (default: off)",
+    )
+    .option(
+      "--backend <name>",
+      "realtime: every call now, within the limits; batch: the provider's batch API at half the price (lines it errors or expires run in real time while --run-deadline allows); auto: chosen from --run-deadline, M*, the prices and --max-cost, possibly split (default: realtime)",
+    )
+    .option(
+      "--run-deadline <when>",
+      "when the whole run should be done: a duration from its first start (6h; a rerun keeps the start) or a time (2025-06-01T09:00:00Z); --backend auto places the lines by it, and a batch not back in time is cancelled for real time to finish (not --deadline, which bounds each call) (default: none)",
+    )
+    .option(
+      "--batch-turnaround <duration>",
+      "how long the provider's batch API is expected to take, for --backend auto (default: 24h, its completion window; with --sim, the scenario's)",
+    )
+    .option(
+      "--batch-size <n>",
+      "most requests per provider batch (default: the provider's limit, 50,000 OpenAI, 100,000 Anthropic)",
     )
     .addHelpText(
       "after",

@@ -4,7 +4,10 @@
 // line of standard output, serves until SIGTERM or Ctrl-C, then stops accepting, lets the calls
 // in flight finish within `--grace`, and exits. The gateway (hono, prom-client) loads only when
 // the command runs, so `salvo --help` stays fast.
-import { createWriteStream, type WriteStream } from "node:fs";
+import { constants, createWriteStream, type WriteStream } from "node:fs";
+import { access, mkdir } from "node:fs/promises";
+import { homedir } from "node:os";
+import { join, resolve } from "node:path";
 import type { Command } from "commander";
 import { ConfigError } from "../../errors.ts";
 import { RUN_DEFAULTS } from "../call-options.ts";
@@ -163,6 +166,10 @@ export function serveCommand(io: CliIo): Command {
       "--access-log <where>",
       "stderr, none, or a file: one JSON line per request (default: stderr)",
     )
+    .option(
+      "--state <dir>",
+      "the batch APIs' state directory (OpenAI files and batches, Anthropic message batches): a restart resumes every batch (default: $XDG_STATE_HOME/salvo/serve, else ~/.local/state/salvo/serve)",
+    )
     .addHelpText(
       "after",
       "\nPoint an SDK at the gateway: OpenAI(base_url=<printed URL>, api_key=<gateway key, or anything\n" +
@@ -176,7 +183,7 @@ export function serveCommand(io: CliIo): Command {
 }
 
 type Started = {
-  options: import("../../gateway/gateway.ts").GatewayOptions;
+  options: import("../../gateway/gateway.ts").GatewayOptions & { stateDir: string };
   listen: { host: string | undefined; port: number | undefined; graceMs: number };
   accessLog: string;
   cleanup: Array<() => Promise<void>>;
@@ -215,7 +222,8 @@ async function serve(options: Record<string, unknown>, io: CliIo): Promise<numbe
         `salvo serve: listening on ${server.origin}: ${upstreams}; ${tenants === 0 ? "no tenants (open, loopback only)" : `${tenants} tenant(s), keys required`}\n` +
         `OPENAI_BASE_URL=${server.baseUrl}\n` +
         `ANTHROPIC_BASE_URL=${server.origin}\n` +
-        `dashboard ${server.origin}/  metrics ${server.origin}/metrics  status ${server.origin}/salvo/status (Ctrl-C to stop)\n`,
+        `dashboard ${server.origin}/  metrics ${server.origin}/metrics  status ${server.origin}/salvo/status (Ctrl-C to stop)\n` +
+        `batch APIs (files, batches, message batches): state in ${started.options.stateDir}; a restart resumes every batch\n`,
     );
     await untilAborted(io.signal);
     io.stderr.write(
@@ -246,7 +254,8 @@ async function settingsFrom(options: Record<string, unknown>, io: CliIo): Promis
   );
   const { parseDurationMs } = await import("../../providers/rate-limit-headers.ts");
   const cleanup: Array<() => Promise<void>> = [];
-  const { config, host, port, grace, accessLog, ...flags } = options;
+  const { config, host, port, grace, accessLog, state, ...flags } = options;
+  const stateDir = await stateDirFrom(state, io.env);
   const duration = (raw: unknown, flag: string): number => {
     const ms = parseDurationMs(String(raw));
     if (ms === undefined || !(ms > 0))
@@ -282,7 +291,7 @@ async function settingsFrom(options: Record<string, unknown>, io: CliIo): Promis
     if (given.length > 0)
       throw new ConfigError({
         field: FLAG_NAMES[given[0]!] ?? `--${given[0]}`,
-        expected: `no upstream flags with --config (set it in ${config}); only --host, --port, --grace and --access-log go beside it`,
+        expected: `no upstream flags with --config (set it in ${config}); only --host, --port, --grace, --access-log and --state go beside it`,
         got: flags[given[0]!],
         where: "command line",
       });
@@ -297,6 +306,7 @@ async function settingsFrom(options: Record<string, unknown>, io: CliIo): Promis
         shareSamples: file.cache?.force ?? false,
         pricing: new Pricing(file.pricing),
         maxBodyBytes: file.maxBodyBytes,
+        stateDir,
       },
       listen: listenFrom(file.listen.host, file.listen.port, file.graceMs),
       accessLog: typeof accessLog === "string" ? accessLog : (file.accessLog ?? "stderr"),
@@ -354,11 +364,47 @@ async function settingsFrom(options: Record<string, unknown>, io: CliIo): Promis
       cache: settings.cache ? await openCache(settings.cache, settings.cacheTtlMs) : undefined,
       shareSamples: settings.cacheForce ?? false,
       pricing: new Pricing(settings.pricing),
+      stateDir,
     },
     listen: listenFrom(),
     accessLog: typeof accessLog === "string" ? accessLog : "stderr",
     cleanup,
   };
+}
+
+/**
+ * The batch APIs' state directory: `--state` (created now, 0700, so that one that cannot be used
+ * is a usage error before the gateway starts), else the XDG state directory (created by the
+ * first batch: a gateway that serves none leaves nothing behind).
+ */
+async function stateDirFrom(
+  raw: unknown,
+  env: Record<string, string | undefined>,
+): Promise<string> {
+  if (typeof raw !== "string")
+    return join(
+      env.XDG_STATE_HOME && env.XDG_STATE_HOME !== ""
+        ? env.XDG_STATE_HOME
+        : join(env.HOME ?? homedir(), ".local", "state"),
+      "salvo",
+      "serve",
+    );
+  const dir = resolve(raw);
+  try {
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    await access(dir, constants.R_OK | constants.W_OK);
+  } catch (error) {
+    throw new ConfigError(
+      {
+        field: "--state",
+        expected: "a directory the gateway may create, read and write",
+        got: dir,
+        where: "command line",
+      },
+      { cause: error },
+    );
+  }
+  return dir;
 }
 
 const KEY_ENV = { openai: "OPENAI_API_KEY", anthropic: "ANTHROPIC_API_KEY" } as const;
