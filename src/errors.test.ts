@@ -52,6 +52,8 @@ const table: Array<[new (...args: never[]) => errors.SalvoError, string, unknown
   [errors.BudgetExceededError, "SALVO_BUDGET_EXCEEDED", [{ dimension: "cost", limit: 1 }]],
   [errors.PriceUnknownError, "SALVO_PRICE_UNKNOWN", ["ft:gpt-4o-mini:acme"]],
   [errors.CacheError, "SALVO_CACHE_FAILED", []],
+  [errors.RedisUnavailableError, "SALVO_REDIS_UNAVAILABLE", []],
+  [errors.WorkerLostError, "SALVO_WORKER_LOST", []],
 ];
 
 describe("errors", () => {
