@@ -10,6 +10,7 @@ import { probeCommand } from "./commands/probe.ts";
 import { runCommand } from "./commands/run.ts";
 import { simCommand } from "./commands/sim.ts";
 import { verifyCommand } from "./commands/verify.ts";
+import { workerCommand } from "./commands/worker.ts";
 import { type CliIo, EXIT_USAGE } from "./io.ts";
 import { packageVersion } from "./version.ts";
 
@@ -43,6 +44,7 @@ export function buildProgram(io: CliIo): Command {
     verifyCommand,
     cacheCommand,
     pipelineCommand,
+    workerCommand,
   ])
     program.addCommand(make(io));
   return program;
@@ -76,6 +78,13 @@ export function main(): void {
   };
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
+  // Started by a parent with an IPC channel (a coordinator's local worker): if the parent goes
+  // away, stop as on SIGTERM. The channel itself must not keep the process alive.
+  const onParentGone = () => {
+    if (!interrupt.signal.aborted) interrupt.abort(new Error("the parent process went away"));
+  };
+  process.channel?.unref();
+  process.on("disconnect", onParentGone);
   // A reader that went away (`salvo sim --help | head`) is not an error of ours: stop quietly,
   // with the exit code a shell gives a process killed by SIGPIPE.
   for (const stream of [process.stdout, process.stderr]) {
@@ -98,6 +107,7 @@ export function main(): void {
       process.exitCode = code;
       process.off("SIGINT", onSignal);
       process.off("SIGTERM", onSignal);
+      process.off("disconnect", onParentGone);
     },
     (error: unknown) => {
       const text = error instanceof Error ? (error.stack ?? error.message) : String(error);

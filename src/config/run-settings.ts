@@ -86,6 +86,13 @@ export type RunSettings = {
   dryRun?: boolean | undefined;
   /** Prices overriding the built-in table, USD per million tokens (config file only). */
   pricing?: PriceTable | undefined;
+  /**
+   * Scale out: the Redis that holds the shared limits and the batch's queue (`--redis`); the run
+   * becomes the coordinator of worker processes. @default none (one process)
+   */
+  redis?: string | undefined;
+  /** With `redis`: worker processes to start on this machine (0: only `salvo worker`s elsewhere). @default 1 */
+  workers?: number | undefined;
 };
 
 type Parse<T> = (raw: unknown, field: string, where: string) => T;
@@ -125,6 +132,37 @@ const duration: Parse<number> = (raw, field, where) => {
     fail(field, "a duration such as 30s, 500ms, 2m (a bare number is seconds)", raw, where);
   }
   return ms;
+};
+
+const nonNegativeInteger: Parse<number> = (raw, field, where) => {
+  const value = typeof raw === "string" && raw.trim() !== "" ? Number(raw) : raw;
+  if (typeof value !== "number" || !Number.isInteger(value) || value < 0)
+    fail(field, "a whole number >= 0", raw, where);
+  return value;
+};
+
+/** `redis://[user:password@]host[:port][/db]` or `rediss://`; a bad one is never echoed whole. */
+const redisUrl: Parse<string> = (raw, field, where) => {
+  let ok = false;
+  if (typeof raw === "string") {
+    try {
+      const parsed = new URL(raw);
+      ok =
+        (parsed.protocol === "redis:" || parsed.protocol === "rediss:") && parsed.hostname !== "";
+    } catch {
+      ok = false;
+    }
+  }
+  if (!ok)
+    fail(
+      field,
+      "a Redis URL such as redis://127.0.0.1:6379 (or rediss:// for TLS)",
+      typeof raw === "string"
+        ? `${raw.length} characters, not shown (it may hold a password)`
+        : raw,
+      where,
+    );
+  return raw as string;
 };
 
 const text: Parse<string> = (raw, field, where) => {
@@ -292,6 +330,14 @@ const FIELDS: readonly Field[] = [
     parse: positiveInteger,
   },
   { key: "dryRun", option: "dryRun", flag: "--dry-run", env: "SALVO_DRY_RUN", parse: flag },
+  { key: "redis", option: "redis", flag: "--redis", env: "SALVO_REDIS", parse: redisUrl },
+  {
+    key: "workers",
+    option: "workers",
+    flag: "--workers",
+    env: "SALVO_WORKERS",
+    parse: nonNegativeInteger,
+  },
 ];
 
 const isMapping = (raw: unknown): raw is Record<string, unknown> =>
@@ -427,6 +473,30 @@ export function resolveRunSettings(sources: SettingsSources): RunSettings {
   for (const field of FIELDS) {
     const raw = sources.flags[field.option];
     if (raw !== undefined) settings[field.key] = field.parse(raw, field.flag, "command line");
+  }
+  if (settings.workers !== undefined && settings.redis === undefined)
+    fail(
+      "--workers",
+      "to be used with --redis URL (worker processes share the batch through Redis)",
+      settings.workers,
+      "settings",
+    );
+  if (settings.redis !== undefined) {
+    // Not shared across machines yet: refused rather than silently kept per worker.
+    const unsupported: Array<[keyof RunSettings, string]> = [
+      ["cache", "--cache"],
+      ["audit", "--audit"],
+      ["maxCost", "--max-cost"],
+      ["maxTokensTotal", "--max-tokens-total"],
+    ];
+    for (const [key, name] of unsupported)
+      if (settings[key] !== undefined)
+        fail(
+          name,
+          "to be left out with --redis (a response cache, a call log and a budget are per process; they are not shared across workers yet)",
+          settings[key],
+          "settings",
+        );
   }
   if (typeof settings.concurrency === "number" && settings.maxConcurrency !== undefined) {
     fail(

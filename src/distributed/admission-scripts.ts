@@ -6,7 +6,8 @@
 //   state    HASH  per dimension d in r (requests), t (tokens), i (input), o (output):
 //                    d:set (configured per minute), d:learned (from headers), d:lim (in force),
 //                    d:lvl, d:ts (token bucket level at time ts: continuous refill at lim/60000
-//                    per ms, capped at lim * burst / 60; negative while reserved ahead),
+//                    per ms, capped at lim * burst / 60 less the jitter allowance, see `bucket`;
+//                    negative while reserved ahead),
 //                    inf:d (reserved by leases held); the cooldown (cool_until, cool_start,
 //                    cool_factor); the concurrency limit (conc, cmode static|auto, cmin, cmax,
 //                    ss: slow start, clast: last decrease, rtt: smoothed latency); config, ttl.
@@ -58,11 +59,16 @@ end
 local function ttl() return num(st.ttl) or 10000 end
 local function capacity() return math.max(1, math.floor(num(st.conc) or 1)) end
 
--- A dimension's bucket refilled to now (nil if the dimension is not limited).
+-- A dimension's bucket refilled to now (nil if the dimension is not limited). It holds what the
+-- provider's holds less what refills in \`jitter\` ms (at most half of it): paced at exactly the
+-- limit, requests from several processes reach the provider with some jitter (event loops, the
+-- network), and a later one arriving a little early would find the provider's bucket empty.
+-- This slack absorbs that jitter; the rate itself is the limit's.
 local function bucket(d)
   local lim = num(st[d .. ':lim'])
   if not lim then return nil end
-  local cap = lim * (num(st.burst) or 1) / 60
+  local full = lim * (num(st.burst) or 1) / 60
+  local cap = full - math.min(full / 2, lim * (num(st.jitter) or 0) / 60000)
   local lvl = num(st[d .. ':lvl'])
   if not lvl then lvl = cap end
   local ts = num(st[d .. ':ts']) or now
@@ -182,7 +188,8 @@ end
 /**
  * Sets the upstream's configuration (limits, burst, concurrency, lease TTL) if it differs, and
  * registers the worker. ARGV: prefix, worker, config signature, burst, ttl, learn (0/1), cmode,
- * conc (static limit or auto's initial), cmin, cmax, then the per-minute limit of r, t, i, o ('' for none).
+ * conc (static limit or auto's initial), cmin, cmax, the per-minute limit of r, t, i, o ('' for
+ * none), and the jitter allowance, ms.
  * Returns the reply shape with the previous signature when it changed (status 1) or not (0).
  */
 const INIT = `${PRELUDE}
@@ -194,6 +201,7 @@ if previous ~= sig then
   changed = 1
   set('config', sig)
   set('burst', ARGV[4])
+  set('jitter', ARGV[15])
   set('ttl', ARGV[5])
   set('learn', ARGV[6])
   for k, d in ipairs(DIMS) do

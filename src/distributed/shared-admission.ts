@@ -51,6 +51,13 @@ export type SharedAdmissionOptions = {
   outputTokensPerMinute?: number | undefined;
   /** Seconds of each per-minute limit the shared buckets hold, in (0, 60]. @default 1 */
   burstSeconds?: number | undefined;
+  /**
+   * How much arrival jitter between processes the buckets absorb, ms: they hold what refills in
+   * this long less than the provider's (at most half of it), so requests paced at exactly the
+   * limit by several processes, reaching the provider a little out of step, still find room.
+   * The rate stays the limit's; only the first burst is that much smaller. @default 250
+   */
+  jitterAllowanceMs?: number | undefined;
   /** Create or lower a limit from the providers' rate-limit headers. @default true */
   learnLimits?: boolean | undefined;
   /** Shared calls in flight: a number, or `auto` (one AIMD limit for all processes). @default "auto" */
@@ -230,9 +237,17 @@ export class SharedAdmission implements AdmissionGate {
     const subscriber = await options.redis.duplicate("salvo-admission-events");
     const admission = new SharedAdmission(options, subscriber, prefix);
     try {
+      const jitter = options.jitterAllowanceMs ?? 250;
+      if (!(jitter >= 0))
+        throw new ConfigError({
+          field: "jitterAllowanceMs",
+          expected: "a number >= 0",
+          got: jitter,
+        });
       const signature = JSON.stringify({
         limits,
         burst,
+        jitter,
         ttl: admission.#ttlMs,
         concurrency,
         ...(concurrency === "auto" ? { min, max, initial } : {}),
@@ -248,6 +263,7 @@ export class SharedAdmission implements AdmissionGate {
         String(concurrency === "auto" ? min : concurrency),
         String(concurrency === "auto" ? max : concurrency),
         ...DIMENSIONS.map((d) => (limits[d] === undefined ? "" : String(limits[d]))),
+        String(jitter),
       ]);
       if (reply.status === 1 && reply.a !== "")
         options.onWarning?.(

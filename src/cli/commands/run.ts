@@ -50,9 +50,8 @@ export async function runJob(job: RunJob): Promise<number> {
   const { formatDuration } = await import("../../progress/format.ts");
   const { createProgress } = await import("../../progress/progress-renderer.ts");
   const { runBatchFile } = await import("../../batch/run-batch-file.ts");
-  const { providerFromSettings, schedulerOptionsFromSettings, startSimulatorFor } = await import(
-    "../../config/run-settings.ts"
-  );
+  const { providerFromSettings, schedulerOptionsFromSettings, startSimulatorFor, SIM_KEY } =
+    await import("../../config/run-settings.ts");
   if (settings.dryRun) {
     const { dryRunJob } = await import("../dry-run.ts");
     return dryRunJob({ input, output, settings, io });
@@ -76,6 +75,46 @@ export async function runJob(job: RunJob): Promise<number> {
   const ownSim = sim === undefined && settings.sim !== undefined;
   try {
     if (ownSim) sim = await startSimulatorFor(settings.sim!);
+    if (settings.redis !== undefined) {
+      // Scale-out: this process coordinates; worker processes (here and elsewhere) call.
+      const { runDistributedBatch } = await import("../../distributed/run-distributed-batch.ts");
+      const result = await runDistributedBatch({
+        input,
+        output,
+        redis: settings.redis,
+        workers: settings.workers,
+        providerName: settings.provider,
+        model: settings.model,
+        baseUrl: settings.baseUrl,
+        apiKeyEnv: settings.apiKeyEnv,
+        simulator:
+          sim === undefined
+            ? undefined
+            : { baseUrl: sim.baseUrl, origin: sim.origin, apiKey: SIM_KEY },
+        endpoint: settings.sim === undefined ? settings.baseUrl : `simulator:${settings.sim}`,
+        concurrency: settings.concurrency,
+        maxConcurrency: settings.maxConcurrency,
+        requestsPerMinute: settings.rpm,
+        tokensPerMinute: settings.tpm,
+        inputTokensPerMinute: settings.itpm,
+        outputTokensPerMinute: settings.otpm,
+        burstSeconds: settings.burstSeconds,
+        timeoutMs: settings.timeoutMs,
+        deadlineMs: Number.isFinite(settings.deadlineMs) ? settings.deadlineMs : undefined,
+        maxAttempts: settings.maxAttempts,
+        fresh: settings.fresh,
+        retryFailed: settings.retryFailed,
+        strict: settings.strict,
+        graceMs: settings.graceMs,
+        report: settings.report,
+        progress,
+        signal: io.signal,
+        onEvent,
+        env: io.env,
+      });
+      io.stdout.write(result.text);
+      return exitOf(result, io);
+    }
     const result = await runBatchFile({
       ...schedulerOptionsFromSettings(settings),
       input,
@@ -156,6 +195,14 @@ export function runCommand(io: CliIo) {
     .option(
       "--max-tokens-total <n>",
       "the same for tokens (input + output) over the whole run (default: none)",
+    )
+    .option(
+      "--redis <url>",
+      "scale out: share the limits and this batch's lines through this Redis, e.g. redis://10.0.0.5:6379; this process coordinates and writes the output, worker processes call (default: none, one process)",
+    )
+    .option(
+      "--workers <n>",
+      "with --redis: worker processes to start on this machine; `salvo worker --redis URL` on other machines joins them (default: 1; 0 leaves the lines to other machines)",
     )
     .option(
       "--dry-run",
