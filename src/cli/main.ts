@@ -22,6 +22,7 @@ const USAGE_CODES = new Set([
   "SALVO_RESUME_REFUSED",
   "SALVO_LOCKED",
   "SALVO_CACHE_FAILED",
+  "SALVO_REDIS_UNAVAILABLE",
 ]);
 
 export function buildProgram(io: CliIo): Command {

@@ -93,6 +93,13 @@ export type RunSettings = {
   redis?: string | undefined;
   /** With `redis`: worker processes to start on this machine (0: only `salvo worker`s elsewhere). @default 1 */
   workers?: number | undefined;
+  /**
+   * With `redis`: how long a dead worker's lines and shared slots stay held before others take
+   * them over (its job locks and its leases), ms. @default 10_000
+   */
+  workerTimeoutMs?: number | undefined;
+  /** With `redis`: the most calls one worker process has in flight. @default the shared limit */
+  workerConcurrency?: number | undefined;
 };
 
 type Parse<T> = (raw: unknown, field: string, where: string) => T;
@@ -338,6 +345,20 @@ const FIELDS: readonly Field[] = [
     env: "SALVO_WORKERS",
     parse: nonNegativeInteger,
   },
+  {
+    key: "workerTimeoutMs",
+    option: "workerTimeout",
+    flag: "--worker-timeout",
+    env: "SALVO_WORKER_TIMEOUT",
+    parse: duration,
+  },
+  {
+    key: "workerConcurrency",
+    option: "workerConcurrency",
+    flag: "--worker-concurrency",
+    env: "SALVO_WORKER_CONCURRENCY",
+    parse: positiveInteger,
+  },
 ];
 
 const isMapping = (raw: unknown): raw is Record<string, unknown> =>
@@ -474,13 +495,18 @@ export function resolveRunSettings(sources: SettingsSources): RunSettings {
     const raw = sources.flags[field.option];
     if (raw !== undefined) settings[field.key] = field.parse(raw, field.flag, "command line");
   }
-  if (settings.workers !== undefined && settings.redis === undefined)
-    fail(
-      "--workers",
-      "to be used with --redis URL (worker processes share the batch through Redis)",
-      settings.workers,
-      "settings",
-    );
+  for (const [key, name] of [
+    ["workers", "--workers"],
+    ["workerTimeoutMs", "--worker-timeout"],
+    ["workerConcurrency", "--worker-concurrency"],
+  ] as const)
+    if (settings[key] !== undefined && settings.redis === undefined)
+      fail(
+        name,
+        "to be used with --redis URL (worker processes share the batch through Redis)",
+        settings[key],
+        "settings",
+      );
   if (settings.redis !== undefined) {
     // Not shared across machines yet: refused rather than silently kept per worker.
     const unsupported: Array<[keyof RunSettings, string]> = [

@@ -4,7 +4,9 @@
 //
 // State of one upstream (the keys share a hash tag, so they sit in one Redis Cluster slot):
 //   state    HASH  per dimension d in r (requests), t (tokens), i (input), o (output):
-//                    d:set (configured per minute), d:learned (from headers), d:lim (in force),
+//                    d:set (configured per minute), d:learned and d:learned_at (the provider's
+//                    own limit as its headers last gave it; forgotten after 10 minutes without
+//                    a reading), d:lim (in force: the lower of the two),
 //                    d:lvl, d:ts (token bucket level at time ts: continuous refill at lim/60000
 //                    per ms, capped at lim * burst / 60 less the jitter allowance, see `bucket`;
 //                    negative while reserved ahead),
@@ -207,6 +209,7 @@ if previous ~= sig then
   for k, d in ipairs(DIMS) do
     local configured = num(ARGV[10 + k])
     local learned = num(st[d .. ':learned'])
+    if learned and now - (num(st[d .. ':learned_at']) or 0) > 600000 then learned = nil end
     set(d .. ':set', configured and fmt(configured) or '')
     local lim = configured
     if learned and (not lim or learned < lim) then lim = learned end
@@ -307,10 +310,14 @@ for k, d in ipairs(DIMS) do
   local fixed = ARGV[base + 4] == '1'
   if limit or remaining then readings = true end
   if limit and limit > 0 then
-    local current = num(st[d .. ':lim'])
-    if (not current and learn) or (current and limit < current) then
+    -- The provider's limit, as it says now (raised or lowered), never above the one configured.
+    local configured = num(st[d .. ':set'])
+    if configured or learn then
       set(d .. ':learned', fmt(limit))
-      set(d .. ':lim', fmt(limit))
+      set(d .. ':learned_at', fmt(now))
+      local lim = limit
+      if configured and configured < lim then lim = configured end
+      if num(st[d .. ':lim']) ~= lim then set(d .. ':lim', fmt(lim)) end
     end
   end
   if remaining then

@@ -68,6 +68,8 @@ export type BatchSettings = {
   /** Shared calls in flight, or auto (one AIMD limit for all). */
   concurrency: number | "auto";
   maxConcurrency: number | undefined;
+  /** The most calls one worker process has in flight (a small machine); undefined: the shared limit. */
+  workerConcurrency: number | undefined;
   requestsPerMinute: number | undefined;
   tokensPerMinute: number | undefined;
   inputTokensPerMinute: number | undefined;

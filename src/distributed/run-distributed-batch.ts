@@ -64,6 +64,8 @@ export type DistributedBatchOptions = {
   concurrency?: number | "auto" | undefined;
   /** The most calls auto may have in flight. @default 256 */
   maxConcurrency?: number | undefined;
+  /** The most calls one worker process has in flight. @default the shared limit */
+  workerConcurrency?: number | undefined;
   requestsPerMinute?: number | undefined;
   tokensPerMinute?: number | undefined;
   inputTokensPerMinute?: number | undefined;
@@ -200,6 +202,10 @@ export async function runDistributedBatch(
     upstream: options.upstream,
     concurrency: options.concurrency ?? "auto",
     maxConcurrency: options.maxConcurrency,
+    workerConcurrency:
+      options.workerConcurrency === undefined
+        ? undefined
+        : integer("--worker-concurrency", options.workerConcurrency, 1, 1),
     requestsPerMinute: options.requestsPerMinute,
     tokensPerMinute: options.tokensPerMinute,
     inputTokensPerMinute: options.inputTokensPerMinute,

@@ -166,7 +166,7 @@ class BatchRun {
     const salvo = new Salvo({
       provider,
       gate: admission,
-      concurrency: new SharedConcurrency(admission),
+      concurrency: new SharedConcurrency(admission, settings.workerConcurrency),
       requestsPerMinute: settings.requestsPerMinute,
       tokensPerMinute: settings.tokensPerMinute,
       inputTokensPerMinute: settings.inputTokensPerMinute,
@@ -219,7 +219,8 @@ class BatchRun {
     };
     // Jobs taken ahead of the client's slots wait in its queue: twice its limit keeps it fed
     // without holding (and, if this worker dies, stalling) much more than it can run.
-    const jobsFor = (limit: number) => Math.max(2, 2 * limit);
+    const jobsFor = (limit: number) =>
+      Math.max(2, 2 * Math.min(limit, settings.workerConcurrency ?? Number.POSITIVE_INFINITY));
     const worker = new Worker<LineJob>(keys.queue, processor, {
       connection: client,
       prefix: QUEUE_PREFIX,

@@ -78,11 +78,16 @@ export async function runJob(job: RunJob): Promise<number> {
     if (settings.redis !== undefined) {
       // Scale-out: this process coordinates; worker processes (here and elsewhere) call.
       const { runDistributedBatch } = await import("../../distributed/run-distributed-batch.ts");
+      const workerTimeoutMs =
+        settings.workerTimeoutMs === undefined ? undefined : Math.round(settings.workerTimeoutMs);
       const result = await runDistributedBatch({
         input,
         output,
         redis: settings.redis,
         workers: settings.workers,
+        workerConcurrency: settings.workerConcurrency,
+        leaseTtlMs: workerTimeoutMs,
+        lockDurationMs: workerTimeoutMs,
         providerName: settings.provider,
         model: settings.model,
         baseUrl: settings.baseUrl,
@@ -203,6 +208,14 @@ export function runCommand(io: CliIo) {
     .option(
       "--workers <n>",
       "with --redis: worker processes to start on this machine; `salvo worker --redis URL` on other machines joins them (default: 1; 0 leaves the lines to other machines)",
+    )
+    .option(
+      "--worker-concurrency <n>",
+      "with --redis: the most calls one worker process has in flight (default: the shared --concurrency)",
+    )
+    .option(
+      "--worker-timeout <duration>",
+      "with --redis: how long a dead worker's lines and shared slots stay held before other workers take them over (default: 10s)",
     )
     .option(
       "--dry-run",
