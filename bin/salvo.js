@@ -10,6 +10,10 @@ if (major < 22 || (major === 22 && minor < 12)) {
   );
   process.exit(2);
 }
+// Node keeps the compiled code of the modules it loads in its compile cache (in the system's temp
+// directory): every later start skips parsing them.
+const { enableCompileCache } = await import("node:module");
+enableCompileCache?.();
 const { main } = await import("../dist/cli/main.js").catch((error) => {
   if (error?.code !== "ERR_MODULE_NOT_FOUND") throw error;
   process.stderr.write(

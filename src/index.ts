@@ -78,8 +78,33 @@ export {
   Pricing,
 } from "./cost/pricing.ts";
 export * from "./errors.ts";
+export { langchainAnthropic, langchainOpenAI } from "./integrations/langchain.ts";
+export {
+  type GenAiRequest,
+  INSTRUMENTATION_NAME,
+  instrument,
+  type ResponseDescription,
+  type TelemetryOptions,
+  withGenAiRequest,
+} from "./integrations/otel/telemetry.ts";
+// Integrations: one fetch for any SDK, the SDK wrappers, OpenTelemetry.
+export {
+  type SalvoFetch,
+  type SalvoFetchOptions,
+  type SalvoFetchTarget,
+  salvoFetch,
+} from "./integrations/salvo-fetch.ts";
+export { wrapAnthropic } from "./integrations/wrap-anthropic.ts";
+export { wrapOpenAI } from "./integrations/wrap-openai.ts";
 // Run metrics and the physical bound M*.
 export { type Bound, physicalBound } from "./metrics/physical-bound.ts";
+export {
+  type GanttTask,
+  ganttTasks,
+  type HtmlReportInput,
+  renderHtmlReport,
+  writeHtmlReport,
+} from "./metrics/report-html.ts";
 export {
   type BoundLimits,
   type LimitInForce,
@@ -88,6 +113,12 @@ export {
   type RunSummary,
   rateLimitsInForce,
 } from "./metrics/run-metrics.ts";
+export {
+  type LatencyBins,
+  type RunSeries,
+  RunTimeline,
+  type TimelineBucket,
+} from "./metrics/run-timeline.ts";
 // Pipelines: stages of tasks with item-level dependencies, token-budgeted context, run directories.
 export {
   assembleContext,
@@ -188,4 +219,3 @@ export {
   type SalvoOptions,
   type SalvoResult,
 } from "./salvo.ts";
-export { wrapOpenAI } from "./wrap-openai.ts";

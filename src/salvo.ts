@@ -24,6 +24,7 @@ import { type Clock, realClock } from "./core/clock.ts";
 import type { ItemId } from "./core/outcome.ts";
 import { Scheduler } from "./core/scheduler.ts";
 import type { Cost, SchedulerOptions } from "./core/scheduler-options.ts";
+import type { Scope } from "./core/scope.ts";
 import type { TaskContext } from "./core/task-context.ts";
 import type { Budget } from "./cost/budget.ts";
 import { budgetLayer } from "./cost/budget-layer.ts";
@@ -81,6 +82,7 @@ type SalvoContext = CallContext & {
   priority: number | undefined;
   timeoutMs: number | undefined;
   deadlineMs: number | undefined;
+  scope: Scope | undefined;
   captured: AuditContext | undefined;
 };
 
@@ -98,6 +100,12 @@ export type SalvoCallOptions = {
   deadlineMs?: number | undefined;
   /** Aborts the call, queued or running. */
   signal?: AbortSignal | undefined;
+  /**
+   * Admits the call through this scope of the client's scheduler (`salvo.scheduler.scope(...)`):
+   * the scope's own cap and its fair share against other scopes at equal priority.
+   * @default the scheduler's root scope
+   */
+  scope?: Scope | undefined;
 };
 
 /**
@@ -119,7 +127,9 @@ export class Salvo {
   /** The prices each call's cost is computed with. */
   readonly pricing: Pricing;
   readonly #audit: CallAuditor | undefined;
-  readonly #clock: Clock;
+  readonly #options: SalvoOptions;
+  readonly #cache: ResponseCache | undefined;
+  #clock: Clock;
   readonly #window: number;
   readonly #chain: Next<SalvoContext>;
   readonly #estimates = new WeakMap<ProviderRequest, CostEstimate>();
@@ -127,6 +137,7 @@ export class Salvo {
   #closed = false;
 
   constructor(options: SalvoOptions) {
+    this.#options = options;
     const {
       provider,
       scheduler,
@@ -142,6 +153,7 @@ export class Salvo {
     this.provider = provider;
     this.pricing = pricing ?? new Pricing();
     this.#audit = audit;
+    this.#cache = cache;
     this.scheduler = scheduler ?? new Scheduler(schedulerOptions);
     this.#clock = (scheduler === undefined ? schedulerOptions.clock : undefined) ?? realClock;
     this.#window = schedulerOptions.window ?? 1024;
@@ -161,6 +173,22 @@ export class Salvo {
     this.#chain = compose<SalvoContext>(layers, (request, context) =>
       this.#schedule(request, context),
     );
+  }
+
+  /**
+   * A client on the same scheduler, audit, response cache, budget and prices that calls another
+   * provider: how `salvoFetch` and the SDK wrappers send a request through the SDK's own HTTP
+   * call while sharing this client's limits and records.
+   */
+  withProvider(provider: Provider): Salvo {
+    const derived = new Salvo({
+      ...this.#options,
+      provider,
+      scheduler: this.scheduler,
+      pricing: this.pricing,
+    });
+    derived.#clock = this.#clock;
+    return derived;
   }
 
   /** One request: resolves with the provider's answer, or rejects with a typed SalvoError. */
@@ -261,9 +289,15 @@ export class Salvo {
   }
 
   /** Stops admitting, settles what waits, and resolves when every attempt has ended. */
-  close(reason?: unknown): Promise<void> {
+  async close(reason?: unknown): Promise<void> {
     this.#closed = true;
-    return this.scheduler.close(reason);
+    await this.scheduler.close(reason);
+    // An answer that arrived as the last attempts ended goes on to the cache a few promise steps
+    // later: let those steps run (one turn of the event loop), then wait for its write.
+    if (this.#cache) {
+      await new Promise((resolve) => setImmediate(resolve));
+      await this.#cache.flush();
+    }
   }
 
   /** A signal for every item of one `map`/`stream`: the caller's, and `stop` for the batch. */
@@ -289,6 +323,7 @@ export class Salvo {
       priority: options.priority,
       timeoutMs: options.timeoutMs,
       deadlineMs: options.deadlineMs,
+      scope: options.scope,
       captured,
     };
   }
@@ -322,7 +357,8 @@ export class Salvo {
 
   /** The end of the chain: admission by the scheduler, then one provider call per attempt. */
   async #schedule(request: ProviderRequest, context: SalvoContext): Promise<CallOutcome> {
-    const outcome = await this.scheduler.settle(
+    const admission = context.scope ?? this.scheduler;
+    const outcome = await admission.settle(
       (task: TaskContext) => this.#attempt(request, task, context),
       {
         id: context.id,

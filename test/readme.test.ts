@@ -104,6 +104,7 @@ describe("README", () => {
       "probe",
       "verify",
       "pipeline",
+      "serve",
       "cache stats",
       "cache clear",
     ]) {

@@ -1,7 +1,7 @@
 // Ctrl-C keeps every answer that arrives: the calls in flight finish within the grace period and
 // are saved, shared (single-flight) requests included, so the rerun pays only for what was never
 // answered. A grace period too long for a timer must not fire at once either.
-import { readFile, writeFile } from "node:fs/promises";
+import { readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { runCli } from "../src/cli/main.ts";
@@ -74,4 +74,24 @@ describe("salvo run, interrupted", () => {
       expect(lines.every((l) => l.error === null)).toBe(true);
     });
   }
+
+  it("every answer kept by an interrupted run is in the cache when the run returns: no write left behind", async () => {
+    const sim = await ws.simulator();
+    const input = await batch(20, true);
+    const output = join(ws.dir, "out.jsonl");
+    const cache = join(ws.dir, "cache");
+    const env = { OPENAI_API_KEY: KEY, OPENAI_BASE_URL: sim.baseUrl };
+    const stop = new AbortController();
+    const io = memoryIo(env, stop.signal);
+    const args = ["run", input, "-o", output, "--concurrency", "5", "--cache", cache];
+    const first = runCli([...args, "--progress", "none"], io);
+    await arrivals(sim, 5);
+    stop.abort(new Error("received SIGINT"));
+    expect(await first, io.err).toBe(130);
+    // At once, with nothing awaited since: the five answers are stored, no write is pending.
+    const { ResponseCache } = await import("../src/cache/response-cache.ts");
+    const stats = await (await ResponseCache.open(cache)).stats();
+    expect(stats.entries).toBe(5);
+    expect(await readdir(join(cache, "tmp"))).toEqual([]);
+  });
 });

@@ -3,8 +3,8 @@ import OpenAI from "openai";
 import { afterEach, describe, expect, it } from "vitest";
 import { Scheduler } from "../src/core/scheduler.ts";
 import { QuotaExceededError } from "../src/errors.ts";
+import { wrapOpenAI } from "../src/integrations/wrap-openai.ts";
 import { expectedMarker, type SimHandle, startSimulator } from "../src/sim/index.ts";
-import { wrapOpenAI } from "../src/wrap-openai.ts";
 
 let sim: SimHandle | undefined;
 afterEach(async () => {

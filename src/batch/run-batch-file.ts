@@ -4,6 +4,7 @@
 // gracefully on its signal; and returns the summary `salvo run` prints. The CLI only parses its
 // arguments, prints and exits (STYLE.md §9).
 import { writeFile } from "node:fs/promises";
+import { basename } from "node:path";
 import { openCallLog } from "../audit/call-log.ts";
 import type { CallOutcome, SalvoResult } from "../cache/call-layer.ts";
 import { isShareable } from "../cache/fingerprint.ts";
@@ -13,7 +14,9 @@ import type { SchedulerOptions } from "../core/scheduler-options.ts";
 import { Budget } from "../cost/budget.ts";
 import { modelOf, type PriceTable, Pricing } from "../cost/pricing.ts";
 import { ConfigError } from "../errors.ts";
+import { writeHtmlReport } from "../metrics/report-html.ts";
 import { RunMetrics, type RunSummary, rateLimitsInForce } from "../metrics/run-metrics.ts";
+import { type RunSeries, RunTimeline } from "../metrics/run-timeline.ts";
 import { formatDuration } from "../progress/format.ts";
 import type { ProgressRenderer } from "../progress/progress-renderer.ts";
 import type { Provider, ProviderResult } from "../providers/provider.ts";
@@ -89,7 +92,10 @@ export type RunBatchFileOptions = Omit<SchedulerOptions, "window" | "concurrency
   maxTokensTotal?: number | undefined;
   /** Prices overriding the built-in table, USD per million tokens. @default the built-in table */
   pricing?: PriceTable | Pricing | undefined;
-  /** Also write the summary as JSON to this file (0600). @default none */
+  /**
+   * Also write the summary to this file (0600): JSON, or when the path ends in `.html` a
+   * self-contained HTML page with the run's charts (the same data). @default none
+   */
   report?: string | undefined;
   /** A progress display, started once the client exists and stopped when the run ends. */
   progress?: ProgressRenderer | undefined;
@@ -101,6 +107,11 @@ export type RunBatchFileOptions = Omit<SchedulerOptions, "window" | "concurrency
   env?: Record<string, string | undefined> | undefined;
   /** Items admitted ahead of the oldest unwritten one (the reorder window). @default 4096 */
   window?: number | undefined;
+  /**
+   * Called with the run's client once it exists, before any call: e.g. `instrument` (spans and
+   * metrics through OpenTelemetry). What it returns is called when the run ends. @default none
+   */
+  observe?: ((client: Salvo) => (() => void) | undefined) | undefined;
 };
 
 /** How a batch-file run ended, with everything `salvo run` prints and reports. */
@@ -117,6 +128,8 @@ export type BatchFileResult = {
   batch: BatchSummary;
   /** Attempts, latency, tokens, cost, the concurrency limit over time, M*. */
   run: RunSummary;
+  /** The run over time: throughput, in flight against the limit, 429s, retries, latency bins. */
+  series: RunSeries;
   /** Whether a concurrency or rate limit was set, so that M* is the physical bound. */
   limitsSet: boolean;
   cache: { dir: string; hits: number; misses: number; stored: number; errors: number } | undefined;
@@ -215,6 +228,7 @@ export async function runBatchFile(options: RunBatchFileOptions): Promise<BatchF
     window = 4096,
     graceMs = 30_000,
     endpoint: endpointOption,
+    observe,
     ...schedulerOptions
   } = options;
   const clock: Clock = schedulerOptions.clock ?? realClock;
@@ -277,6 +291,7 @@ export async function runBatchFile(options: RunBatchFileOptions): Promise<BatchF
     typeof schedulerOptions.concurrency === "number" ? schedulerOptions.concurrency : undefined;
   let salvo: Salvo | undefined;
   let metrics: RunMetrics | undefined;
+  const timeline = new RunTimeline(startedAt);
   let batch: BatchSummary;
   // Items by input index, each with its own controller: a fatal batch error or the end of the
   // grace period aborts them; an interrupt does not (the client drains instead).
@@ -303,6 +318,7 @@ export async function runBatchFile(options: RunBatchFileOptions): Promise<BatchF
     }, graceMs);
   };
 
+  let stopObserving: (() => void) | undefined;
   try {
     salvo = new Salvo({
       ...schedulerOptions,
@@ -314,6 +330,7 @@ export async function runBatchFile(options: RunBatchFileOptions): Promise<BatchF
       pricing,
       endpoint,
     });
+    stopObserving = observe?.(salvo);
     const scheduler = salvo.scheduler;
     metrics = new RunMetrics({
       startedAt,
@@ -332,6 +349,7 @@ export async function runBatchFile(options: RunBatchFileOptions): Promise<BatchF
       limitsInForce: () => rateLimitsInForce(scheduler),
     });
     metrics.attach(scheduler);
+    timeline.attach(scheduler);
     for (const terminal of ["succeeded", "failed"] as const)
       scheduler.on(terminal, (e) => settledByScheduler.add(e.id as number));
     progress?.start(metrics, scheduler, () => clock.now());
@@ -399,10 +417,13 @@ export async function runBatchFile(options: RunBatchFileOptions): Promise<BatchF
     signal?.removeEventListener("abort", onInterrupt);
     progress?.stop();
     await salvo?.close();
+    stopObserving?.();
     await callLog?.close();
   }
 
-  const run = metrics.summary(clock.now());
+  const endedAt = clock.now();
+  const run = metrics.summary(endedAt);
+  const series = timeline.series(endedAt);
   const limitsSet =
     fixedConcurrency !== undefined ||
     [
@@ -423,12 +444,19 @@ export async function runBatchFile(options: RunBatchFileOptions): Promise<BatchF
     output,
     batch,
     run,
+    series,
     limitsSet,
     cache: cache === undefined ? undefined : { dir: cache.dir, ...cache.counters },
     budget: budget === undefined ? undefined : budgetReport(budget),
     text: summaryText(batch, run, output, limitsSet, spendLines(run, cache, budget, { samples })),
   };
-  if (report !== undefined) {
+  if (report !== undefined && /\.html?$/i.test(report)) {
+    await writeHtmlReport(report, {
+      title: `salvo run ${basename(input)}: ${batch.total} lines`,
+      run,
+      series,
+    });
+  } else if (report !== undefined) {
     const { text: _text, ...json } = result;
     await writeFile(
       report,

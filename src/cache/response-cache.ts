@@ -106,6 +106,8 @@ export class ResponseCache {
   readonly counters: CacheCounters = { hits: 0, misses: 0, stored: 0, errors: 0 };
   readonly #now: () => number;
   readonly #onError: (error: unknown, operation: "get" | "put") => void;
+  /** Writes not finished yet: `flush()` waits for them. */
+  readonly #writing = new Set<Promise<void>>();
 
   private constructor(dir: string, options: ResponseCacheOptions) {
     this.dir = dir;
@@ -172,8 +174,28 @@ export class ResponseCache {
     }
   }
 
+  /**
+   * Resolves once every write started so far has finished (stored or reported to `onError`): a
+   * run that ends waits for its answers to reach the cache instead of leaving writes behind it.
+   */
+  async flush(): Promise<void> {
+    while (this.#writing.size > 0) await Promise.all(this.#writing);
+  }
+
   /** Stores a successful answer. Never rejects: a failed write is reported to `onError`. */
-  async put(
+  put(
+    fingerprint: string,
+    answer: StoredAnswer,
+    details: { provider: string; model: string | undefined; costUsd: number | undefined },
+  ): Promise<void> {
+    const writing = this.#put(fingerprint, answer, details).finally(() =>
+      this.#writing.delete(writing),
+    );
+    this.#writing.add(writing);
+    return writing;
+  }
+
+  async #put(
     fingerprint: string,
     answer: StoredAnswer,
     details: { provider: string; model: string | undefined; costUsd: number | undefined },

@@ -3,11 +3,13 @@
 // library, and resolves to an exit code.
 import { Command, CommanderError } from "commander";
 import { SalvoError } from "../errors.ts";
+import { redactRegistered } from "../providers/secret-scrubber.ts";
 import { cacheCommand } from "./commands/cache.ts";
 import { demoCommand } from "./commands/demo.ts";
 import { pipelineCommand } from "./commands/pipeline.ts";
 import { probeCommand } from "./commands/probe.ts";
 import { runCommand } from "./commands/run.ts";
+import { serveCommand } from "./commands/serve.ts";
 import { simCommand } from "./commands/sim.ts";
 import { verifyCommand } from "./commands/verify.ts";
 import { workerCommand } from "./commands/worker.ts";
@@ -45,6 +47,7 @@ export function buildProgram(io: CliIo): Command {
     verifyCommand,
     cacheCommand,
     pipelineCommand,
+    serveCommand,
     workerCommand,
   ])
     program.addCommand(make(io));
@@ -96,11 +99,16 @@ export function main(): void {
   }
   const io: CliIo = {
     signal: interrupt.signal,
-    stdout: process.stdout,
-    stderr: process.stderr,
+    // A last line of defence: no key a provider was built with reaches the terminal, whatever
+    // echoed it (the providers already scrub their results and errors).
+    stdout: { write: (text: string) => process.stdout.write(redactRegistered(text)) },
+    stderr: { write: (text: string) => process.stderr.write(redactRegistered(text)) },
     env: process.env,
     isTTY: Boolean(process.stderr.isTTY),
-    columns: process.stderr.columns,
+    // Read at every redraw, so that the display follows a resized terminal.
+    get columns() {
+      return process.stderr.columns;
+    },
     exitCode: undefined,
   };
   runCli(process.argv.slice(2), io).then(

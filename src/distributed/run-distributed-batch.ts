@@ -12,6 +12,7 @@
 // answer in its own file journal as it collects it, so a coordinator killed and run again resumes
 // from its output, then its journal, then the answers waiting in Redis, and calls only the rest.
 import { writeFile } from "node:fs/promises";
+import { basename } from "node:path";
 import { checkBatchPaths, checkFreshTargets } from "../batch/preflight.ts";
 import { type BatchSummary, runBatch } from "../batch/run-batch.ts";
 import type { BatchFileEvent, BatchFileResult } from "../batch/run-batch-file.ts";
@@ -20,7 +21,9 @@ import { summaryText } from "../batch/summary-text.ts";
 import { type Clock, realClock } from "../core/clock.ts";
 import { formatUsd } from "../cost/pricing.ts";
 import { ConfigError } from "../errors.ts";
+import { writeHtmlReport } from "../metrics/report-html.ts";
 import { RunMetrics } from "../metrics/run-metrics.ts";
+import { RunTimeline } from "../metrics/run-timeline.ts";
 import { formatDuration } from "../progress/format.ts";
 import type { ProgressRenderer } from "../progress/progress-renderer.ts";
 import { baseUrlFor, type ProviderName } from "../providers/provider-from-env.ts";
@@ -86,7 +89,7 @@ export type DistributedBatchOptions = {
   strict?: boolean | undefined;
   /** After the signal, how long the calls in flight may finish, ms. @default 30_000 */
   graceMs?: number | undefined;
-  /** Also write the summary as JSON here (0600). @default none */
+  /** Also write the summary here (0600): JSON, or the HTML report for a `.html` name. @default none */
   report?: string | undefined;
   /** A progress display over every worker. */
   progress?: ProgressRenderer | undefined;
@@ -258,6 +261,8 @@ export async function runDistributedBatch(
     },
   });
   metrics.attach(relay.events);
+  const timeline = new RunTimeline(startedAt);
+  timeline.attach(relay.events);
   const dispatcher = new BatchDispatcher({
     client,
     queue,
@@ -420,7 +425,9 @@ export async function runDistributedBatch(
       waitMs: sum((f) => f.waitMs),
     },
   };
-  const run = metrics.summary(clock.now());
+  const endedAt = clock.now();
+  const run = metrics.summary(endedAt);
+  const series = timeline.series(endedAt);
   const status = batch.interrupted || interrupted ? "interrupted" : "completed";
   const lines = [`  cost ${formatUsd(run.cost.usd)}`, ...distributedLines(distributed)];
   const result: DistributedBatchResult = {
@@ -429,6 +436,7 @@ export async function runDistributedBatch(
     output,
     batch,
     run,
+    series,
     limitsSet:
       fixedConcurrency !== undefined ||
       [
@@ -442,7 +450,13 @@ export async function runDistributedBatch(
     text: summaryText(batch, run, output, true, lines),
     distributed,
   };
-  if (report !== undefined) {
+  if (report !== undefined && /\.html?$/i.test(report)) {
+    await writeHtmlReport(report, {
+      title: `salvo run ${basename(input)}: ${batch.total} lines, ${distributed.workersSeen} workers`,
+      run,
+      series,
+    });
+  } else if (report !== undefined) {
     const { text: _text, ...json } = result;
     await writeFile(report, `${JSON.stringify({ ...json, settings }, null, 2)}\n`, { mode: 0o600 });
   }

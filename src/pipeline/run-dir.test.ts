@@ -81,6 +81,7 @@ describe("the run directory", () => {
       JOURNAL_FILE,
       METADATA_FILE,
       "outputs",
+      "report.html",
       "report.json",
     ]);
     const metadata = JSON.parse(await readFile(join(dir, METADATA_FILE), "utf8")) as RunMetadata;

@@ -6,6 +6,7 @@
 //                   task ends and before any dependant starts; never rewritten
 //   outputs/<stage>/<key>.json   one file per task that ended, replaced atomically
 //   report.json     the run's report, at the end
+//   report.html     the same report as a page: stages, tasks over time, the critical path
 //
 // A rerun on the same directory reuses every task in the journal. A directory made for another
 // definition or input is refused (RunDirRefusedError) unless the run is `fresh`, which deletes
@@ -25,6 +26,7 @@ export const METADATA_FILE = "metadata.json";
 export const JOURNAL_FILE = "journal.jsonl";
 export const OUTPUTS_DIR = "outputs";
 export const REPORT_FILE = "report.json";
+export const REPORT_HTML_FILE = "report.html";
 /** Held by the run using the directory (see `RunLock`). */
 export const LOCK_FILE = "run.lock";
 
@@ -150,7 +152,7 @@ export class RunDir {
     const journalPath = join(dir, JOURNAL_FILE);
     if (options.fresh) {
       // metadata.json last: a kill midway leaves a directory that is still ours (see below).
-      for (const name of [JOURNAL_FILE, OUTPUTS_DIR, REPORT_FILE, METADATA_FILE])
+      for (const name of [JOURNAL_FILE, OUTPUTS_DIR, REPORT_FILE, REPORT_HTML_FILE, METADATA_FILE])
         await rm(join(dir, name), { recursive: true, force: true });
     }
     const previous = await readMetadata(dir, metadataPath);
@@ -241,6 +243,11 @@ export class RunDir {
   /** Writes report.json atomically. */
   writeReport(report: unknown): Promise<void> {
     return writeFileAtomic(join(this.dir, REPORT_FILE), `${JSON.stringify(report, null, 2)}\n`);
+  }
+
+  /** Writes report.html (the HTML report's page) atomically. */
+  writeHtmlReport(html: string): Promise<void> {
+    return writeFileAtomic(join(this.dir, REPORT_HTML_FILE), html);
   }
 
   /** Flushes and closes the journal; waits for metadata writes; releases the directory's lock. */

@@ -16,6 +16,7 @@ import {
   SalvoError,
   TaskFailedError,
 } from "../errors.ts";
+import { ganttTasks, renderHtmlReport } from "../metrics/report-html.ts";
 import type { ProviderRequest, ProviderResult } from "../providers/provider.ts";
 import { type ChatLike, estimatePromptTokens } from "../providers/token-estimate.ts";
 import type { Salvo } from "../salvo.ts";
@@ -361,6 +362,12 @@ class PipelineRun<I> {
         tasks: countTasks(this.#records.values(), this.#graph.order.length),
       });
       await this.#runDir.writeReport(report);
+      await this.#runDir.writeHtmlReport(
+        renderHtmlReport({
+          title: `salvo pipeline ${this.#name}`,
+          pipeline: { report, tasks: ganttTasks(this.#records, report) },
+        }),
+      );
     }
     return { status, records: this.#records, report, runDir: this.#runDir?.dir };
   }

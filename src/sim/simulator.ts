@@ -396,14 +396,20 @@ class Simulator implements SimHandle {
     ex.fault = fault;
     if (fault) this.#stats.fault(fault);
     ex.ticket = new Ticket(() => this.#serve(ex));
+    // Counted in the server before the gate may start it: a request that ends synchronously at
+    // the start of its service (an injected 500) must leave the count as it found it.
+    const peak = this.#stats.maxInServer;
+    ex.inServer = true;
+    this.#stats.enterServer();
     if (!pool.gate.enter(ex.ticket)) {
+      ex.inServer = false;
+      this.#stats.inServer--;
+      this.#stats.maxInServer = peak;
       this.#stats.refusals.queueFull++;
       const error = wire.error({ kind: "overloaded" }, this.#requestId(ex));
       this.#sendError(ex, error, undefined);
       return;
     }
-    ex.inServer = true;
-    this.#stats.enterServer();
   }
 
   #refuseBadRequest(

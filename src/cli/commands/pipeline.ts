@@ -114,7 +114,7 @@ export function pipelineCommand(io: CliIo) {
     .option("-i, --input <file>", "the pipeline's input data, JSON or YAML (default: {})")
     .requiredOption(
       "-d, --run-dir <dir>",
-      "the run directory: metadata.json, journal.jsonl, outputs/, report.json (a rerun resumes it)",
+      "the run directory: metadata.json, journal.jsonl, outputs/, report.json and report.html (a rerun resumes it)",
     )
     .option("--fresh", "start over: delete the run directory's files first (default: resume)")
     .addOption(

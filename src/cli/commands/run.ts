@@ -168,7 +168,10 @@ export function runCommand(io: CliIo) {
       "model for lines that name none (default: none; such lines are errors)",
     );
   return addCallOptions(command)
-    .option("--report <file>", "also write the summary as JSON to this file (default: none)")
+    .option(
+      "--report <file>",
+      "also write the summary to this file: JSON, or a page with charts when it ends in .html (default: none)",
+    )
     .option(
       "--fresh",
       "start over: remove the output and its journal, which must be Salvo's own (default: resume)",
