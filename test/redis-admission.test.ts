@@ -93,8 +93,16 @@ describe.skipIf(redisServerPath === undefined)(
 
     it("one request budget across processes: reservations beyond the burst are spaced by 60 000 / RPM", async () => {
       freshKey();
-      const a = await processFor({ requestsPerMinute: 600, concurrency: 100 });
-      const b = await processFor({ requestsPerMinute: 600, concurrency: 100 });
+      const a = await processFor({
+        requestsPerMinute: 600,
+        concurrency: 100,
+        jitterAllowanceMs: 100,
+      });
+      const b = await processFor({
+        requestsPerMinute: 600,
+        concurrency: 100,
+        jitterAllowanceMs: 100,
+      });
       const signal = new AbortController().signal;
       // 30 attempts at once from two processes; nothing is ended, so every one holds its lease.
       const passes = await Promise.all(
@@ -318,6 +326,36 @@ describe.skipIf(redisServerPath === undefined)(
       const { state: s, leases } = await state(redis);
       expect(leases).toEqual([]);
       expect(Number(s["inf:r"])).toBe(0);
+    });
+
+    it("a Redis that restarts without its data gets the limits back before it admits anything", async () => {
+      freshKey();
+      const bare = await startRedisServer({ appendOnly: false });
+      try {
+        const redis = await RedisConnection.open(bare.url);
+        const admission = await SharedAdmission.open({
+          redis,
+          key,
+          requestsPerMinute: 600,
+          concurrency: 2,
+        });
+        const signal = new AbortController().signal;
+        (await admission.admit({ charge: ONE, id: 1, attempt: 1, signal })).end(report());
+        await bare.stop();
+        await bare.start(); // empty: no append-only file, no snapshot
+        await expect.poll(() => redis.available).toBe(true);
+        const [s] = admissionKeys(`salvo:admission:{${key}}:`);
+        await redis.client.del(s!); // whatever the reconnection restored, the state is gone now
+        const pass = await admission.admit({ charge: ONE, id: 2, attempt: 1, signal });
+        const state = await redis.client.hgetall(s!);
+        expect(state["r:lim"]).toBe("600");
+        expect(state.conc).toBe("2");
+        pass.end(report());
+        await admission.close();
+        await redis.close();
+      } finally {
+        await bare.close();
+      }
     });
 
     it("an attempt aborted while it waits for a slot leaves the queue and takes nothing", async () => {

@@ -191,7 +191,8 @@ end
  * Sets the upstream's configuration (limits, burst, concurrency, lease TTL) if it differs, and
  * registers the worker. ARGV: prefix, worker, config signature, burst, ttl, learn (0/1), cmode,
  * conc (static limit or auto's initial), cmin, cmax, the per-minute limit of r, t, i, o ('' for
- * none), and the jitter allowance, ms.
+ * none), the jitter allowance, ms, and '1' to set them only if the state has none (a Redis that
+ * restarted without its data: the process that notices puts its settings back).
  * Returns the reply shape with the previous signature when it changed (status 1) or not (0).
  */
 const INIT = `${PRELUDE}
@@ -199,7 +200,7 @@ load()
 local sig = ARGV[3]
 local previous = st.config or ''
 local changed = 0
-if previous ~= sig then
+if previous ~= sig and not (ARGV[16] == '1' and previous ~= '') then
   changed = 1
   set('config', sig)
   set('burst', ARGV[4])
@@ -236,7 +237,8 @@ return reply(changed, previous)
 /**
  * One attempt asks for a slot and its charge. ARGV: prefix, id, worker, r, t, i, o.
  * Returns {1, waitMs} granted (it may start in waitMs), {0} queued (a grant comes on the
- * worker's channel), {-1, dim, limit, cost} too large for a whole minute, {-2} already ended.
+ * worker's channel), {-1, dim, limit, cost} too large for a whole minute, {-2} already ended,
+ * {-4} no settings (Redis lost its data: the caller puts them back with INIT and asks again).
  * A resend of the same id (after a lost reply) answers as the first did.
  */
 const ADMIT = `${PRELUDE}
@@ -249,6 +251,7 @@ if held then
 end
 if redis.call('HEXISTS', WD, id) == 1 then return reply(0) end
 if redis.call('EXISTS', prefix .. 'done:' .. id) == 1 then return reply(-2) end
+if not st.config then return reply(-4) end
 heartbeat(worker)
 purge()
 grantWaiters()

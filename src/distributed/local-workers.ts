@@ -99,6 +99,11 @@ export class LocalWorkers {
     child.channel?.unref();
   }
 
+  /** From now on a worker that exits is not started again (the batch is ending). */
+  finishing(): void {
+    this.#stopping = true;
+  }
+
   /**
    * Waits for the workers to leave on their own (they do once the batch is finished), then asks
    * the rest to stop (SIGTERM: they finish their calls in flight), and kills what is left after

@@ -235,6 +235,7 @@ export async function runDistributedBatch(
   let graceTimer: ReturnType<typeof setTimeout> | undefined;
   let readLoop: Promise<void> = Promise.resolve();
   let stopped = false;
+  let offAvailability: (() => void) | undefined;
   let interrupted = false;
   let batch: BatchSummary | undefined;
   let jobsRecovered = 0;
@@ -292,7 +293,6 @@ export async function runDistributedBatch(
         queue.obliterate({ force: true }),
         client.del(keys.results, keys.events, keys.settings),
       ]);
-    await client.set(keys.settings, JSON.stringify(settings));
     // Answers journaled before this point are in the results hash (found when submitted); later
     // ones come as notices after this stream id.
     const last = await client.xrevrange(keys.events, "+", "-", "COUNT", 1);
@@ -338,8 +338,17 @@ export async function runDistributedBatch(
     })();
     sweepTimer = setInterval(() => void dispatcher.sweep().catch(() => {}), 3_000);
     sweepTimer.unref();
-    await client.zadd(BATCH_REGISTRY, Date.now(), batchId);
-    await client.publish(BATCH_REGISTRY, `+${batchId}`);
+    const register = async () => {
+      await client.set(keys.settings, JSON.stringify(settings));
+      await client.zadd(BATCH_REGISTRY, Date.now(), batchId);
+      await client.publish(BATCH_REGISTRY, `+${batchId}`);
+    };
+    await register();
+    // A Redis that comes back without its data has forgotten the batch: register it again (its
+    // lost jobs are put back by the dispatcher's sweep).
+    offAvailability = connection.onAvailability((up) => {
+      if (up && !stopped) void register().catch(() => {});
+    });
     if (workers > 0) {
       locals = new LocalWorkers({
         count: workers,
@@ -383,6 +392,8 @@ export async function runDistributedBatch(
     dispatcher.abandon("the run ended");
     progress?.stop();
     const complete = batch !== undefined && !batch.interrupted && !interrupted;
+    offAvailability?.();
+    locals?.finishing();
     // The workers leave once the batch is out of the registry (finishing what they hold).
     await client.zrem(BATCH_REGISTRY, batchId).catch(() => {});
     await client.publish(BATCH_REGISTRY, `-${batchId}`).catch(() => {});

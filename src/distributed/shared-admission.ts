@@ -161,6 +161,9 @@ export class SharedAdmission implements AdmissionGate {
   #cooldownUntil = Number.NEGATIVE_INFINITY;
   #seq = 0;
   #renewTimer: unknown;
+  #offAvailability: (() => void) | undefined;
+  /** The INIT script's arguments, to put the settings back if Redis loses them. */
+  #init: string[] = [];
   #closed = false;
   readonly #stats: SharedAdmissionStats = {
     admissions: 0,
@@ -252,7 +255,7 @@ export class SharedAdmission implements AdmissionGate {
         concurrency,
         ...(concurrency === "auto" ? { min, max, initial } : {}),
       });
-      const reply = await admission.#run("salvoAdmissionInit", "init", [
+      const init = [
         admission.#worker,
         signature,
         String(burst),
@@ -264,7 +267,15 @@ export class SharedAdmission implements AdmissionGate {
         String(concurrency === "auto" ? max : concurrency),
         ...DIMENSIONS.map((d) => (limits[d] === undefined ? "" : String(limits[d]))),
         String(jitter),
-      ]);
+      ];
+      admission.#init = init;
+      const reply = await admission.#run("salvoAdmissionInit", "init", [...init, "0"]);
+      // A Redis that comes back without its data (no persistence) has no limits: this process
+      // puts its settings back (unless another already did), so nothing runs unlimited.
+      admission.#offAvailability = options.redis.onAvailability((up) => {
+        if (up && !admission.#closed)
+          admission.#track(admission.#run("salvoAdmissionInit", "init", [...init, "1"]));
+      });
       if (reply.status === 1 && reply.a !== "")
         options.onWarning?.(
           `the shared limits of upstream ${options.key} were ${reply.a}; this process sets ${signature} for every process sharing it`,
@@ -309,12 +320,7 @@ export class SharedAdmission implements AdmissionGate {
     const asked = this.#clock.now();
     this.#stats.admissions++;
     const charge = { ...request.charge };
-    const admitted = this.#run("salvoAdmissionAdmit", "admit", [
-      id,
-      this.#worker,
-      ...chargeArgs(charge),
-    ]);
-    const reply = await this.#unlessAborted(admitted, signal, () => this.#cancel(id));
+    const reply = await this.#unlessAborted(this.#ask(id, charge), signal, () => this.#cancel(id));
     let waitMs: number;
     if (reply.status === 1) {
       waitMs = Number(reply.a);
@@ -353,6 +359,7 @@ export class SharedAdmission implements AdmissionGate {
   async close(timeoutMs = 5_000): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#offAvailability?.();
     if (this.#renewTimer !== undefined) this.#clock.clearTimeout(this.#renewTimer);
     for (const [id, waiter] of this.#waiters) {
       this.#waiters.delete(id);
@@ -398,6 +405,22 @@ export class SharedAdmission implements AdmissionGate {
     };
     this.#heard(reply);
     return reply;
+  }
+
+  /**
+   * The ADMIT script; if Redis has lost the settings (a restart without persistence), puts them
+   * back and asks again, so no attempt is ever admitted without limits.
+   */
+  async #ask(id: string, charge: Charge): Promise<Reply> {
+    for (;;) {
+      const reply = await this.#run("salvoAdmissionAdmit", "admit", [
+        id,
+        this.#worker,
+        ...chargeArgs(charge),
+      ]);
+      if (reply.status !== -4) return reply;
+      await this.#run("salvoAdmissionInit", "init", [...this.#init, "1"]);
+    }
   }
 
   /** Every reply carries the shared limit and cooldown: this process follows them. */
@@ -541,11 +564,7 @@ export class SharedAdmission implements AdmissionGate {
             else if (reply.status === 0) arm();
             else if (reply.status === -3) {
               // Redis lost the queue (a restart without persistence): ask afresh, same id.
-              const again = await this.#run("salvoAdmissionAdmit", "admit", [
-                id,
-                this.#worker,
-                ...chargeArgs(charge),
-              ]);
+              const again = await this.#ask(id, charge);
               if (!this.#waiters.has(id)) return;
               if (again.status === 1) waiter.resolve(Number(again.a));
               else if (again.status === -1) waiter.reject(tooLarge(again.a, again.b, again.c));
