@@ -55,6 +55,8 @@ const table: Array<[new (...args: never[]) => errors.SalvoError, string, unknown
   [errors.CacheError, "SALVO_CACHE_FAILED", []],
   [errors.BatchLineNotRunError, "SALVO_BATCH_NOT_RUN", [{ reason: "expired", batchId: "batch_1" }]],
   [errors.BatchApiError, "SALVO_BATCH_API_FAILED", []],
+  [errors.RedisUnavailableError, "SALVO_REDIS_UNAVAILABLE", []],
+  [errors.WorkerLostError, "SALVO_WORKER_LOST", []],
 ];
 
 describe("errors", () => {

@@ -744,3 +744,36 @@ export class BatchApiError extends SalvoError {
     this.status = details.status;
   }
 }
+
+/**
+ * Redis (the shared state of `--redis`) cannot be reached, or answered with an error, when a run,
+ * a worker or a gateway starts. Mid-run an outage is not an error: admission pauses until Redis
+ * returns. The URL in the message never shows a password.
+ */
+export class RedisUnavailableError extends SalvoError {
+  override readonly code = "SALVO_REDIS_UNAVAILABLE";
+  /** The Redis URL, its password replaced by `***`. */
+  readonly url: string | undefined;
+  constructor(
+    message = "Redis is unavailable",
+    details: { url?: string | undefined } = {},
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+    this.name = "RedisUnavailableError";
+    this.url = details.url;
+  }
+}
+
+/**
+ * A distributed batch's line whose job was lost by its workers more times than allowed (each
+ * worker died, or lost its lock, while calling): the line ends with this error instead of
+ * being retried forever. A rerun runs it again.
+ */
+export class WorkerLostError extends SalvoError {
+  override readonly code = "SALVO_WORKER_LOST";
+  constructor(message = "the line's workers were lost while calling", options?: ErrorOptions) {
+    super(message, options);
+    this.name = "WorkerLostError";
+  }
+}

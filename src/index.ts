@@ -45,6 +45,13 @@ export {
   ResponseCache,
   type ResponseCacheOptions,
 } from "./cache/response-cache.ts";
+// An admission shared with other processes: the scheduler's hook, and its Redis implementation.
+export type {
+  AdmissionGate,
+  GatePass,
+  GateReport,
+  GateRequest,
+} from "./core/admission-gate.ts";
 // Time and randomness, injectable; `FakeClock` for users' own tests.
 export { type Clock, RealClock, realClock, type TimerHandle } from "./core/clock.ts";
 export {
@@ -101,6 +108,29 @@ export {
   type PriceTable,
   Pricing,
 } from "./cost/pricing.ts";
+// Scale-out on Redis (ioredis and BullMQ load only when these are used): distributed batches
+// (`salvo run --redis`, `salvo worker`), and the shared admission gateways and programs can use.
+export type { BatchSettings } from "./distributed/batch-keys.ts";
+export { RedisConnection, type RedisConnectionOptions } from "./distributed/redis-connection.ts";
+export {
+  type DistributedBatchOptions,
+  type DistributedBatchResult,
+  type DistributedReport,
+  runDistributedBatch,
+} from "./distributed/run-distributed-batch.ts";
+export {
+  type RunWorkerOptions,
+  runWorker,
+  type WorkerEvent,
+  type WorkerSummary,
+} from "./distributed/run-worker.ts";
+export {
+  SharedAdmission,
+  type SharedAdmissionOptions,
+  type SharedAdmissionStats,
+} from "./distributed/shared-admission.ts";
+export { SharedConcurrency } from "./distributed/shared-concurrency.ts";
+export { upstreamKey } from "./distributed/upstream-key.ts";
 export * from "./errors.ts";
 export { langchainAnthropic, langchainOpenAI } from "./integrations/langchain.ts";
 export {

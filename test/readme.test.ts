@@ -105,6 +105,7 @@ describe("README", () => {
       "verify",
       "pipeline",
       "serve",
+      "worker",
       "cache stats",
       "cache clear",
     ]) {
@@ -125,7 +126,7 @@ describe("README", () => {
 
   it("the npm scripts it names exist", async () => {
     const pkg = JSON.parse(await readFile(new URL("../package.json", import.meta.url), "utf8"));
-    for (const [, script] of readme.matchAll(/npm (?:run )?(start|test|bench[\w:]*)/g)) {
+    for (const [, script] of readme.matchAll(/npm (?:run )?(start|test|bench[\w:-]*)/g)) {
       expect(pkg.scripts[script ?? ""], script).toBeTypeOf("string");
     }
   });

@@ -12,6 +12,7 @@ import { runCommand } from "./commands/run.ts";
 import { serveCommand } from "./commands/serve.ts";
 import { simCommand } from "./commands/sim.ts";
 import { verifyCommand } from "./commands/verify.ts";
+import { workerCommand } from "./commands/worker.ts";
 import { type CliIo, EXIT_USAGE } from "./io.ts";
 import { packageVersion } from "./version.ts";
 
@@ -23,6 +24,7 @@ const USAGE_CODES = new Set([
   "SALVO_RESUME_REFUSED",
   "SALVO_LOCKED",
   "SALVO_CACHE_FAILED",
+  "SALVO_REDIS_UNAVAILABLE",
 ]);
 
 export function buildProgram(io: CliIo): Command {
@@ -46,6 +48,7 @@ export function buildProgram(io: CliIo): Command {
     cacheCommand,
     pipelineCommand,
     serveCommand,
+    workerCommand,
   ])
     program.addCommand(make(io));
   return program;
@@ -79,6 +82,13 @@ export function main(): void {
   };
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
+  // Started by a parent with an IPC channel (a coordinator's local worker): if the parent goes
+  // away, stop as on SIGTERM. The channel itself must not keep the process alive.
+  const onParentGone = () => {
+    if (!interrupt.signal.aborted) interrupt.abort(new Error("the parent process went away"));
+  };
+  process.channel?.unref();
+  process.on("disconnect", onParentGone);
   // A reader that went away (`salvo sim --help | head`) is not an error of ours: stop quietly,
   // with the exit code a shell gives a process killed by SIGPIPE.
   for (const stream of [process.stdout, process.stderr]) {
@@ -106,6 +116,7 @@ export function main(): void {
       process.exitCode = code;
       process.off("SIGINT", onSignal);
       process.off("SIGTERM", onSignal);
+      process.off("disconnect", onParentGone);
     },
     (error: unknown) => {
       const text = error instanceof Error ? (error.stack ?? error.message) : String(error);

@@ -94,6 +94,18 @@ describe("resolveRunSettings", () => {
       { flags: {}, env: {}, file: { path: "salvo.yaml", values: { maxAttempts: 2.5 } } },
       "salvo.yaml: maxAttempts: expected a whole number >= 1, got 2.5",
     ],
+    [
+      { flags: { redis: "redis://127.0.0.1:6379", backend: "batch" }, env: {} },
+      '--backend: expected realtime with --redis (the providers\' batch APIs are a backend of one process), got "batch"',
+    ],
+    [
+      { flags: { redis: "redis://127.0.0.1:6379", runDeadline: "6h" }, env: {} },
+      "--run-deadline: expected to be left out with --redis",
+    ],
+    [
+      { flags: { workers: "2" }, env: {} },
+      "--workers: expected to be used with --redis URL",
+    ],
   ])(
     "names the source, the field, what was expected and what was given: %#",
     (sources, message) => {

@@ -102,6 +102,20 @@ export type RunSettings = {
   batchTurnaroundMs?: number | undefined;
   /** Most requests per provider batch. @default the provider's limit */
   batchSize?: number | undefined;
+  /**
+   * Scale out: the Redis that holds the shared limits and the batch's queue (`--redis`); the run
+   * becomes the coordinator of worker processes. @default none (one process)
+   */
+  redis?: string | undefined;
+  /** With `redis`: worker processes to start on this machine (0: only `salvo worker`s elsewhere). @default 1 */
+  workers?: number | undefined;
+  /**
+   * With `redis`: how long a dead worker's lines and shared slots stay held before others take
+   * them over (its job locks and its leases), ms. @default 10_000
+   */
+  workerTimeoutMs?: number | undefined;
+  /** With `redis`: the most calls one worker process has in flight. @default the shared limit */
+  workerConcurrency?: number | undefined;
 };
 
 type Parse<T> = (raw: unknown, field: string, where: string) => T;
@@ -161,6 +175,37 @@ const deadlineAt: Parse<number | Date> = (raw, field, where) => {
     return new Date(at);
   }
   return duration(raw, field, where);
+};
+
+const nonNegativeInteger: Parse<number> = (raw, field, where) => {
+  const value = typeof raw === "string" && raw.trim() !== "" ? Number(raw) : raw;
+  if (typeof value !== "number" || !Number.isInteger(value) || value < 0)
+    fail(field, "a whole number >= 0", raw, where);
+  return value;
+};
+
+/** `redis://[user:password@]host[:port][/db]` or `rediss://`; a bad one is never echoed whole. */
+const redisUrl: Parse<string> = (raw, field, where) => {
+  let ok = false;
+  if (typeof raw === "string") {
+    try {
+      const parsed = new URL(raw);
+      ok =
+        (parsed.protocol === "redis:" || parsed.protocol === "rediss:") && parsed.hostname !== "";
+    } catch {
+      ok = false;
+    }
+  }
+  if (!ok)
+    fail(
+      field,
+      "a Redis URL such as redis://127.0.0.1:6379 (or rediss:// for TLS)",
+      typeof raw === "string"
+        ? `${raw.length} characters, not shown (it may hold a password)`
+        : raw,
+      where,
+    );
+  return raw as string;
 };
 
 const text: Parse<string> = (raw, field, where) => {
@@ -356,6 +401,28 @@ const FIELDS: readonly Field[] = [
     env: "SALVO_BATCH_SIZE",
     parse: positiveInteger,
   },
+  { key: "redis", option: "redis", flag: "--redis", env: "SALVO_REDIS", parse: redisUrl },
+  {
+    key: "workers",
+    option: "workers",
+    flag: "--workers",
+    env: "SALVO_WORKERS",
+    parse: nonNegativeInteger,
+  },
+  {
+    key: "workerTimeoutMs",
+    option: "workerTimeout",
+    flag: "--worker-timeout",
+    env: "SALVO_WORKER_TIMEOUT",
+    parse: duration,
+  },
+  {
+    key: "workerConcurrency",
+    option: "workerConcurrency",
+    flag: "--worker-concurrency",
+    env: "SALVO_WORKER_CONCURRENCY",
+    parse: positiveInteger,
+  },
 ];
 
 const isMapping = (raw: unknown): raw is Record<string, unknown> =>
@@ -491,6 +558,54 @@ export function resolveRunSettings(sources: SettingsSources): RunSettings {
   for (const field of FIELDS) {
     const raw = sources.flags[field.option];
     if (raw !== undefined) settings[field.key] = field.parse(raw, field.flag, "command line");
+  }
+  for (const [key, name] of [
+    ["workers", "--workers"],
+    ["workerTimeoutMs", "--worker-timeout"],
+    ["workerConcurrency", "--worker-concurrency"],
+  ] as const)
+    if (settings[key] !== undefined && settings.redis === undefined)
+      fail(
+        name,
+        "to be used with --redis URL (worker processes share the batch through Redis)",
+        settings[key],
+        "settings",
+      );
+  if (settings.redis !== undefined) {
+    // Not shared across machines yet: refused rather than silently kept per worker.
+    const unsupported: Array<[keyof RunSettings, string]> = [
+      ["cache", "--cache"],
+      ["audit", "--audit"],
+      ["maxCost", "--max-cost"],
+      ["maxTokensTotal", "--max-tokens-total"],
+    ];
+    for (const [key, name] of unsupported)
+      if (settings[key] !== undefined)
+        fail(
+          name,
+          "to be left out with --redis (a response cache, a call log and a budget are per process; they are not shared across workers yet)",
+          settings[key],
+          "settings",
+        );
+    for (const [key, name] of [
+      ["runDeadline", "--run-deadline"],
+      ["batchTurnaroundMs", "--batch-turnaround"],
+      ["batchSize", "--batch-size"],
+    ] as const)
+      if (settings[key] !== undefined)
+        fail(
+          name,
+          "to be left out with --redis (the providers' batch APIs are a backend of one process)",
+          settings[key],
+          "settings",
+        );
+    if (settings.backend !== undefined && settings.backend !== "realtime")
+      fail(
+        "--backend",
+        "realtime with --redis (the providers' batch APIs are a backend of one process)",
+        settings.backend,
+        "settings",
+      );
   }
   if (typeof settings.concurrency === "number" && settings.maxConcurrency !== undefined) {
     fail(

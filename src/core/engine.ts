@@ -29,6 +29,7 @@ import {
   SchedulerClosedError,
   TimeoutError,
 } from "../errors.ts";
+import type { AdmissionGate, GatePass } from "./admission-gate.ts";
 import type { Clock } from "./clock.ts";
 import type {
   AttemptResult,
@@ -64,6 +65,8 @@ export class Engine {
   readonly #unsubscribe: () => void;
   readonly #rates: RateLimits;
   readonly #retry: RetryPolicy;
+  /** An admission shared with other processes, asked after this engine's own (see admission-gate.ts). */
+  readonly #gate: AdmissionGate | undefined;
   /** Eligible lanes: non-empty and under their cap. */
   readonly #lanes = new Heap<Lane<Item>>(laneBefore<Item>);
   readonly #wake: Deadline<Engine>;
@@ -121,6 +124,7 @@ export class Engine {
     this.#limit = effectiveLimit(this.#controller.limit);
     this.#unsubscribe = this.#controller.subscribe((limit) => this.#limitChanged(limit));
     this.#retry = options.retry;
+    this.#gate = options.gate;
     this.#rates = new RateLimits({
       limits: options.limits,
       burstSeconds: options.burstSeconds,
@@ -328,6 +332,7 @@ export class Engine {
   applySnapshot(snapshot: RateLimitSnapshot, attempt: Attempt | undefined): void {
     let unseen: Charge | undefined;
     if (attempt !== undefined) {
+      attempt.snapshot = snapshot;
       unseen = { requests: 0, tokens: 0, inputTokens: 0, outputTokens: 0 };
       for (const other of this.#holding) {
         if (other === attempt || other.startedAt < attempt.startedAt) continue;
@@ -374,8 +379,10 @@ export class Engine {
     if (this.#draining === undefined && !this.#closed) {
       const error = aborted(reason);
       this.#draining = error;
+      // An attempt still waiting for the gate has sent nothing: it stops like a queued item.
       for (const item of this.#liveItems())
-        if (item.state !== RUNNING) this.#cancel(item, error, "aborted");
+        if (item.state !== RUNNING || item.current?.waitingForGate)
+          this.#cancel(item, error, "aborted");
       this.#closing.abort(error);
     }
     return this.onIdle();
@@ -519,6 +526,55 @@ export class Engine {
     this.#retry.onAttempt(number, now);
     // A task that is not a request says nothing to the controller, at its start as at its end.
     if (item.charge.requests !== 0) this.#controller.onStart({ inFlight: this.#inFlight, now });
+    if (this.#gate !== undefined) {
+      // It holds its slot but starts only when the gate admits it (see `#awaitGate`).
+      attempt.waitingForGate = true;
+      attempt.began = false;
+      void this.#awaitGate(this.#gate, attempt);
+      return;
+    }
+    this.#begin(attempt, now);
+  }
+
+  /**
+   * Waits for the shared admission, then starts the attempt: its timeout, `started` event and
+   * latency count from the grant. Stopped while it waits (its signal aborts, the gate rejects),
+   * it ends like an attempt whose task failed, without having run.
+   */
+  async #awaitGate(gate: AdmissionGate, attempt: Attempt): Promise<void> {
+    const item = attempt.item;
+    let pass: GatePass;
+    try {
+      pass = await gate.admit({
+        charge: attempt.charge,
+        id: item.id,
+        attempt: attempt.attempt,
+        signal: attempt.signal,
+      });
+    } catch (error) {
+      attempt.waitingForGate = false;
+      this.#ended(attempt, true, undefined, error);
+      return;
+    }
+    attempt.waitingForGate = false;
+    attempt.pass = pass;
+    const now = this.clock.now();
+    if (attempt.decided) {
+      this.#ended(attempt, false, undefined, undefined);
+      return;
+    }
+    attempt.startedAt = now;
+    this.#integrateLoad(now);
+    attempt.loadAtStart = this.#load;
+    attempt.began = true;
+    this.#begin(attempt, now);
+  }
+
+  /** The attempt starts now: its timeout, its `started` event, then its task. */
+  #begin(attempt: Attempt, now: number): void {
+    const item = attempt.item;
+    const lane = item.lane;
+    const number = attempt.attempt;
     if (item.timeoutMs !== Number.POSITIVE_INFINITY) {
       item.timeoutTimer ??= new Deadline(this.#onTimeout, item);
       this.#timers.schedule(item.timeoutTimer, now + item.timeoutMs);
@@ -593,6 +649,20 @@ export class Engine {
 
   #releaseSlot(attempt: Attempt): void {
     attempt.holdsSlot = false;
+    const pass = attempt.pass;
+    if (pass !== undefined) {
+      attempt.pass = undefined;
+      pass.end({
+        started: attempt.began,
+        result: attempt.began ? (attempt.result ?? "cancelled") : "cancelled",
+        latencyMs: this.clock.now() - attempt.startedAt,
+        reserved: attempt.item.charge,
+        charged: attempt.charge,
+        usageReported: attempt.reported,
+        snapshot: attempt.snapshot,
+        retryAfterMs: attempt.retryAfterMs,
+      });
+    }
     this.#holding.delete(attempt);
     this.#rates.release(attempt.charge);
     this.#integrateLoad(this.clock.now());
@@ -748,6 +818,8 @@ export class Engine {
   }
 
   #sample(attempt: Attempt, result: AttemptResult, now: number, retryAfterMs: number | undefined) {
+    attempt.result = result;
+    attempt.retryAfterMs = retryAfterMs;
     // A task that is not a request (a pipeline's function task, `cost: {requests: 0}`) says
     // nothing about the provider's capacity: its latency must not teach the controller.
     if (attempt.charge.requests === 0) return;

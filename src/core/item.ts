@@ -1,6 +1,8 @@
 // The scheduler's internal records: an `Item` is one unit of result (one `run`, one input of a
 // `map`), an `Attempt` is one try at it holding one slot. Not exported from the package.
 
+import type { GatePass } from "./admission-gate.ts";
+import type { AttemptResult } from "./concurrency/concurrency-controller.ts";
 import type { Engine } from "./engine.ts";
 import type { Lane } from "./lane.ts";
 import type { Charge } from "./limits/limit.ts";
@@ -118,7 +120,8 @@ export class Attempt implements TaskContext {
   readonly engine: Engine;
   readonly item: Item;
   readonly attempt: number;
-  readonly startedAt: number;
+  /** When it started: its slot was taken, or, with an admission gate, the gate admitted it. */
+  startedAt: number;
   /** The engine's attempts-in-flight integral (attempt-ms) when this attempt started. */
   loadAtStart = 0;
   /** What this attempt reserved; replaced by the reconciled charge when usage is reported. */
@@ -136,6 +139,14 @@ export class Attempt implements TaskContext {
   /** Its estimate was given back when it became an orchestrator (it had reported no usage). */
   refunded = false;
   outputTokens: number | undefined = undefined;
+  // With an admission gate (see admission-gate.ts): whether it waits for the gate, whether it got
+  // past it (its task started), the gate's pass, and what the pass is told when the slot is freed.
+  waitingForGate = false;
+  began = true;
+  pass: GatePass | undefined = undefined;
+  result: AttemptResult | undefined = undefined;
+  retryAfterMs: number | undefined = undefined;
+  snapshot: RateLimitSnapshot | undefined = undefined;
   #controller: AbortController | undefined = undefined;
   #abortReason: unknown = undefined;
   #aborted = false;

@@ -2,6 +2,7 @@
 // (`resolveSchedulerOptions`) and validated at the boundary.
 
 import { ConfigError } from "../errors.ts";
+import type { AdmissionGate } from "./admission-gate.ts";
 import { type Clock, realClock } from "./clock.ts";
 import { AdaptiveConcurrency } from "./concurrency/adaptive-concurrency.ts";
 import type { ConcurrencyController } from "./concurrency/concurrency-controller.ts";
@@ -62,6 +63,12 @@ export type SchedulerOptions = {
   maxRetryAfterMs?: number | undefined;
   /** Jitter added to a pause, as a fraction of it: the pause is d * (1 + U[0, j]). @default 0.1 */
   cooldownJitter?: number | undefined;
+  /**
+   * An admission shared with other processes (e.g. `SharedAdmission` on Redis), asked for every
+   * attempt after this scheduler's own admission: the attempt starts (its timeout, latency and
+   * `started` event count) when the gate admits it. @default none
+   */
+  gate?: AdmissionGate | undefined;
   /** The clock. @default realClock */
   clock?: Clock | undefined;
   /** The random source for jitter. @default Math.random */
@@ -155,6 +162,7 @@ export type ResolvedSchedulerOptions = {
   cooldownMs: number;
   maxRetryAfterMs: number;
   cooldownJitter: number;
+  gate: AdmissionGate | undefined;
   clock: Clock;
   random: Random;
   window: number;
@@ -193,6 +201,7 @@ export function resolveSchedulerOptions(options: SchedulerOptions = {}): Resolve
     cooldownMs: nonNegative("cooldownMs", options.cooldownMs ?? 1_000),
     maxRetryAfterMs: positive("maxRetryAfterMs", options.maxRetryAfterMs ?? 120_000, true),
     cooldownJitter: nonNegative("cooldownJitter", options.cooldownJitter ?? 0.1),
+    gate: options.gate,
     clock: options.clock ?? realClock,
     random,
     window: positiveInteger("window", options.window ?? 1_024),

@@ -5,6 +5,7 @@
 // events) and for requests with forwarded headers that may change the answer.
 import type { CallAuditor } from "../audit/call-auditor.ts";
 import type { ResponseCache } from "../cache/response-cache.ts";
+import type { AdmissionGate } from "../core/admission-gate.ts";
 import type { Clock } from "../core/clock.ts";
 import { AdaptiveConcurrency } from "../core/concurrency/adaptive-concurrency.ts";
 import type { ConcurrencyController } from "../core/concurrency/concurrency-controller.ts";
@@ -64,6 +65,12 @@ export type UpstreamOptions = {
   defaultMaxTokens?: number | undefined;
   /** A fetch for upstream calls, instead of Node's http client. @default Node's http/https */
   fetch?: typeof fetch | undefined;
+  /**
+   * An admission shared with other gateways (`SharedAdmission` on Redis, `salvo serve --redis`):
+   * every attempt is admitted there too, so several gateways hold this upstream's limits together.
+   * Pair it with a `SharedConcurrency` as `concurrency`. @default none (this gateway alone)
+   */
+  gate?: AdmissionGate | undefined;
 };
 
 /** How long a listing of the upstream's models is reused, ms. */
@@ -145,6 +152,7 @@ export class Upstream {
       retry: options.retry ?? { maxAttempts: 5 },
       timeoutMs: options.timeoutMs ?? 600_000,
       clock: shared.clock,
+      gate: options.gate,
     });
     this.budget =
       options.maxCostUsd === undefined && options.maxTokens === undefined

@@ -55,6 +55,7 @@ export async function runJob(job: RunJob): Promise<number> {
     providerFromSettings,
     schedulerOptionsFromSettings,
     startSimulatorFor,
+    SIM_KEY,
   } = await import("../../config/run-settings.ts");
   if (settings.dryRun) {
     const { dryRunJob } = await import("../dry-run.ts");
@@ -99,6 +100,51 @@ export async function runJob(job: RunJob): Promise<number> {
   const ownSim = sim === undefined && settings.sim !== undefined;
   try {
     if (ownSim) sim = await startSimulatorFor(settings.sim!);
+    if (settings.redis !== undefined) {
+      // Scale-out: this process coordinates; worker processes (here and elsewhere) call.
+      const { runDistributedBatch } = await import("../../distributed/run-distributed-batch.ts");
+      const workerTimeoutMs =
+        settings.workerTimeoutMs === undefined ? undefined : Math.round(settings.workerTimeoutMs);
+      const result = await runDistributedBatch({
+        input,
+        output,
+        redis: settings.redis,
+        workers: settings.workers,
+        workerConcurrency: settings.workerConcurrency,
+        leaseTtlMs: workerTimeoutMs,
+        lockDurationMs: workerTimeoutMs,
+        providerName: settings.provider,
+        model: settings.model,
+        baseUrl: settings.baseUrl,
+        apiKeyEnv: settings.apiKeyEnv,
+        simulator:
+          sim === undefined
+            ? undefined
+            : { baseUrl: sim.baseUrl, origin: sim.origin, apiKey: SIM_KEY },
+        endpoint: settings.sim === undefined ? settings.baseUrl : `simulator:${settings.sim}`,
+        concurrency: settings.concurrency,
+        maxConcurrency: settings.maxConcurrency,
+        requestsPerMinute: settings.rpm,
+        tokensPerMinute: settings.tpm,
+        inputTokensPerMinute: settings.itpm,
+        outputTokensPerMinute: settings.otpm,
+        burstSeconds: settings.burstSeconds,
+        timeoutMs: settings.timeoutMs,
+        deadlineMs: Number.isFinite(settings.deadlineMs) ? settings.deadlineMs : undefined,
+        maxAttempts: settings.maxAttempts,
+        fresh: settings.fresh,
+        retryFailed: settings.retryFailed,
+        strict: settings.strict,
+        graceMs: settings.graceMs,
+        report: settings.report,
+        progress,
+        signal: io.signal,
+        onEvent,
+        env: io.env,
+      });
+      io.stdout.write(result.text);
+      return exitOf(result, io);
+    }
     const backendOptions = await backendFromSettings(settings, sim);
     const result = await runBatchFile({
       ...backendOptions,
@@ -215,6 +261,22 @@ export function runCommand(io: CliIo) {
     .option(
       "--max-tokens-total <n>",
       "the same for tokens (input + output) over the whole run (default: none)",
+    )
+    .option(
+      "--redis <url>",
+      "scale out: share the limits and this batch's lines through this Redis, e.g. redis://10.0.0.5:6379; this process coordinates and writes the output, worker processes call (default: none, one process)",
+    )
+    .option(
+      "--workers <n>",
+      "with --redis: worker processes to start on this machine; `salvo worker --redis URL` on other machines joins them (default: 1; 0 leaves the lines to other machines)",
+    )
+    .option(
+      "--worker-concurrency <n>",
+      "with --redis: the most calls one worker process has in flight (default: the shared --concurrency)",
+    )
+    .option(
+      "--worker-timeout <duration>",
+      "with --redis: how long a dead worker's lines and shared slots stay held before other workers take them over (default: 10s)",
     )
     .option(
       "--dry-run",

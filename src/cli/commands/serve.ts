@@ -163,6 +163,10 @@ export function serveCommand(io: CliIo): Command {
     .option("--max-cost <usd>", "the upstream's budget while the gateway runs, USD (default: none)")
     .option("--max-tokens-total <n>", "the same in tokens (default: none)")
     .option(
+      "--redis <url>",
+      "share every upstream's limits with the other gateways (and `salvo run --redis` workers) using this Redis, e.g. redis://10.0.0.5:6379: behind a load balancer, N gateways hold one budget, not N (default: none)",
+    )
+    .option(
       "--access-log <where>",
       "stderr, none, or a file: one JSON line per request (default: stderr)",
     )
@@ -204,6 +208,7 @@ async function serve(options: Record<string, unknown>, io: CliIo): Promise<numbe
   if (accessLog !== "none" && accessLog !== "stderr")
     log = createWriteStream(accessLog, { flags: "a", mode: 0o600 });
   try {
+    if (typeof options.redis === "string") await shareUpstreams(options.redis, started, io);
     const gateway = createGateway({ ...started.options, onAccess });
     const server = await listen(gateway, {
       host: started.listen.host,
@@ -254,7 +259,7 @@ async function settingsFrom(options: Record<string, unknown>, io: CliIo): Promis
   );
   const { parseDurationMs } = await import("../../providers/rate-limit-headers.ts");
   const cleanup: Array<() => Promise<void>> = [];
-  const { config, host, port, grace, accessLog, state, ...flags } = options;
+  const { config, host, port, grace, accessLog, state, redis: _redis, ...flags } = options;
   const stateDir = await stateDirFrom(state, io.env);
   const duration = (raw: unknown, flag: string): number => {
     const ms = parseDurationMs(String(raw));
@@ -291,7 +296,7 @@ async function settingsFrom(options: Record<string, unknown>, io: CliIo): Promis
     if (given.length > 0)
       throw new ConfigError({
         field: FLAG_NAMES[given[0]!] ?? `--${given[0]}`,
-        expected: `no upstream flags with --config (set it in ${config}); only --host, --port, --grace, --access-log and --state go beside it`,
+        expected: `no upstream flags with --config (set it in ${config}); only --host, --port, --grace, --access-log, --state and --redis go beside it`,
         got: flags[given[0]!],
         where: "command line",
       });
@@ -405,6 +410,48 @@ async function stateDirFrom(
     );
   }
   return dir;
+}
+
+/**
+ * `--redis`: every upstream's admission is shared in Redis (one budget per provider, base URL and
+ * key, whichever gateway or worker calls it), and its concurrency follows the shared limit.
+ * Redis unreachable at start is a clear error; an outage later pauses admission until it returns.
+ */
+async function shareUpstreams(url: string, started: Started, io: CliIo): Promise<void> {
+  const { RedisConnection } = await import("../../distributed/redis-connection.ts");
+  const { SharedAdmission } = await import("../../distributed/shared-admission.ts");
+  const { SharedConcurrency } = await import("../../distributed/shared-concurrency.ts");
+  const { upstreamKey } = await import("../../distributed/upstream-key.ts");
+  const connection = await RedisConnection.open(url, { name: "salvo-serve" });
+  const admissions: Array<{ close(): Promise<void> }> = [];
+  started.cleanup.unshift(async () => {
+    for (const admission of admissions) await admission.close();
+    await connection.close();
+  });
+  for (const upstream of started.options.upstreams) {
+    const concurrency = upstream.concurrency;
+    if (concurrency !== undefined && typeof concurrency === "object")
+      throw new ConfigError({
+        field: "--redis",
+        expected: "upstreams whose concurrency is a number or auto",
+        got: upstream.name ?? upstream.provider,
+      });
+    const admission = await SharedAdmission.open({
+      redis: connection,
+      key: upstreamKey(upstream.provider, upstream.baseUrl, upstream.apiKey),
+      requestsPerMinute: upstream.requestsPerMinute,
+      tokensPerMinute: upstream.tokensPerMinute,
+      inputTokensPerMinute: upstream.inputTokensPerMinute,
+      outputTokensPerMinute: upstream.outputTokensPerMinute,
+      burstSeconds: upstream.burstSeconds,
+      concurrency: concurrency ?? "auto",
+      maxConcurrency: upstream.maxConcurrency,
+      onWarning: (message) => io.stderr.write(`salvo serve: warning: ${message}\n`),
+    });
+    admissions.push(admission);
+    upstream.gate = admission;
+    upstream.concurrency = new SharedConcurrency(admission);
+  }
 }
 
 const KEY_ENV = { openai: "OPENAI_API_KEY", anthropic: "ANTHROPIC_API_KEY" } as const;
