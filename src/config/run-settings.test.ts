@@ -102,10 +102,7 @@ describe("resolveRunSettings", () => {
       { flags: { redis: "redis://127.0.0.1:6379", runDeadline: "6h" }, env: {} },
       "--run-deadline: expected to be left out with --redis",
     ],
-    [
-      { flags: { workers: "2" }, env: {} },
-      "--workers: expected to be used with --redis URL",
-    ],
+    [{ flags: { workers: "2" }, env: {} }, "--workers: expected to be used with --redis URL"],
   ])(
     "names the source, the field, what was expected and what was given: %#",
     (sources, message) => {
