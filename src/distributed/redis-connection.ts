@@ -47,6 +47,7 @@ export type RedisConnectionOptions = {
  */
 export class RedisConnection {
   readonly url: string;
+  /** @internal The ioredis client (its types are not part of Salvo's public ones). */
   readonly client: Redis;
   #downSince: number | undefined;
   #unavailableMs = 0;
@@ -73,7 +74,10 @@ export class RedisConnection {
     return new RedisConnection(url, client);
   }
 
-  /** Another connection to the same server with the same behaviour (for blocking or pub/sub use). */
+  /**
+   * @internal Another connection to the same server with the same behaviour (for blocking or
+   * pub/sub use).
+   */
   async duplicate(name: string): Promise<Redis> {
     return connectClient(this.url, { name });
   }
