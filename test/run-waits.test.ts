@@ -69,7 +69,10 @@ describe("salvo run and the provider's Retry-After", () => {
 
 describe("salvo run below one request a minute", () => {
   it("--rpm 0.5 admits its first call at once and answers it (it used to fail SALVO_REQUEST_TOO_LARGE)", async () => {
-    const sim = await ws.simulator({ latency: { ttftMs: 5, msPerToken: 0 }, output: { tokens: 4 } });
+    const sim = await ws.simulator({
+      latency: { ttftMs: 5, msPerToken: 0 },
+      output: { tokens: 4 },
+    });
     const { code, io, out } = await run(1, ["--rpm", "0.5"], sim);
     expect(code, io.err).toBe(0);
     expect(out).toHaveLength(1);
