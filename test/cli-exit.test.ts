@@ -6,7 +6,14 @@ import { readFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { EXIT_BUDGET_EXCEEDED } from "../src/cli/commands/run.ts";
-import { EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE } from "../src/cli/io.ts";
+import {
+  EXIT_BROKEN_PIPE,
+  EXIT_INTERNAL,
+  EXIT_INTERRUPTED,
+  EXIT_OK,
+  EXIT_SOME_FAILED,
+  EXIT_USAGE,
+} from "../src/cli/io.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 
@@ -21,7 +28,7 @@ describe("exit codes", () => {
     let err = "";
     child.stderr.on("data", (chunk: Buffer) => (err += chunk));
     const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
-    expect(code, err).toBe(141);
+    expect(code, err).toBe(EXIT_BROKEN_PIPE);
     expect(err).toBe("");
   });
 
@@ -35,9 +42,9 @@ describe("exit codes", () => {
       [EXIT_SOME_FAILED, "some failed"],
       [EXIT_USAGE, "usage or input error"],
       [EXIT_BUDGET_EXCEEDED, "a budget stopped the run"],
-      [70, "an internal error"],
+      [EXIT_INTERNAL, "an internal error"],
       [EXIT_INTERRUPTED, "interrupted"],
-      [141, "the reader of the output went away"],
+      [EXIT_BROKEN_PIPE, "the reader of the output went away"],
     ] as const)
       expect(readme, `${code} ${meaning}`).toContain(`${code} ${meaning}`);
   });

@@ -38,7 +38,8 @@ describe("salvo run and the provider's Retry-After", () => {
   it("a server that answers every extra call 429 with Retry-After: 3600 fails those calls at once, typed, instead of sleeping an hour", async () => {
     // One call in the server at a time; every other arrival is a 429 asking for an hour.
     const sim = await ws.simulator({
-      latency: { ttftMs: 300, msPerToken: 0 },
+      // The first call is served 2 s: the other two arrive while it is in the server.
+      latency: { ttftMs: 2_000, msPerToken: 0 },
       output: { tokens: 4 },
       capacity: { rejectAbove: 1, retryAfterMs: 3_600_000 },
     });
@@ -51,6 +52,20 @@ describe("salvo run and the provider's Retry-After", () => {
       expect(line.error.message).toMatch(/3600|1h|60m/);
     }
     // Each refused call was sent once: no retry slept on the hour.
+    expect(sim.stats({ timeline: false }).arrivals).toBe(3);
+  });
+
+  it("--max-retry-after 1s: a 5 s Retry-After, which the default (2m) would wait out, fails at once", async () => {
+    const sim = await ws.simulator({
+      latency: { ttftMs: 2_000, msPerToken: 0 },
+      output: { tokens: 4 },
+      capacity: { rejectAbove: 1, retryAfterMs: 5_000 },
+    });
+    const { code, io, out } = await run(3, ["--concurrency", "3", "--max-retry-after", "1s"], sim);
+    expect(code, io.err).toBe(1);
+    const failed = out.filter((line) => line.error !== null);
+    expect(failed.length).toBeGreaterThanOrEqual(1);
+    for (const line of failed) expect(line.error.code).toBe("SALVO_RETRY_AFTER_TOO_LONG");
     expect(sim.stats({ timeline: false }).arrivals).toBe(3);
   });
 

@@ -24,7 +24,7 @@ export function addCallOptions(command: Command): Command {
     )
     .option(
       "--concurrency <n|auto>",
-      `calls in flight at once, or auto: adaptive, climbs while throughput grows and holds at the knee where more calls would only queue or slow each other, backs off on 429s and overload, starts from known limits or the last run's learned limit (default: ${RUN_DEFAULTS.concurrency})`,
+      `calls in flight at once, or auto: adaptive, climbs while throughput grows and holds at the knee where more calls would only queue or slow each other, backs off on 429s and overload, starts from known limits (salvo run: or the last run's learned limit, kept beside the output) (default: ${RUN_DEFAULTS.concurrency})`,
     )
     .option("--max-concurrency <n>", "the most calls auto may have in flight (default: 256)")
     .option("--rpm <n>", "requests per minute (default: none; learned from rate-limit headers)")
@@ -46,7 +46,7 @@ export function addCallOptions(command: Command): Command {
     .option("--deadline <duration>", "per-call deadline across all attempts (default: none)")
     .option(
       "--max-retry-after <duration>",
-      "the longest Retry-After a provider may ask for: a longer one (or one past --deadline) fails the call at once with SALVO_RETRY_AFTER_TOO_LONG instead of waiting (default: 2m)",
+      "the longest Retry-After a provider may ask for: a longer one fails the call at once with SALVO_RETRY_AFTER_TOO_LONG instead of waiting (one past --deadline fails it with SALVO_DEADLINE_EXCEEDED) (default: 2m)",
     )
     .option(
       "--grace <duration>",

@@ -472,11 +472,12 @@ export class RunMetrics {
   #retryWaits(nowMs: number): { waitingToRetry: number; retryWaitMs: number } {
     let waitingToRetry = 0;
     let retryWaitMs = 0;
-    for (const at of this.#retryAt.values())
-      if (at > nowMs) {
-        waitingToRetry++;
-        retryWaitMs = Math.max(retryWaitMs, at - nowMs);
-      }
+    // Every item between its retry-scheduled and its next queued: one the retry budget holds past
+    // its retryAt still waits (its wait still to go is unknown, so counted as 0).
+    for (const at of this.#retryAt.values()) {
+      waitingToRetry++;
+      retryWaitMs = Math.max(retryWaitMs, at - nowMs);
+    }
     return { waitingToRetry, retryWaitMs };
   }
 

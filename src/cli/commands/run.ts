@@ -50,10 +50,11 @@ export async function runJob(job: RunJob): Promise<number> {
   const { formatDuration } = await import("../../progress/format.ts");
   const { createProgress } = await import("../../progress/progress-renderer.ts");
   const { runBatchFile } = await import("../../batch/run-batch-file.ts");
+  const { backendOptionsFromSettings, distributedOptionsFromSettings } = await import(
+    "../../config/run-options.ts"
+  );
   const {
-    backendOptionsFromSettings,
     batchClientFromSettings,
-    distributedOptionsFromSettings,
     providerFromSettings,
     schedulerOptionsFromSettings,
     startSimulatorFor,
@@ -101,11 +102,12 @@ export async function runJob(job: RunJob): Promise<number> {
   const ownSim = sim === undefined && settings.sim !== undefined;
   try {
     if (ownSim) sim = await startSimulatorFor(settings.sim!);
-    if (settings.redis !== undefined) {
+    const redis = settings.redis;
+    if (redis !== undefined) {
       // Scale-out: this process coordinates; worker processes (here and elsewhere) call.
       const { runDistributedBatch } = await import("../../distributed/run-distributed-batch.ts");
       const result = await runDistributedBatch({
-        ...distributedOptionsFromSettings(settings, sim),
+        ...distributedOptionsFromSettings(settings, redis, sim),
         input,
         output,
         progress,
