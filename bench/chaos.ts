@@ -10,7 +10,8 @@
 //     if the simulator was serving it at that moment, or had answered it while the killed run had
 //     not yet journaled the answer; and at no kill more than twice the concurrency was in flight;
 //   - no lock file and no temporary file is left behind.
-// The short form runs in `npm test` (test/chaos.test.ts); the long one here:
+// The short form runs in `npm test` (test/chaos-run.test.ts, test/chaos-pipeline.test.ts); the
+// long one here:
 //   node bench/chaos.ts [--lines 2000] [--kills 25] [--tasks 60] [--pipeline-kills 15] [--seed N]
 import { spawn } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";

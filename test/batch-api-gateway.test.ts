@@ -5,12 +5,12 @@
 // gateway killed with SIGKILL mid-batch and restarted on the same state directory completes it,
 // with the upstream paid at most once per line plus the calls in flight at the kill.
 import { type ChildProcess, spawn } from "node:child_process";
-import { readdir, writeFile } from "node:fs/promises";
+import { readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import Anthropic from "@anthropic-ai/sdk";
 import OpenAI, { toFile } from "openai";
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import { runCli } from "../src/cli/main.ts";
 import { createGateway, listen } from "../src/gateway/index.ts";
 import { expectedMarker, type SimHandle } from "../src/sim/index.ts";
@@ -20,6 +20,24 @@ import { useWorkspace } from "./support/workspace.ts";
 const ws = useWorkspace("salvo-batch-api-gateway-");
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const UPSTREAM_KEY = "sk-upstream-batch-gateway-not-a-key";
+
+/** What the gateway processes printed, for the leak check. */
+const printed: Array<() => string> = [];
+
+// The upstream key reaches no file the gateway wrote (state: files, batches, results) and nothing
+// it printed. Registered after the workspace's hooks, so it runs before the directory goes.
+afterEach(async () => {
+  const files = await readdir(ws.dir, { recursive: true, withFileTypes: true }).catch(() => []);
+  for (const file of files)
+    if (file.isFile()) {
+      const path = join(file.parentPath, file.name);
+      expect(await readFile(path, "utf8"), `the upstream key leaked into ${path}`).not.toContain(
+        UPSTREAM_KEY,
+      );
+    }
+  for (const text of printed.splice(0))
+    expect(text(), "the upstream key leaked into the gateway's output").not.toContain(UPSTREAM_KEY);
+});
 const ALICE = "gw-alice-batch-key-0123456789";
 const BOB = "gw-bob-batch-key-0123456789ab";
 const N = 500;
@@ -369,6 +387,7 @@ async function serve(
   let err = "";
   child.stdout!.on("data", (d: Buffer) => (out += d));
   child.stderr!.on("data", (d: Buffer) => (err += d));
+  printed.push(() => out + err);
   const exited = new Promise((resolve) => child.once("exit", resolve));
   while (!out.includes("state in ")) {
     const gone = await Promise.race([

@@ -206,6 +206,7 @@ describe.skipIf(redisServerPath === undefined)(
       // start with their holder's host:pid).
       const client = new Redis(redis.url);
       let victimLeases = 0;
+      let leasesAtDeath = 0;
       for (let k = 0; k < 5; k++) {
         await sleep(300 + random() * 1_000);
         for (;;) {
@@ -221,6 +222,11 @@ describe.skipIf(redisServerPath === undefined)(
             kills.push(sim.stats({ timeline: false }).uptimeMs);
             process.kill(victim, "SIGKILL");
             victimLeases += held.get(victim)!;
+            // What it held when it died: its leases stay in Redis until their TTL (3 s) runs out.
+            await sleep(50);
+            for (const key of await client.keys("salvo:admission:*leases"))
+              for (const id of await client.zrange(key, 0, -1))
+                if (Number(id.split(":").at(-3)) === victim) leasesAtDeath++;
             break;
           }
           await sleep(20);
@@ -257,7 +263,7 @@ describe.skipIf(redisServerPath === undefined)(
       expect(paid.length - lines).toBe(extra.length);
       expect(extra.length).toBeLessThanOrEqual(atKills);
       console.info(
-        `kill -9 x5 (seed ${seed}): ${lines} lines, ${paid.length} paid calls (${extra.length} extra; the killed workers held ${victimLeases} shared slots, ${atKills} calls were in flight anywhere at the kills)`,
+        `kill -9 x5 (seed ${seed}): ${lines} lines, ${paid.length} paid calls (${extra.length} extra; the killed workers held ${victimLeases} shared slots just before and ${leasesAtDeath} at their deaths, ${atKills} calls were in flight anywhere at the kills)`,
       );
     }, 180_000);
 

@@ -1,7 +1,7 @@
 // The README is part of the interface: its example input lines run as shown, every library
 // example (each ```ts block) runs as written as a program of its own, and every option it
 // mentions exists in the command's --help.
-import { execFile } from "node:child_process";
+import { execFile, spawnSync } from "node:child_process";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -9,6 +9,7 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 import { runCli } from "../src/cli/main.ts";
+import { createGateway, listen } from "../src/gateway/index.ts";
 import { loadScenario, startSimulator } from "../src/sim/index.ts";
 import { memoryIo } from "./support/memory-io.ts";
 
@@ -89,6 +90,48 @@ describe("README", () => {
         expect("code" in result ? result.code : 0, `${result.stdout}\n${result.stderr}`).toBe(0);
         expect(result.stderr).not.toMatch(/Error|error:/);
       } finally {
+        await sim.close();
+        await rm(dir, { recursive: true, force: true });
+      }
+    },
+  );
+
+  const pythons = [...readme.matchAll(/```python\n([\s\S]*?)```/g)].map((m) => m[1] ?? "");
+  const python = ["python3", "python"].find(
+    (cmd) => spawnSync(cmd, ["-c", "import sys; assert sys.version_info >= (3, 8)"]).status === 0,
+  );
+
+  it("has a Python example", () => {
+    expect(pythons.length).toBeGreaterThanOrEqual(1);
+  });
+
+  // Real Python, standard library only, against the gateway (a tenant's key) over the simulator.
+  it.skipIf(python === undefined).each(pythons.map((program, i) => [i, program]))(
+    `Python example %i runs as written against salvo serve${python === undefined ? " (skipped: no python3 on PATH; .ci/run installs it)" : ""}`,
+    async (_i, program) => {
+      const sim = await startSimulator({ latency: { ttftMs: 5, msPerToken: 0 } });
+      const gateway = createGateway({
+        upstreams: [{ provider: "openai", baseUrl: sim.baseUrl, apiKey: "sk-readme-upstream" }],
+        tenants: [{ name: "claims", keys: ["gw-readme-python-key"] }],
+      });
+      const server = await listen(gateway, { port: 0 });
+      const dir = await mkdtemp(join(tmpdir(), "salvo-readme-python-"));
+      try {
+        await writeFile(join(dir, "example.py"), program);
+        const result = await exec(python!, ["example.py"], {
+          cwd: dir,
+          timeout: 30_000,
+          env: {
+            ...process.env,
+            SALVO_GATEWAY_URL: server.baseUrl,
+            SALVO_GATEWAY_KEY: "gw-readme-python-key",
+          },
+        }).catch((error: { code: number; stdout: string; stderr: string }) => error);
+        expect("code" in result ? result.code : 0, `${result.stdout}\n${result.stderr}`).toBe(0);
+        expect(result.stdout.trim().length).toBeGreaterThan(0);
+        expect(sim.stats({ timeline: false }).completions).toBeGreaterThanOrEqual(1);
+      } finally {
+        await server.close();
         await sim.close();
         await rm(dir, { recursive: true, force: true });
       }

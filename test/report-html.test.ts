@@ -12,6 +12,7 @@ import { pathToFileURL } from "node:url";
 import { type BrowserContext, chromium } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SAMPLE, transcriptAnalysis } from "../examples/transcript-analysis.ts";
+import { runBatchFile } from "../src/batch/run-batch-file.ts";
 import { ganttTasks, renderHtmlReport } from "../src/metrics/report-html.ts";
 import { RunMetrics, type RunSummary } from "../src/metrics/run-metrics.ts";
 import { RunTimeline } from "../src/metrics/run-timeline.ts";
@@ -296,6 +297,61 @@ describe.skipIf(CHROMIUM === undefined)("the HTML report in headless Chromium", 
     expect(shot.length).toBeGreaterThan(20_000);
     if (process.env.SALVO_REPORT_SCREENSHOT)
       await writeFile(process.env.SALVO_REPORT_SCREENSHOT, shot);
+    await page.close();
+  }, 60_000);
+
+  it("salvo run's own page (runBatchFile with report: run.html, as --report run.html): charts draw, every number is the run's JSON report's", async () => {
+    const sim = await startSimulator({
+      seed: 7,
+      capacity: { slots: 4 },
+      limits: { rpm: 3000 },
+      latency: { ttftMs: 10, msPerToken: 0.5, jitter: 0.2 },
+      output: { tokens: { min: 4, max: 24 } },
+      faults: { p500: 0.05 },
+    });
+    const input = join(dir, "requests.jsonl");
+    const lines = Array.from({ length: 60 }, (_, i) =>
+      JSON.stringify({
+        custom_id: `r${i}`,
+        method: "POST",
+        url: "/v1/chat/completions",
+        body: {
+          model: "gpt-4o-mini",
+          max_tokens: 32,
+          messages: [{ role: "user", content: `q${i}` }],
+        },
+      }),
+    );
+    await writeFile(input, `${lines.join("\n")}\n`);
+    const htmlFile = join(dir, "run.html");
+    const result = await runBatchFile({
+      input,
+      output: join(dir, "out.jsonl"),
+      provider: () => new OpenAIProvider({ baseURL: sim.baseUrl, apiKey: KEY }),
+      report: htmlFile,
+      limitMemory: false,
+      retry: { baseDelayMs: 10, maxDelayMs: 100 },
+    });
+    await sim.close();
+    expect(result.status).toBe("completed");
+    // What `--report run.json` holds: the result without its text (numbers as JSON writes them).
+    const json = JSON.parse(JSON.stringify({ run: result.run, series: result.series }));
+    const { page, problems, requests: sent } = await open(htmlFile);
+    expect(problems).toEqual([]);
+    expect(sent).toEqual([]);
+    const charts = await chartMarks(page);
+    const byName = Object.fromEntries(charts.map((c) => [c.chart, c]));
+    for (const name of ["throughput", "in-flight", "latency"]) {
+      expect(byName[name], name).toBeDefined();
+      expect(byName[name]!.sized, `${name}: marks with a size`).toBeGreaterThan(0);
+    }
+    expect(byName.throughput!.points[0]).toBe(json.series.buckets.length);
+    const numbers = await shownNumbers(page);
+    const keys = numbers.map((n) => n.key);
+    for (const key of ["run.succeeded", "run.attempts", "run.makespanMs", "run.latencyMs.p50"])
+      expect(keys, key).toContain(key);
+    expectNumbersMatch(numbers, json);
+    expect(json.run.succeeded).toBe(60);
     await page.close();
   }, 60_000);
 

@@ -21,37 +21,63 @@ async function arrivals(sim: SimHandle, n: number): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, 5));
 }
 
-async function batch(n: number, shared: boolean): Promise<string> {
+/** The input: chat lines, shared (temperature 0: single-flight) or samples, or embeddings. */
+type Kind = "shared" | "sample" | "embeddings";
+
+async function batch(n: number, kind: Kind | boolean): Promise<string> {
+  const shape: Kind = kind === true ? "shared" : kind === false ? "sample" : kind;
   const path = join(ws.dir, "in.jsonl");
   const lines = Array.from({ length: n }, (_, i) =>
-    JSON.stringify({
-      custom_id: `c-${i}`,
-      method: "POST",
-      url: "/v1/chat/completions",
-      body: {
-        model: "gpt-4o-mini",
-        max_tokens: 8,
-        // temperature 0: every call goes through single-flight (the defect's path)
-        ...(shared ? { temperature: 0 } : {}),
-        messages: [{ role: "user", content: `question ${i}` }],
-      },
-    }),
+    JSON.stringify(
+      shape === "embeddings"
+        ? {
+            custom_id: `c-${i}`,
+            method: "POST",
+            url: "/v1/embeddings",
+            // embeddings always go through single-flight (they are deterministic)
+            body: { model: "text-embedding-3-small", input: `passage ${i}` },
+          }
+        : {
+            custom_id: `c-${i}`,
+            method: "POST",
+            url: "/v1/chat/completions",
+            body: {
+              model: "gpt-4o-mini",
+              max_tokens: 8,
+              // temperature 0: every call goes through single-flight (the defect's path)
+              ...(shape === "shared" ? { temperature: 0 } : {}),
+              messages: [{ role: "user", content: `question ${i}` }],
+            },
+          },
+    ),
   );
   await writeFile(path, `${lines.join("\n")}\n`);
   return path;
 }
 
 describe("salvo run, interrupted", () => {
-  for (const [name, shared, grace] of [
-    ["shared requests (temperature 0), grace 30s", true, "30s"],
-    ["samples, grace 1000h (longer than any timer)", false, "1000h"],
+  for (const [name, kind, grace, extra] of [
+    ["shared requests (temperature 0), grace 30s", "shared", "30s", []],
+    ["embeddings (always shared)", "embeddings", "30s", []],
+    ["samples shared by --cache-force", "sample", "30s", ["--cache", "cache", "--cache-force"]],
+    ["samples, grace 1000h (longer than any timer)", "sample", "1000h", []],
   ] as const) {
     it(`answers that arrive during the grace period are kept: ${name}`, async () => {
       const sim = await ws.simulator();
-      const input = await batch(20, shared);
+      const input = await batch(20, kind);
       const output = join(ws.dir, "out.jsonl");
       const env = { OPENAI_API_KEY: KEY, OPENAI_BASE_URL: sim.baseUrl };
-      const args = ["run", input, "-o", output, "--concurrency", "5", "--grace", grace];
+      const args = [
+        "run",
+        input,
+        "-o",
+        output,
+        "--concurrency",
+        "5",
+        "--grace",
+        grace,
+        ...extra.map((arg) => (arg === "cache" ? join(ws.dir, "cache") : arg)),
+      ];
       const stop = new AbortController();
       const io = memoryIo(env, stop.signal);
       const first = runCli([...args, "--progress", "none"], io);

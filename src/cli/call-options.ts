@@ -24,7 +24,7 @@ export function addCallOptions(command: Command): Command {
     )
     .option(
       "--concurrency <n|auto>",
-      `calls in flight at once, or auto: adaptive, finds the provider's capacity from 429s, overloads, timeouts and server-side queueing (latency inflation), within what known rate limits can feed (default: ${RUN_DEFAULTS.concurrency})`,
+      `calls in flight at once, or auto: adaptive, climbs while throughput grows and holds at the knee where more calls would only queue or slow each other, backs off on 429s and overload, starts from known limits (salvo run: or the last run's learned limit, kept beside the output) (default: ${RUN_DEFAULTS.concurrency})`,
     )
     .option("--max-concurrency <n>", "the most calls auto may have in flight (default: 256)")
     .option("--rpm <n>", "requests per minute (default: none; learned from rate-limit headers)")
@@ -44,6 +44,10 @@ export function addCallOptions(command: Command): Command {
     )
     .option("--timeout <duration>", "per-attempt timeout, e.g. 30s, 2m (default: 2m)")
     .option("--deadline <duration>", "per-call deadline across all attempts (default: none)")
+    .option(
+      "--max-retry-after <duration>",
+      "the longest Retry-After a provider may ask for: a longer one fails the call at once with SALVO_RETRY_AFTER_TOO_LONG instead of waiting (one past --deadline fails it with SALVO_DEADLINE_EXCEEDED) (default: 2m)",
+    )
     .option(
       "--grace <duration>",
       "after Ctrl-C, how long calls in flight may finish (default: 30s)",

@@ -22,3 +22,7 @@ export const EXIT_SOME_FAILED = 1;
 export const EXIT_USAGE = 2;
 /** Interrupted (Ctrl-C); the run can be resumed. */
 export const EXIT_INTERRUPTED = 130;
+/** An internal error: a bug (sysexits' EX_SOFTWARE). */
+export const EXIT_INTERNAL = 70;
+/** The reader of the output went away (a closed pipe): what a shell gives a process SIGPIPE killed. */
+export const EXIT_BROKEN_PIPE = 141;

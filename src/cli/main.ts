@@ -13,7 +13,7 @@ import { serveCommand } from "./commands/serve.ts";
 import { simCommand } from "./commands/sim.ts";
 import { verifyCommand } from "./commands/verify.ts";
 import { workerCommand } from "./commands/worker.ts";
-import { type CliIo, EXIT_USAGE } from "./io.ts";
+import { type CliIo, EXIT_BROKEN_PIPE, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE } from "./io.ts";
 import { packageVersion } from "./version.ts";
 
 /** Errors that mean "fix the command or the input": nothing was run. */
@@ -77,7 +77,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
 export function main(): void {
   const interrupt = new AbortController();
   const onSignal = (name: NodeJS.Signals) => {
-    if (interrupt.signal.aborted) process.exit(130); // a second Ctrl-C: stop now
+    if (interrupt.signal.aborted) process.exit(EXIT_INTERRUPTED); // a second Ctrl-C: stop now
     interrupt.abort(new Error(`received ${name}`));
   };
   process.on("SIGINT", onSignal);
@@ -94,7 +94,7 @@ export function main(): void {
   for (const stream of [process.stdout, process.stderr]) {
     stream.on("error", (error: NodeJS.ErrnoException) => {
       if (error.code !== "EPIPE") throw error;
-      process.exit(141);
+      process.exit(EXIT_BROKEN_PIPE);
     });
   }
   const io: CliIo = {
@@ -121,7 +121,7 @@ export function main(): void {
     (error: unknown) => {
       const text = error instanceof Error ? (error.stack ?? error.message) : String(error);
       process.stderr.write(`salvo: internal error: ${text}\n`);
-      process.exitCode = 70;
+      process.exitCode = EXIT_INTERNAL;
     },
   );
 }

@@ -7,6 +7,7 @@ export const RUN_DEFAULTS = {
   burstSeconds: 1,
   maxAttempts: 5,
   timeoutMs: 120_000,
+  maxRetryAfterMs: 120_000,
   deadlineMs: Number.POSITIVE_INFINITY,
   progress: "auto",
   fresh: false,

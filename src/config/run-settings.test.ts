@@ -45,6 +45,17 @@ describe("resolveRunSettings", () => {
     ).toMatch(/--max-concurrency: expected to be used with --concurrency auto/);
   });
 
+  it("the Retry-After cap: 2m by default, from a flag, SALVO_MAX_RETRY_AFTER or maxRetryAfter: in a file, to the scheduler", () => {
+    const cap = (sources: Parameters<typeof resolveRunSettings>[0]) =>
+      schedulerOptionsFromSettings(resolveRunSettings(sources)).maxRetryAfterMs;
+    expect(cap({ flags: {}, env: {} })).toBe(120_000);
+    expect(cap({ flags: { maxRetryAfter: "10m" }, env: {} })).toBe(600_000);
+    expect(cap({ flags: {}, env: { SALVO_MAX_RETRY_AFTER: "30s" } })).toBe(30_000);
+    expect(
+      cap({ flags: {}, env: {}, file: { path: "salvo.yaml", values: { maxRetryAfter: "1h" } } }),
+    ).toBe(3_600_000);
+  });
+
   it("flags beat the environment, which beats the config file", () => {
     const settings = resolveRunSettings({
       flags: { rpm: "100", timeout: "30s" },
@@ -101,6 +112,10 @@ describe("resolveRunSettings", () => {
     [
       { flags: { redis: "redis://127.0.0.1:6379", runDeadline: "6h" }, env: {} },
       "--run-deadline: expected to be left out with --redis",
+    ],
+    [
+      { flags: { redis: "redis://127.0.0.1:6379", maxRetryAfter: "10m" }, env: {} },
+      "--max-retry-after: expected to be left out with --redis",
     ],
     [{ flags: { workers: "2" }, env: {} }, "--workers: expected to be used with --redis URL"],
   ])(

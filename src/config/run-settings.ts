@@ -59,6 +59,11 @@ export type RunSettings = {
   timeoutMs: number;
   /** Deadline per item across all attempts, ms. @default none */
   deadlineMs: number;
+  /**
+   * The longest Retry-After the provider may ask for: a longer one fails the item at once
+   * (SALVO_RETRY_AFTER_TOO_LONG) instead of sleeping on it, ms. @default 120_000
+   */
+  maxRetryAfterMs: number;
   /** How progress is shown. @default auto */
   progress: ProgressMode;
   /** Where the JSON report goes. @default none */
@@ -314,6 +319,13 @@ const FIELDS: readonly Field[] = [
     option: "deadline",
     flag: "--deadline",
     env: "SALVO_DEADLINE",
+    parse: duration,
+  },
+  {
+    key: "maxRetryAfterMs",
+    option: "maxRetryAfter",
+    flag: "--max-retry-after",
+    env: "SALVO_MAX_RETRY_AFTER",
     parse: duration,
   },
   {
@@ -579,6 +591,14 @@ export function resolveRunSettings(sources: SettingsSources): RunSettings {
       ["maxCost", "--max-cost"],
       ["maxTokensTotal", "--max-tokens-total"],
     ];
+    // The workers use the default cap (2m): a different one is not carried to them yet.
+    if (settings.maxRetryAfterMs !== RUN_DEFAULTS.maxRetryAfterMs)
+      fail(
+        "--max-retry-after",
+        "to be left out with --redis (the workers keep the default, 2m)",
+        settings.maxRetryAfterMs,
+        "settings",
+      );
     for (const [key, name] of unsupported)
       if (settings[key] !== undefined)
         fail(
@@ -694,6 +714,7 @@ export function schedulerOptionsFromSettings(
     burstSeconds: settings.burstSeconds,
     timeoutMs: settings.timeoutMs,
     deadlineMs: settings.deadlineMs,
+    maxRetryAfterMs: settings.maxRetryAfterMs,
     retry: { maxAttempts: settings.maxAttempts },
   };
 }

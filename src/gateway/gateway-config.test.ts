@@ -25,6 +25,7 @@ upstreams:
     itpm: 400000
     otpm: 80000
     timeout: 5m
+    maxRetryAfter: 10m
 tenants:
   - name: claims
     keyEnv: CLAIMS_KEY
@@ -77,6 +78,7 @@ describe("parseGatewayConfig", () => {
         inputTokensPerMinute: 400_000,
         outputTokensPerMinute: 80_000,
         timeoutMs: 300_000,
+        maxRetryAfterMs: 600_000,
       },
     ]);
     expect(config.tenants).toMatchObject([
@@ -96,7 +98,7 @@ describe("parseGatewayConfig", () => {
   it("names the field, what was expected and file:line for a bad value", () => {
     const bad = GOOD.replace("    rpm: 600\n", "    rpm: -5\n");
     const error = errorOf(bad);
-    expect(error.message).toBe("gateway.yaml:24: tenants[1].rpm: expected a number > 0, got -5");
+    expect(error.message).toBe("gateway.yaml:25: tenants[1].rpm: expected a number > 0, got -5");
   });
 
   it("names an unknown field with the known ones", () => {
@@ -126,7 +128,7 @@ describe("parseGatewayConfig", () => {
     );
     const short = errorOf(GOOD, { ...ENV, BULK_KEY: "short" });
     expect(short.message).toMatch(
-      /gateway\.yaml:23: tenants\[1\]\.keyEnv: .*BULK_KEY: too short \(not shown\)/,
+      /gateway\.yaml:24: tenants\[1\]\.keyEnv: .*BULK_KEY: too short \(not shown\)/,
     );
     expect(short.message).not.toContain('"short"');
   });

@@ -51,6 +51,11 @@ export type UpstreamOptions = {
   retry?: RetryOptions | undefined;
   /** Per-attempt timeout, ms (a stream's whole length included). @default 600_000 */
   timeoutMs?: number | undefined;
+  /**
+   * The longest Retry-After the upstream may ask for: a longer one fails the call at once
+   * (SALVO_RETRY_AFTER_TOO_LONG) instead of holding it, ms. @default 120_000
+   */
+  maxRetryAfterMs?: number | undefined;
   /** Most USD this upstream may spend while the gateway runs. @default none */
   maxCostUsd?: number | undefined;
   /** Most tokens (input + output) this upstream may use while the gateway runs. @default none */
@@ -151,6 +156,7 @@ export class Upstream {
       burstSeconds: options.burstSeconds,
       retry: options.retry ?? { maxAttempts: 5 },
       timeoutMs: options.timeoutMs ?? 600_000,
+      maxRetryAfterMs: options.maxRetryAfterMs,
       clock: shared.clock,
       gate: options.gate,
     });

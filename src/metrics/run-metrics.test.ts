@@ -3,7 +3,8 @@ import { Emitter } from "../core/emitter.ts";
 import type { SchedulerEvents } from "../core/events.ts";
 import { FakeClock } from "../core/fake-clock.ts";
 import { Scheduler } from "../core/scheduler.ts";
-import { AbortedError } from "../errors.ts";
+import { AbortedError, RateLimitError } from "../errors.ts";
+import { statusFields } from "../progress/status-fields.ts";
 import { RunMetrics, rateLimitsInForce } from "./run-metrics.ts";
 
 const counts = (at: number) => ({ at, inFlight: 1, queued: 0, limit: 4 });
@@ -119,6 +120,34 @@ describe("RunMetrics", () => {
     await clock.advance(100);
     await done;
     expect(metrics.snapshot(250)).toMatchObject({ succeeded: 8, inFlight: 0, limit: 4 });
+  });
+
+  it("a retry waiting out the provider's Retry-After is shown with how long it still waits, and goes when the wait ends", async () => {
+    const clock = new FakeClock();
+    const scheduler = new Scheduler({ concurrency: 2, clock });
+    const metrics = new RunMetrics({ startedAt: 0, total: 1 });
+    metrics.attach(scheduler);
+    const done = scheduler.map([0], async (_, task) => {
+      await clock.sleep(100, task.signal);
+      if (task.attempt === 1) throw new RateLimitError(undefined, { retryAfterMs: 90_000 });
+      return "ok";
+    });
+    await clock.advance(1_100);
+    const waiting = metrics.snapshot(clock.now());
+    expect(waiting).toMatchObject({ waitingToRetry: 1 });
+    expect(waiting.retryWaitMs).toBeGreaterThanOrEqual(89_000);
+    expect(waiting.retryWaitMs).toBeLessThanOrEqual(90_000);
+    const texts = statusFields(waiting).map((f) => f.text);
+    expect(
+      texts.some((t) => /^1 waiting to retry \(up to (1m29s|1m30s|89s|90s)\)$/.test(t)),
+      texts.join(" | "),
+    ).toBe(true);
+    await clock.advance(90_000);
+    const after = metrics.snapshot(clock.now());
+    expect(after).toMatchObject({ waitingToRetry: 0, retryWaitMs: 0 });
+    expect(statusFields(after).some((f) => f.text.includes("waiting to retry"))).toBe(false);
+    await clock.runAll();
+    expect(await done).toMatchObject([{ ok: true }]);
   });
 
   it("items stopped by an interrupt are stopped, not failed, and not among the failures' codes", async () => {

@@ -143,6 +143,10 @@ export type RunSnapshot = {
   paused: boolean;
   /** How long the cooldown still lasts, ms (0 when not paused). */
   pausedForMs: number;
+  /** Items waiting out a retry delay now (backoff, the provider's Retry-After, the retry budget). */
+  waitingToRetry: number;
+  /** The longest of those waits still to go, ms (0 when none waits). */
+  retryWaitMs: number;
   /** Estimated time to finish, ms, from the recent completion rate; undefined if unknown. */
   etaMs: number | undefined;
 };
@@ -234,6 +238,8 @@ export class RunMetrics {
   #latencyMaxMs = 0;
   #pausedMs = 0;
   #pauseEnd = Number.NEGATIVE_INFINITY;
+  /** When each item waiting for a retry re-enters admission. */
+  readonly #retryAt = new Map<ItemId, number>();
   #last: Counts = { at: 0, inFlight: 0, queued: 0, limit: 0 };
   readonly #startedAt: number;
   readonly #failedByCode: Record<string, number> = {};
@@ -273,6 +279,7 @@ export class RunMetrics {
       }),
       source.on("retry-scheduled", (e) => {
         this.#retries++;
+        this.#retryAt.set(e.id, e.retryAt ?? e.at + e.delayMs);
         this.#counts(e);
       }),
       source.on("rate-limited", (e) => {
@@ -285,9 +292,13 @@ export class RunMetrics {
         this.#pauseEnd = Math.max(this.#pauseEnd, e.until);
         this.#counts(e);
       }),
-      source.on("succeeded", (e) => this.#succeededEvent(e)),
+      source.on("succeeded", (e) => {
+        this.#retryAt.delete(e.id);
+        this.#succeededEvent(e);
+      }),
       source.on("failed", (e) => {
         this.#started.delete(e.id);
+        this.#retryAt.delete(e.id);
         if (STOP_REASONS.has(e.reason)) {
           this.#stopped++;
           this.#counts(e);
@@ -307,6 +318,7 @@ export class RunMetrics {
       }),
       source.on("queued", (e) => {
         if (e.attempt === 1) this.#submitted++;
+        else this.#retryAt.delete(e.id);
         this.#counts(e);
       }),
       // A terminal event is emitted while its attempt still holds its slot; `idle` has the
@@ -451,8 +463,22 @@ export class RunMetrics {
       tokensPerMinute: this.#tokens.perMinute(nowMs, elapsedMs),
       paused: nowMs < this.#pauseEnd,
       pausedForMs: Math.max(0, this.#pauseEnd - nowMs),
+      ...this.#retryWaits(nowMs),
       etaMs,
     };
+  }
+
+  /** The items waiting out a retry delay at `nowMs`, and the longest wait still to go. */
+  #retryWaits(nowMs: number): { waitingToRetry: number; retryWaitMs: number } {
+    let waitingToRetry = 0;
+    let retryWaitMs = 0;
+    // Every item between its retry-scheduled and its next queued: one the retry budget holds past
+    // its retryAt still waits (its wait still to go is unknown, so counted as 0).
+    for (const at of this.#retryAt.values()) {
+      waitingToRetry++;
+      retryWaitMs = Math.max(retryWaitMs, at - nowMs);
+    }
+    return { waitingToRetry, retryWaitMs };
   }
 
   /** The limits M* is computed with: those set, or in force at the end (learned or lowered). */

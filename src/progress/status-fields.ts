@@ -66,6 +66,15 @@ export function statusFields(s: RunSnapshot, options: StatusOptions = {}): Field
       priority: 85,
       shortPriority: 55,
     });
+  // A retry waiting a noticeable time (a long backoff, the provider's Retry-After) is said, with
+  // how long it still waits; the field goes when the wait ends.
+  if (s.waitingToRetry > 0 && s.retryWaitMs >= 1000)
+    fields.push({
+      text: `${s.waitingToRetry} waiting to retry (up to ${formatDuration(s.retryWaitMs)})`,
+      short: `retry wait ${formatDuration(s.retryWaitMs)}`,
+      priority: 75,
+      shortPriority: 45,
+    });
   return fields;
 }
 

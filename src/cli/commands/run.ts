@@ -50,12 +50,14 @@ export async function runJob(job: RunJob): Promise<number> {
   const { formatDuration } = await import("../../progress/format.ts");
   const { createProgress } = await import("../../progress/progress-renderer.ts");
   const { runBatchFile } = await import("../../batch/run-batch-file.ts");
+  const { backendOptionsFromSettings, distributedOptionsFromSettings } = await import(
+    "../../config/run-options.ts"
+  );
   const {
     batchClientFromSettings,
     providerFromSettings,
     schedulerOptionsFromSettings,
     startSimulatorFor,
-    SIM_KEY,
   } = await import("../../config/run-settings.ts");
   if (settings.dryRun) {
     const { dryRunJob } = await import("../dry-run.ts");
@@ -100,43 +102,14 @@ export async function runJob(job: RunJob): Promise<number> {
   const ownSim = sim === undefined && settings.sim !== undefined;
   try {
     if (ownSim) sim = await startSimulatorFor(settings.sim!);
-    if (settings.redis !== undefined) {
+    const redis = settings.redis;
+    if (redis !== undefined) {
       // Scale-out: this process coordinates; worker processes (here and elsewhere) call.
       const { runDistributedBatch } = await import("../../distributed/run-distributed-batch.ts");
-      const workerTimeoutMs =
-        settings.workerTimeoutMs === undefined ? undefined : Math.round(settings.workerTimeoutMs);
       const result = await runDistributedBatch({
+        ...distributedOptionsFromSettings(settings, redis, sim),
         input,
         output,
-        redis: settings.redis,
-        workers: settings.workers,
-        workerConcurrency: settings.workerConcurrency,
-        leaseTtlMs: workerTimeoutMs,
-        lockDurationMs: workerTimeoutMs,
-        providerName: settings.provider,
-        model: settings.model,
-        baseUrl: settings.baseUrl,
-        apiKeyEnv: settings.apiKeyEnv,
-        simulator:
-          sim === undefined
-            ? undefined
-            : { baseUrl: sim.baseUrl, origin: sim.origin, apiKey: SIM_KEY },
-        endpoint: settings.sim === undefined ? settings.baseUrl : `simulator:${settings.sim}`,
-        concurrency: settings.concurrency,
-        maxConcurrency: settings.maxConcurrency,
-        requestsPerMinute: settings.rpm,
-        tokensPerMinute: settings.tpm,
-        inputTokensPerMinute: settings.itpm,
-        outputTokensPerMinute: settings.otpm,
-        burstSeconds: settings.burstSeconds,
-        timeoutMs: settings.timeoutMs,
-        deadlineMs: Number.isFinite(settings.deadlineMs) ? settings.deadlineMs : undefined,
-        maxAttempts: settings.maxAttempts,
-        fresh: settings.fresh,
-        retryFailed: settings.retryFailed,
-        strict: settings.strict,
-        graceMs: settings.graceMs,
-        report: settings.report,
         progress,
         signal: io.signal,
         onEvent,
@@ -145,9 +118,8 @@ export async function runJob(job: RunJob): Promise<number> {
       io.stdout.write(result.text);
       return exitOf(result, io);
     }
-    const backendOptions = await backendFromSettings(settings, sim);
     const result = await runBatchFile({
-      ...backendOptions,
+      ...backendOptionsFromSettings(settings, sim),
       batchClient: (shape) => batchClientFromSettings(shape, settings, io.env, sim),
       ...schedulerOptionsFromSettings(settings),
       input,
@@ -179,36 +151,6 @@ export async function runJob(job: RunJob): Promise<number> {
   } finally {
     if (ownSim) await sim?.close();
   }
-}
-
-/** The batch backend's options: the settings, and what the simulator's scenario says. */
-async function backendFromSettings(settings: RunSettings, sim: SimHandle | undefined) {
-  const { batchTurnaroundMs } = await import("../../sim/index.ts");
-  const turnaround =
-    settings.batchTurnaroundMs !== undefined
-      ? { ms: settings.batchTurnaroundMs, source: "--batch-turnaround" }
-      : sim !== undefined
-        ? {
-            ms: (requests: number) => batchTurnaroundMs(sim.config.batch, requests),
-            source: "the simulator's batch settings",
-          }
-        : undefined;
-  let realtimeLatency: { ms: number; source: string } | undefined;
-  if (sim !== undefined) {
-    const { latency, output } = sim.config;
-    const tokens = (output.range.min + output.range.max) / 2;
-    realtimeLatency = {
-      ms: latency.ttftMs + Math.max(0, tokens - 1) * latency.msPerToken,
-      source: "the simulator's latency model",
-    };
-  }
-  return {
-    backend: settings.backend,
-    runDeadline: settings.runDeadline,
-    batchTurnaround: turnaround,
-    batchSize: settings.batchSize,
-    realtimeLatency,
-  };
 }
 
 export function runCommand(io: CliIo) {

@@ -28,6 +28,7 @@ const UPSTREAM_FLAGS = [
   "burstSeconds",
   "maxAttempts",
   "timeout",
+  "maxRetryAfter",
   "sim",
   "audit",
   "auditContent",
@@ -47,6 +48,7 @@ const FLAG_NAMES: Record<string, string> = {
   maxConcurrency: "--max-concurrency",
   burstSeconds: "--burst-seconds",
   maxAttempts: "--max-attempts",
+  maxRetryAfter: "--max-retry-after",
   auditContent: "--audit-content",
   cacheTtl: "--cache-ttl",
   cacheForce: "--cache-force",
@@ -132,6 +134,10 @@ export function serveCommand(io: CliIo): Command {
     .option(
       "--timeout <duration>",
       "per-attempt timeout, a stream's whole length included (default: 10m)",
+    )
+    .option(
+      "--max-retry-after <duration>",
+      "the longest Retry-After the upstream may ask for: a longer one fails the call at once (SALVO_RETRY_AFTER_TOO_LONG) instead of holding the client (default: 2m)",
     )
     .option(
       "--max-queue <n>",
@@ -343,6 +349,7 @@ async function settingsFrom(options: Record<string, unknown>, io: CliIo): Promis
     burstSeconds: settings.burstSeconds,
     retry: { maxAttempts: settings.maxAttempts },
     timeoutMs: timeoutSet ? settings.timeoutMs : SERVE_TIMEOUT_MS,
+    maxRetryAfterMs: settings.maxRetryAfterMs,
     maxCostUsd: settings.maxCost,
     maxTokens: settings.maxTokensTotal,
     maxQueued,
