@@ -183,13 +183,15 @@ describe("salvo run: mistakes with paths are usage errors, named, before any cal
   });
 });
 
-// Permissions cannot stop root, and CI runs as root: these run the CLI as `nobody` there.
+// Permissions cannot stop root, and CI runs as root: there the CLI runs as root without the
+// capabilities that bypass file permissions (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH), so the
+// files' own modes apply, wherever the repository is (`nobody` could not reach one under /root).
 describe("salvo run: permissions, as an unprivileged user", () => {
   async function asUser(args: string[]) {
     const root = process.getuid?.() === 0;
     const command = root ? "setpriv" : process.execPath;
     const argv = root
-      ? ["--reuid=65534", "--regid=65534", "--clear-groups", process.execPath, BIN, ...args]
+      ? ["--bounding-set", "-dac_override,-dac_read_search", process.execPath, BIN, ...args]
       : [BIN, ...args];
     return exec(command, argv, { timeout: 20_000 }).then(
       (r) => ({ code: 0, ...r }),
