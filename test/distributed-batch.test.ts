@@ -262,6 +262,12 @@ describe.skipIf(redisServerPath === undefined)(
       const atKills = kills.reduce((sum, t) => sum + inFlightAt(t), 0);
       expect(paid.length - lines).toBe(extra.length);
       expect(extra.length).toBeLessThanOrEqual(atKills);
+      // The issue's bound: no more extra calls than the killed workers had in flight when they died
+      // (their leases, still in Redis until their TTL).
+      expect(
+        extra.length,
+        `seed ${seed}: ${extra.length} extra paid calls, the killed workers held ${leasesAtDeath}`,
+      ).toBeLessThanOrEqual(leasesAtDeath);
       console.info(
         `kill -9 x5 (seed ${seed}): ${lines} lines, ${paid.length} paid calls (${extra.length} extra; the killed workers held ${victimLeases} shared slots just before and ${leasesAtDeath} at their deaths, ${atKills} calls were in flight anywhere at the kills)`,
       );
