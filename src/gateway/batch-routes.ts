@@ -4,6 +4,7 @@
 // is done in minutes, not a day; its state lives in the state directory (batch-store.ts). Every
 // file and batch belongs to the tenant whose key made it: another tenant gets a 404.
 import type { Hono } from "hono";
+import { checkOpenAIBatchLine } from "../providers/openai-batch-line.ts";
 import type { BatchRunner } from "./batch-runner.ts";
 import type { BatchStore, StoredBatch, StoredFile } from "./batch-store.ts";
 import { errorResponse, type Wire, type WireError } from "./wire-errors.ts";
@@ -173,70 +174,12 @@ function readOpenAIInput(
   const raw = text.endsWith("\n") ? text.slice(0, -1).split("\n") : text.split("\n");
   const seen = new Set<string>();
   raw.forEach((source, i) => {
-    const line = i + 1;
-    let value: unknown;
-    try {
-      value = JSON.parse(source);
-    } catch {
-      value = undefined;
-    }
-    if (typeof value !== "object" || value === null || Array.isArray(value)) {
-      fail({
-        code: "invalid_json_line",
-        message: "This line is not parseable as valid JSON.",
-        param: null,
-        line,
-      });
+    const checked = checkOpenAIBatchLine(source, i + 1, endpoint, seen);
+    if (!checked.ok) {
+      fail(checked.error);
       return;
     }
-    const { custom_id: id, method, url, body } = value as Record<string, unknown>;
-    if (typeof id !== "string" || id === "") {
-      fail({
-        code: "missing_required_parameter",
-        message: "Missing required parameter: 'custom_id'.",
-        param: "custom_id",
-        line,
-      });
-      return;
-    }
-    if (seen.has(id)) {
-      fail({
-        code: "duplicate_custom_id",
-        message:
-          "The custom_id for this request is a duplicate of another request. The custom_id parameter must be unique for each individual request in a batch.",
-        param: "custom_id",
-        line,
-      });
-      return;
-    }
-    seen.add(id);
-    if (method !== "POST") {
-      fail({
-        code: "invalid_method",
-        message: `Unsupported method ${JSON.stringify(method)}: only POST is supported.`,
-        param: "method",
-        line,
-      });
-      return;
-    }
-    if (url !== endpoint) {
-      fail({
-        code: "url_mismatch",
-        message: `The URL provided for this request does not match the batch endpoint ${endpoint}.`,
-        param: "url",
-        line,
-      });
-      return;
-    }
-    if (typeof body !== "object" || body === null || Array.isArray(body)) {
-      fail({
-        code: "missing_required_parameter",
-        message: "Missing required parameter: 'body'.",
-        param: "body",
-        line,
-      });
-      return;
-    }
+    const { customId: id, body } = checked;
     const lineModel = (body as { model?: unknown }).model;
     if (typeof lineModel === "string") model ??= lineModel;
     lines.push(JSON.stringify({ custom_id: id, body }));

@@ -7,6 +7,7 @@
 //           `error: {code: "batch_expired" | "batch_cancelled", message}` for requests never run.
 
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { checkOpenAIBatchLine } from "../providers/openai-batch-line.ts";
 import { judgeRequest } from "./batch-answers.ts";
 import { type BatchContext, endBatch, hexId, type RequestResult } from "./batch-context.ts";
 import { limitParam, readBody, sendJson, sendOpenAIError, unixSeconds } from "./batch-http.ts";
@@ -80,69 +81,12 @@ function validateInput(
   const { pError } = context.config.batch;
   lines.forEach((raw, i) => {
     const line = i + 1;
-    let value: unknown;
-    try {
-      value = JSON.parse(raw);
-    } catch {
-      value = undefined;
-    }
-    if (typeof value !== "object" || value === null || Array.isArray(value)) {
-      fail({
-        code: "invalid_json_line",
-        message: "This line is not parseable as valid JSON.",
-        param: null,
-        line,
-      });
+    const checked = checkOpenAIBatchLine(raw, line, endpoint, seen);
+    if (!checked.ok) {
+      fail(checked.error);
       return;
     }
-    const { custom_id: customId, method, url, body } = value as Record<string, unknown>;
-    if (typeof customId !== "string" || customId === "") {
-      fail({
-        code: "missing_required_parameter",
-        message: "Missing required parameter: 'custom_id'.",
-        param: "custom_id",
-        line,
-      });
-      return;
-    }
-    if (seen.has(customId)) {
-      fail({
-        code: "duplicate_custom_id",
-        message:
-          "The custom_id for this request is a duplicate of another request. The custom_id parameter must be unique for each individual request in a batch.",
-        param: "custom_id",
-        line,
-      });
-      return;
-    }
-    seen.add(customId);
-    if (method !== "POST") {
-      fail({
-        code: "invalid_method",
-        message: `Unsupported method ${JSON.stringify(method)}: only POST is supported.`,
-        param: "method",
-        line,
-      });
-      return;
-    }
-    if (url !== endpoint) {
-      fail({
-        code: "url_mismatch",
-        message: `The URL provided for this request does not match the batch endpoint ${endpoint}.`,
-        param: "url",
-        line,
-      });
-      return;
-    }
-    if (typeof body !== "object" || body === null || Array.isArray(body)) {
-      fail({
-        code: "missing_required_parameter",
-        message: "Missing required parameter: 'body'.",
-        param: "body",
-        line,
-      });
-      return;
-    }
+    const { customId, body } = checked;
     const lineModel = (body as { model?: unknown }).model;
     if (typeof lineModel === "string") {
       if (model === null) model = lineModel;
