@@ -2,7 +2,7 @@
 // simulator over HTTP; every figure from the simulator's own stats (and the coordinator's report
 // for the Redis round trips). Two parts:
 //
-// 1. Throughput with 1, 2 and 4 workers, each worker capped at --worker-concurrency 8, against
+// 1. Throughput with 1, 2, 4 and 8 workers, each worker capped at --worker-concurrency 8, against
 //    an upstream whose limits allow it: 8 calls of ~0.4 s per worker is ~20 calls/s each, under a
 //    3,000 RPM (50/s) limit. Expect near-linear growth until the limit, then flat at it, with no
 //    429; and the Redis round trips per admission (one to be admitted, one to reconcile).
@@ -97,7 +97,7 @@ const results: Record<string, unknown> = {
 };
 
 try {
-  // --- 1. throughput with 1, 2, 4 workers ---
+  // --- 1. throughput with 1, 2, 4 and 8 workers: near-linear until the limit, then flat ---
   const RPM = 3_000;
   const LINES = 400;
   const throughputConfig: SimConfigInput = {
@@ -108,7 +108,7 @@ try {
   };
   const sim = await startSimulator(throughputConfig);
   const rows: Array<Record<string, unknown>> = [];
-  for (const workers of [1, 2, 4]) {
+  for (const workers of [1, 2, 4, 8]) {
     const samples: Array<{ perSecond: number; r429: number; admit: number; reconcile: number }> =
       [];
     for (let rep = 0; rep < REPS; rep++) {
