@@ -161,6 +161,14 @@ async function killLoop(
   const windows: RunWindow[] = [];
   const moments: Record<Moment, number> = { "start-up": 0, "mid-run": 0, "final write": 0 };
   const violations: string[] = [];
+  /** A run's window, from now, over what was durable when it started. */
+  const openWindow = (before: Set<number>): RunWindow => ({
+    startMs: simNow(sim),
+    endMs: 0,
+    killMs: undefined,
+    durable: before,
+    values: snapshot?.(),
+  });
   for (let k = 0; k < options.kills; k++) {
     // At least one kill aims at the final write; the others at random times or progress.
     const moment: Moment =
@@ -171,13 +179,7 @@ async function killLoop(
           ? "start-up"
           : "mid-run");
     const before = durable();
-    const window: RunWindow = {
-      startMs: simNow(sim),
-      endMs: 0,
-      killMs: undefined,
-      durable: before,
-      values: snapshot?.(),
-    };
+    const window = openWindow(before);
     const child = start(args);
     let hit: boolean;
     if (moment === "start-up") {
@@ -202,13 +204,7 @@ async function killLoop(
     windows.push(window);
   }
   const before = durable();
-  const window: RunWindow = {
-    startMs: simNow(sim),
-    endMs: 0,
-    killMs: undefined,
-    durable: before,
-    values: snapshot?.(),
-  };
+  const window = openWindow(before);
   const last = start(args);
   const { code } = await last.exited;
   await drain(sim);

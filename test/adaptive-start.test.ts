@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { runBatchFile } from "../src/batch/run-batch-file.ts";
 import { endpointKey, rememberLimit } from "../src/probe/limit-memory.ts";
+import { chatLines } from "./support/chat-lines.ts";
 import { useWorkspace } from "./support/workspace.ts";
 
 // 4 hidden slots with a FIFO queue.
@@ -19,18 +20,7 @@ const ws = useWorkspace("salvo-adaptive-start-", {
 const KEY = "sk-adaptive-start-not-a-key";
 
 function requests(n: number, tag: string): string {
-  return `${Array.from({ length: n }, (_, i) =>
-    JSON.stringify({
-      custom_id: `${tag}-${i}`,
-      method: "POST",
-      url: "/v1/chat/completions",
-      body: {
-        model: "gpt-4o-mini",
-        max_tokens: 8,
-        messages: [{ role: "user", content: `${tag} ${i}` }],
-      },
-    }),
-  ).join("\n")}\n`;
+  return chatLines(n, { tag, maxTokens: 8, content: (i, t) => `${t} ${i}` });
 }
 
 describe("auto concurrency's start", () => {

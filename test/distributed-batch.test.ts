@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { SimHandle, SimStats } from "../src/sim/index.ts";
+import { chatLines } from "./support/chat-lines.ts";
 import {
   REDIS_MISSING,
   type RedisServer,
@@ -19,19 +20,7 @@ import { useWorkspace } from "./support/workspace.ts";
 const KEY = { OPENAI_API_KEY: "sk-test-distributed-0000" };
 
 async function writeInput(path: string, lines: number, tag = "q"): Promise<void> {
-  const text = Array.from({ length: lines }, (_, i) =>
-    JSON.stringify({
-      custom_id: `${tag}-${i}`,
-      method: "POST",
-      url: "/v1/chat/completions",
-      body: {
-        model: "gpt-4o-mini",
-        max_tokens: 16,
-        messages: [{ role: "user", content: `question ${tag} ${i}` }],
-      },
-    }),
-  ).join("\n");
-  await writeFile(path, `${text}\n`);
+  await writeFile(path, chatLines(lines, { tag }));
 }
 
 type OutLine = {

@@ -4,6 +4,7 @@ import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { runCli } from "../src/cli/main.ts";
+import { chatLines } from "./support/chat-lines.ts";
 import { memoryIo } from "./support/memory-io.ts";
 import { useWorkspace } from "./support/workspace.ts";
 
@@ -11,20 +12,13 @@ const ws = useWorkspace("salvo-run-waits-");
 const KEY = "sk-waits-test-not-a-key";
 
 function lines(n: number): string {
-  return Array.from({ length: n }, (_, i) =>
-    JSON.stringify({
-      custom_id: `c-${i}`,
-      method: "POST",
-      url: "/v1/chat/completions",
-      body: { model: "gpt-4o-mini", max_tokens: 8, messages: [{ role: "user", content: `q${i}` }] },
-    }),
-  ).join("\n");
+  return chatLines(n, { tag: "c", maxTokens: 8, content: (i) => `q${i}` });
 }
 
 async function run(n: number, args: string[], sim: { baseUrl: string }) {
   const input = join(ws.dir, "in.jsonl");
   const output = join(ws.dir, "out.jsonl");
-  await writeFile(input, `${lines(n)}\n`);
+  await writeFile(input, lines(n));
   const io = memoryIo({ OPENAI_API_KEY: KEY, OPENAI_BASE_URL: sim.baseUrl });
   const code = await runCli(["run", input, "-o", output, "--progress", "none", ...args], io);
   const out = (await readFile(output, "utf8"))
@@ -72,7 +66,7 @@ describe("salvo run and the provider's Retry-After", () => {
   it("--max-retry-after is a setting: refused when it is not a duration, named", async () => {
     const sim = await ws.simulator({ output: { tokens: 4 } });
     const io = memoryIo({ OPENAI_API_KEY: KEY, OPENAI_BASE_URL: sim.baseUrl });
-    await writeFile(join(ws.dir, "in.jsonl"), `${lines(1)}\n`);
+    await writeFile(join(ws.dir, "in.jsonl"), lines(1));
     const code = await runCli(
       ["run", join(ws.dir, "in.jsonl"), "-o", join(ws.dir, "o.jsonl"), "--max-retry-after", "soon"],
       io,

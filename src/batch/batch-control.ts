@@ -2,7 +2,7 @@
 // cancel): retried on failures that waiting fixes (5xx, 429, the network; the provider's hint
 // first, else 1 s, 2 s, 4 s...), turned into a BatchApiError when waiting will not help, and
 // sleeps on the injected clock that an abort cuts short.
-import type { Clock } from "../core/clock.ts";
+import { type Clock, sleepOn } from "../core/clock.ts";
 import { classifyFailure } from "../core/retry/classify-failure.ts";
 import { BatchApiError, ProviderError } from "../errors.ts";
 
@@ -51,22 +51,8 @@ export class BatchControl {
   }
 
   /** Sleeps on the clock; the signal wakes it early. */
-  sleep(ms: number): Promise<void> {
-    const clock = this.#clock;
-    const signal = this.signal;
-    return new Promise((resolve) => {
-      if (signal.aborted) {
-        resolve();
-        return;
-      }
-      const done = () => {
-        clock.clearTimeout(timer);
-        signal.removeEventListener("abort", done);
-        resolve();
-      };
-      const timer = clock.setTimeout(done, ms);
-      signal.addEventListener("abort", done, { once: true });
-    });
+  async sleep(ms: number): Promise<void> {
+    await sleepOn(this.#clock, ms, this.signal);
   }
 }
 

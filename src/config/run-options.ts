@@ -2,7 +2,7 @@
 // (`runBatchFile`) and a distributed run's (`runDistributedBatch`, with `--redis`).
 import type { DistributedBatchOptions } from "../distributed/run-distributed-batch.ts";
 import { batchTurnaroundMs, type SimHandle } from "../sim/index.ts";
-import { type RunSettings, SIM_KEY } from "./run-settings.ts";
+import { type RunSettings, rateOptionsFromSettings, SIM_KEY } from "./run-settings.ts";
 
 /** The batch backend's options (`--backend` and its flags), and what the simulator's scenario says. */
 export function backendOptionsFromSettings(settings: RunSettings, sim: SimHandle | undefined) {
@@ -59,11 +59,7 @@ export function distributedOptionsFromSettings(
     endpoint: settings.sim === undefined ? settings.baseUrl : `simulator:${settings.sim}`,
     concurrency: settings.concurrency,
     maxConcurrency: settings.maxConcurrency,
-    requestsPerMinute: settings.rpm,
-    tokensPerMinute: settings.tpm,
-    inputTokensPerMinute: settings.itpm,
-    outputTokensPerMinute: settings.otpm,
-    burstSeconds: settings.burstSeconds,
+    ...rateOptionsFromSettings(settings),
     timeoutMs: settings.timeoutMs,
     deadlineMs: Number.isFinite(settings.deadlineMs) ? settings.deadlineMs : undefined,
     maxAttempts: settings.maxAttempts,

@@ -698,6 +698,17 @@ export function batchClientFromSettings(
   });
 }
 
+/** The rate limits the settings give, as every scheduler, gateway upstream and worker takes them. */
+export function rateOptionsFromSettings(settings: RunSettings) {
+  return {
+    requestsPerMinute: settings.rpm,
+    tokensPerMinute: settings.tpm,
+    inputTokensPerMinute: settings.itpm,
+    outputTokensPerMinute: settings.otpm,
+    burstSeconds: settings.burstSeconds,
+  };
+}
+
 /** The scheduler options the settings give: limits, timeouts and attempts. */
 export function schedulerOptionsFromSettings(
   settings: RunSettings,
@@ -707,11 +718,7 @@ export function schedulerOptionsFromSettings(
     concurrency: adaptive
       ? new AdaptiveConcurrency({ max: settings.maxConcurrency })
       : settings.concurrency,
-    requestsPerMinute: settings.rpm,
-    tokensPerMinute: settings.tpm,
-    inputTokensPerMinute: settings.itpm,
-    outputTokensPerMinute: settings.otpm,
-    burstSeconds: settings.burstSeconds,
+    ...rateOptionsFromSettings(settings),
     timeoutMs: settings.timeoutMs,
     deadlineMs: settings.deadlineMs,
     maxRetryAfterMs: settings.maxRetryAfterMs,

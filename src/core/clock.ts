@@ -58,3 +58,22 @@ function noop(): void {}
 
 /** The process-wide real clock. */
 export const realClock: Clock = new RealClock();
+
+/**
+ * Waits `ms` on `clock`; resolves true when the time passed, false as soon as `signal` aborts
+ * (at once if it already has). The timer never outlives the wait.
+ */
+export function sleepOn(clock: Clock, ms: number, signal: AbortSignal): Promise<boolean> {
+  if (signal.aborted) return Promise.resolve(false);
+  return new Promise<boolean>((resolve) => {
+    const onAbort = () => {
+      clock.clearTimeout(timer);
+      resolve(false);
+    };
+    const timer = clock.setTimeout(() => {
+      signal.removeEventListener("abort", onAbort);
+      resolve(true);
+    }, ms);
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
+}

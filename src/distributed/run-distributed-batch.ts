@@ -15,7 +15,11 @@ import { writeFile } from "node:fs/promises";
 import { basename } from "node:path";
 import { checkBatchPaths, checkFreshTargets } from "../batch/preflight.ts";
 import { type BatchSummary, runBatch } from "../batch/run-batch.ts";
-import type { BatchFileEvent, BatchFileResult } from "../batch/run-batch-file.ts";
+import type {
+  BatchFileEvent,
+  BatchFileResult,
+  RunBatchFileOptions,
+} from "../batch/run-batch-file.ts";
 import { batchFileShape, batchRunKey } from "../batch/run-batch-file.ts";
 import { summaryText } from "../batch/summary-text.ts";
 import { type Clock, realClock } from "../core/clock.ts";
@@ -25,7 +29,6 @@ import { writeHtmlReport } from "../metrics/report-html.ts";
 import { RunMetrics } from "../metrics/run-metrics.ts";
 import { RunTimeline } from "../metrics/run-timeline.ts";
 import { formatDuration } from "../progress/format.ts";
-import type { ProgressRenderer } from "../progress/progress-renderer.ts";
 import { baseUrlFor, type ProviderName } from "../providers/provider-from-env.ts";
 import { BatchDispatcher } from "./batch-dispatcher.ts";
 import {
@@ -40,7 +43,15 @@ import { RelayedEvents } from "./event-relay.ts";
 import { LocalWorkers } from "./local-workers.ts";
 import { RedisConnection, redactRedisUrl } from "./redis-connection.ts";
 
-export type DistributedBatchOptions = {
+/**
+ * A distributed run's options: what it shares with `runBatchFile` (the grace period, the report,
+ * progress, signal, events, environment and reorder window) means the same here; the workers'
+ * environment is `env`.
+ */
+export type DistributedBatchOptions = Pick<
+  RunBatchFileOptions,
+  "graceMs" | "report" | "progress" | "signal" | "onEvent" | "env" | "window"
+> & {
   /** The input JSONL file (OpenAI Batch, cookbook bodies, or Anthropic batch lines). */
   input: string;
   /** The output JSONL file, written by this coordinator only; its journal is `<output>.journal`. */
@@ -87,19 +98,6 @@ export type DistributedBatchOptions = {
   retryFailed?: boolean | undefined;
   /** Refuse the whole input if a line is invalid. @default false */
   strict?: boolean | undefined;
-  /** After the signal, how long the calls in flight may finish, ms. @default 30_000 */
-  graceMs?: number | undefined;
-  /** Also write the summary here (0600): JSON, or the HTML report for a `.html` name. @default none */
-  report?: string | undefined;
-  /** A progress display over every worker. */
-  progress?: ProgressRenderer | undefined;
-  /** Stops the run gracefully; a rerun resumes it. */
-  signal?: AbortSignal | undefined;
-  onEvent?: ((event: BatchFileEvent) => void) | undefined;
-  /** The local workers' environment (the API key variable). @default process.env */
-  env?: Record<string, string | undefined> | undefined;
-  /** Lines submitted ahead of the oldest unwritten one. @default 4096 */
-  window?: number | undefined;
   /** How long a shared lease outlives its holder, ms. @default 10_000 */
   leaseTtlMs?: number | undefined;
   /** How long a job's lock outlives its worker, ms: a killed worker's lines go to others after it. @default 10_000 */

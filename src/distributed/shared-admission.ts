@@ -26,7 +26,7 @@
 //   resent after a lost reply is harmless.
 import { hostname } from "node:os";
 import type { AdmissionGate, GatePass, GateReport, GateRequest } from "../core/admission-gate.ts";
-import { type Clock, realClock } from "../core/clock.ts";
+import { type Clock, realClock, sleepOn } from "../core/clock.ts";
 import type { Charge } from "../core/limits/limit.ts";
 import type { Random } from "../core/random.ts";
 import { ConfigError, type RateDimension, RequestTooLargeError } from "../errors.ts";
@@ -620,7 +620,7 @@ export class SharedAdmission implements AdmissionGate {
       const target = Math.max(at, this.#cooldownUntil);
       const now = this.#clock.now();
       if (now >= target) return;
-      await sleep(this.#clock, target - now, signal);
+      if (!(await sleepOn(this.#clock, target - now, signal))) throw signal.reason;
     }
   }
 }
@@ -640,20 +640,5 @@ function tooLarge(
     dimension: names[dimension ?? ""],
     limit: Number(limit),
     cost: Number(cost),
-  });
-}
-
-function sleep(clock: Clock, ms: number, signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise((resolve, reject) => {
-    const onAbort = () => {
-      clock.clearTimeout(timer);
-      reject(signal.reason);
-    };
-    const timer = clock.setTimeout(() => {
-      signal.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    signal.addEventListener("abort", onAbort, { once: true });
   });
 }

@@ -6,7 +6,7 @@
 // request's result; a request stopped by the gateway's shutdown is not a result.
 import { withContext } from "../audit/audit-context.ts";
 import type { CallOutcome } from "../cache/call-layer.ts";
-import type { Clock } from "../core/clock.ts";
+import { type Clock, sleepOn } from "../core/clock.ts";
 import { AbortedError, SchedulerClosedError } from "../errors.ts";
 import type { ProviderRequest } from "../providers/provider.ts";
 import type { BatchLine, LineOutcome } from "./batch-runner.ts";
@@ -34,22 +34,6 @@ export type BatchLineContext = {
     submittedAt: number,
   ) => void;
 };
-
-/** Sleeps on the clock; false when `signal` aborted first. */
-function sleep(clock: Clock, ms: number, signal: AbortSignal): Promise<boolean> {
-  if (signal.aborted) return Promise.resolve(false);
-  return new Promise<boolean>((resolve) => {
-    const onAbort = () => {
-      clock.clearTimeout(timer);
-      resolve(false);
-    };
-    const timer = clock.setTimeout(() => {
-      signal.removeEventListener("abort", onAbort);
-      resolve(true);
-    }, ms);
-    signal.addEventListener("abort", onAbort, { once: true });
-  });
-}
 
 /** Runs one batch request through the gateway; never rejects. */
 export async function runBatchLine(
@@ -132,7 +116,7 @@ export async function runBatchLine(
       code: "rate_limit_exceeded",
       message: `salvo gateway: the request needs ${tokens} tokens, more than tenant ${tenant.name}'s limit of ${hold.limitPerMinute} tokens per minute`,
     });
-  if (hold.waitMs > 0 && !(await sleep(context.clock, hold.waitMs, signal))) {
+  if (hold.waitMs > 0 && !(await sleepOn(context.clock, hold.waitMs, signal))) {
     hold.cancel();
     return { kind: "stopped" };
   }

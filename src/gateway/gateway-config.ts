@@ -2,9 +2,10 @@
 // start. A bad field is a ConfigError naming the field, what was expected, what was given and
 // file:line; keys are read from the environment (`apiKeyEnv`, `keyEnv`) and never echoed.
 import { readFile } from "node:fs/promises";
-import { type Document, isMap, isNode, isScalar, isSeq, LineCounter, parseDocument } from "yaml";
+import { LineCounter, parseDocument } from "yaml";
 import { z } from "zod";
 import type { ContentMode } from "../audit/call-record.ts";
+import { YamlLocator, type YamlPath } from "../config/yaml-locator.ts";
 import type { PriceTable } from "../cost/pricing.ts";
 import { ConfigError } from "../errors.ts";
 import { parseDurationMs } from "../providers/rate-limit-headers.ts";
@@ -134,37 +135,7 @@ const fileSchema = z.strictObject({
   accessLog: z.string().min(1).optional(),
 });
 
-type Path = ReadonlyArray<string | number>;
-
-/** `file:line` of the deepest key or item on a path that the file has. */
-class Locator {
-  readonly #doc: Document;
-  readonly #lines: LineCounter;
-  readonly file: string;
-
-  constructor(doc: Document, lines: LineCounter, file: string) {
-    this.#doc = doc;
-    this.#lines = lines;
-    this.file = file;
-  }
-
-  where(path: Path): string {
-    let node: unknown = this.#doc.contents;
-    let line: number | undefined;
-    for (const key of path) {
-      if (isMap(node)) {
-        const pair = node.items.find((p) => isScalar(p.key) && String(p.key.value) === String(key));
-        if (!pair) break;
-        if (isNode(pair.key) && pair.key.range) line = this.#lines.linePos(pair.key.range[0]).line;
-        node = pair.value;
-      } else if (isSeq(node)) {
-        node = node.items[Number(key)];
-        if (isNode(node) && node.range) line = this.#lines.linePos(node.range[0]).line;
-      } else break;
-    }
-    return line === undefined ? this.file : `${this.file}:${line}`;
-  }
-}
+type Path = YamlPath;
 
 function dotted(path: Path): string {
   return path.map((p, i) => (typeof p === "number" ? `[${p}]` : i === 0 ? p : `.${p}`)).join("");
@@ -185,7 +156,7 @@ const KNOWN: Record<string, string> = {
   tenants: Object.keys(tenantSchema.shape).join(", "),
 };
 
-function schemaError(issue: z.core.$ZodIssue, value: unknown, at: Locator): ConfigError {
+function schemaError(issue: z.core.$ZodIssue, value: unknown, at: YamlLocator): ConfigError {
   const path = issue.path.filter((p): p is string | number => typeof p !== "symbol");
   const got = lookup(value, path);
   let expected: string;
@@ -294,7 +265,7 @@ export function parseGatewayConfig(
       got: syntax.message.split("\n")[0],
       where: `${file}:${lines.linePos(syntax.pos[0]).line}`,
     });
-  const at = new Locator(doc, lines, file);
+  const at = new YamlLocator(doc, lines, file);
   const value: unknown = doc.toJS() ?? {};
   const parsed = fileSchema.safeParse(value);
   if (!parsed.success) throw schemaError(parsed.error.issues[0]!, value, at);

@@ -14,7 +14,7 @@ import { withContext } from "../audit/audit-context.ts";
 import type { CallAuditor } from "../audit/call-auditor.ts";
 import type { CallOutcome } from "../cache/call-layer.ts";
 import type { ResponseCache } from "../cache/response-cache.ts";
-import { type Clock, realClock } from "../core/clock.ts";
+import { type Clock, realClock, sleepOn } from "../core/clock.ts";
 import { Pricing } from "../cost/pricing.ts";
 import { AbortedError, ConfigError } from "../errors.ts";
 import type { ProviderRequest } from "../providers/provider.ts";
@@ -700,7 +700,7 @@ class SalvoGateway implements Gateway {
     }
     const relay = stream ? new StreamRelay() : undefined;
     const signal = relay ? AbortSignal.any([request.signal, relay.cancelled]) : request.signal;
-    if (hold.waitMs > 0 && !(await sleep(this.#clock, hold.waitMs, signal))) {
+    if (hold.waitMs > 0 && !(await sleepOn(this.#clock, hold.waitMs, signal))) {
       hold.cancel();
       return finish(new Response(null, { status: 499 }), { error: "SALVO_ABORTED" });
     }
@@ -934,22 +934,6 @@ function codeOf(error: unknown): string {
 
 function seconds(ms: number): string {
   return `${(Math.max(0, ms) / 1000).toFixed(1)}s`;
-}
-
-/** Waits `ms` on the clock; false if `signal` aborted first. */
-function sleep(clock: Clock, ms: number, signal: AbortSignal): Promise<boolean> {
-  if (signal.aborted) return Promise.resolve(false);
-  return new Promise<boolean>((resolve) => {
-    const onAbort = () => {
-      clock.clearTimeout(timer);
-      resolve(false);
-    };
-    const timer = clock.setTimeout(() => {
-      signal.removeEventListener("abort", onAbort);
-      resolve(true);
-    }, ms);
-    signal.addEventListener("abort", onAbort, { once: true });
-  });
 }
 
 /** Node's IncomingMessage, as far as reading a body needs it. */

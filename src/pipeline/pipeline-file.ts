@@ -44,8 +44,9 @@
 // (one task's output, which becomes a dependency); `deps.<stage>` (the outputs of this task's
 // dependencies in that stage).
 import { readFile } from "node:fs/promises";
-import { type Document, isMap, isNode, isScalar, isSeq, LineCounter, parseDocument } from "yaml";
+import { LineCounter, parseDocument } from "yaml";
 import { z } from "zod";
+import { YamlLocator, type YamlPath } from "../config/yaml-locator.ts";
 import { ConfigError } from "../errors.ts";
 import type { ProviderRequest } from "../providers/provider.ts";
 import type { ContextSection } from "./context-budget.ts";
@@ -165,63 +166,17 @@ const fileSchema = z.strictObject({
 type FileSpec = z.infer<typeof fileSchema>;
 type StageSpec = z.infer<typeof stageSchema>;
 type TaskSpec = z.infer<typeof taskSchema>;
-type Path = ReadonlyArray<string | number>;
+type Path = YamlPath;
 
 const FIELD_EXPECTED: Record<string, string> = {
   name: "a stage name: letters, digits, _ or -, starting with a letter",
 };
 
-/** Lines of a parsed YAML (or JSON) document, for error messages. */
-class Locator {
-  readonly #doc: Document;
-  readonly #lines: LineCounter;
-  readonly file: string;
-
-  constructor(doc: Document, lines: LineCounter, file: string) {
-    this.#doc = doc;
-    this.#lines = lines;
-    this.file = file;
-  }
-
-  /** `file:line` of the deepest key or item on `path` present in the file. */
-  where(path: Path): string {
-    let node: unknown = this.#doc.contents;
-    let line: number | undefined;
-    for (const key of path) {
-      if (isMap(node)) {
-        const pair = node.items.find((p) => isScalar(p.key) && String(p.key.value) === String(key));
-        if (!pair) break;
-        if (isNode(pair.key) && pair.key.range) line = this.#line(pair.key.range[0]);
-        node = pair.value;
-      } else if (isSeq(node)) {
-        node = node.items[Number(key)];
-        if (isNode(node) && node.range) line = this.#line(node.range[0]);
-      } else break;
-    }
-    return line === undefined ? this.file : `${this.file}:${line}`;
-  }
-
-  /** `file:line` of `offset` in the string at `path` (exact in block scalars: `prompt: |`). */
-  whereIn(path: Path, offset: number): string {
-    const node = this.#doc.getIn(path, true);
-    if (!isScalar(node) || !node.range || typeof node.value !== "string") return this.where(path);
-    let line = this.#line(node.range[0]);
-    if (node.type === "BLOCK_LITERAL" || node.type === "BLOCK_FOLDED") line += 1;
-    if (node.type !== "BLOCK_FOLDED")
-      line += (node.value.slice(0, offset).match(/\n/g) ?? []).length;
-    return `${this.file}:${line}`;
-  }
-
-  #line(offset: number): number {
-    return this.#lines.linePos(offset).line;
-  }
-}
-
 function dotted(path: Path): string {
   return path.map((p, i) => (typeof p === "number" ? `[${p}]` : i === 0 ? p : `.${p}`)).join("");
 }
 
-function schemaError(issue: z.core.$ZodIssue, value: unknown, at: Locator): ConfigError {
+function schemaError(issue: z.core.$ZodIssue, value: unknown, at: YamlLocator): ConfigError {
   const path = issue.path.filter((p): p is string | number => typeof p !== "symbol");
   const got = lookup(value, path.map(String));
   const last = path[path.length - 1];
@@ -293,7 +248,7 @@ export function parsePipelineFile(
       got: syntax.message.split("\n")[0],
       where: `${file}:${lines.linePos(syntax.pos[0]).line}`,
     });
-  const at = new Locator(doc, lines, file);
+  const at = new YamlLocator(doc, lines, file);
   const value: unknown = doc.toJS() ?? {};
   const parsed = fileSchema.safeParse(value);
   if (!parsed.success) throw schemaError(parsed.error.issues[0]!, value, at);
@@ -344,7 +299,7 @@ export function parsePipelineFile(
 
 type Roots = ReadonlySet<string>;
 type Ctx = {
-  at: Locator;
+  at: YamlLocator;
   provider: "openai" | "anthropic";
   model: string | undefined;
   /** Some task takes its model from `options.model` (so it is part of the fingerprint). */
@@ -362,7 +317,7 @@ type Scope = {
   task?: TaskInput<unknown> | undefined;
 };
 
-function template(source: string, path: Path, at: Locator): Template {
+function template(source: string, path: Path, at: YamlLocator): Template {
   const parsed = parseTemplate(source);
   if (isSyntaxError(parsed))
     throw new ConfigError({
@@ -379,7 +334,7 @@ function checkRefs(
   field: Field,
   roots: Roots,
   stage: { earlier: readonly string[]; self: string; depStages: ReadonlySet<string> },
-  at: Locator,
+  at: YamlLocator,
 ): void {
   for (const ref of templateRefs(field.template)) {
     const fail = (expected: string) =>
@@ -502,7 +457,7 @@ function checkStageShape(
   stage: StageSpec,
   base: Path,
   earlier: readonly string[],
-  at: Locator,
+  at: YamlLocator,
 ): string[] | undefined {
   const fail = (field: string, expected: string, got: unknown) =>
     new ConfigError({
@@ -674,7 +629,7 @@ function noStages(stage: StageSpec) {
   return { earlier: [], self: stage.name, depStages: new Set<string>() };
 }
 
-function forEachItems(input: unknown, path: string[], fieldPath: Path, at: Locator): unknown[] {
+function forEachItems(input: unknown, path: string[], fieldPath: Path, at: YamlLocator): unknown[] {
   const value = lookup(input, path.slice(1));
   if (!Array.isArray(value))
     throw new ConfigError({
@@ -687,7 +642,7 @@ function forEachItems(input: unknown, path: string[], fieldPath: Path, at: Locat
 }
 
 /** The value of an `input`, `item`, `index` or `key` reference; a missing one is a ConfigError. */
-function staticValue(ref: TemplateRef, scope: Scope, field: Field, at: Locator): unknown {
+function staticValue(ref: TemplateRef, scope: Scope, field: Field, at: YamlLocator): unknown {
   const [root, ...rest] = ref.path;
   const value =
     root === "input"
@@ -717,7 +672,7 @@ function missingText(dep: UpstreamResult): string {
 }
 
 /** A reference's value when the request is built (upstream outputs are known). */
-function runtimeValue(ref: TemplateRef, scope: Scope, field: Field, at: Locator): unknown {
+function runtimeValue(ref: TemplateRef, scope: Scope, field: Field, at: YamlLocator): unknown {
   const task = scope.task!;
   const [root, ...rest] = ref.path;
   if (root === "context") return task.context;

@@ -8,10 +8,10 @@
 //   { "version": 1, "limits": { "<endpoint> <model>": { "limit": 6, "source": "previous-run",
 //     "at": "2026-11-24T10:00:00.000Z" } } }
 
-import { randomBytes } from "node:crypto";
-import { mkdir, open, readFile, rename, rm } from "node:fs/promises";
-import { basename, dirname, join } from "node:path";
+import { mkdir, readFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
 import type { StartSource } from "../core/concurrency/adaptive-concurrency.ts";
+import { writeFileAtomic } from "../pipeline/atomic-write.ts";
 
 /** Where a remembered limit came from. */
 export type RememberedSource = Extract<StartSource, "previous-run" | "probe">;
@@ -109,19 +109,7 @@ export async function rememberLimit(
     .slice(0, MAX_ENTRIES);
   const text = `${JSON.stringify({ version: 1, limits: Object.fromEntries(kept) }, null, 2)}\n`;
   await mkdir(dirname(path), { recursive: true, mode: 0o700 });
-  const temp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString("hex")}.tmp`);
-  try {
-    const handle = await open(temp, "wx", 0o600);
-    try {
-      await handle.writeFile(text, "utf8");
-    } finally {
-      await handle.close();
-    }
-    await rename(temp, path);
-  } catch (error) {
-    await rm(temp, { force: true });
-    throw error;
-  }
+  await writeFileAtomic(path, text, { mode: 0o600 });
 }
 
 async function readMemory(path: string): Promise<MemoryFile> {

@@ -260,7 +260,7 @@ async function settingsFrom(options: Record<string, unknown>, io: CliIo): Promis
   const { openCallLog } = await import("../../audit/call-log.ts");
   const { ResponseCache } = await import("../../cache/response-cache.ts");
   const { Pricing } = await import("../../cost/pricing.ts");
-  const { resolveRunSettings, startSimulatorFor, SIM_KEY } = await import(
+  const { rateOptionsFromSettings, resolveRunSettings, startSimulatorFor, SIM_KEY } = await import(
     "../../config/run-settings.ts"
   );
   const { parseDurationMs } = await import("../../providers/rate-limit-headers.ts");
@@ -342,11 +342,7 @@ async function settingsFrom(options: Record<string, unknown>, io: CliIo): Promis
     models,
     concurrency: settings.concurrency,
     maxConcurrency: settings.maxConcurrency,
-    requestsPerMinute: settings.rpm,
-    tokensPerMinute: settings.tpm,
-    inputTokensPerMinute: settings.itpm,
-    outputTokensPerMinute: settings.otpm,
-    burstSeconds: settings.burstSeconds,
+    ...rateOptionsFromSettings(settings),
     retry: { maxAttempts: settings.maxAttempts },
     timeoutMs: timeoutSet ? settings.timeoutMs : SERVE_TIMEOUT_MS,
     maxRetryAfterMs: settings.maxRetryAfterMs,
