@@ -9,6 +9,7 @@ import { describe, expect, it } from "vitest";
 import { runCli } from "../src/cli/main.ts";
 import { Pricing } from "../src/cost/pricing.ts";
 import { expectedMarker } from "../src/sim/index.ts";
+import { chatLines } from "./support/chat-lines.ts";
 import { memoryIo } from "./support/memory-io.ts";
 import { useWorkspace } from "./support/workspace.ts";
 
@@ -37,21 +38,7 @@ async function run(extra: string[]) {
   const scenario = join(ws.dir, "scenario.yaml");
   await writeFile(scenario, SCENARIO);
   const input = join(ws.dir, "in.jsonl");
-  await writeFile(
-    input,
-    Array.from({ length: N }, (_, i) =>
-      JSON.stringify({
-        custom_id: `claim-${i}`,
-        method: "POST",
-        url: "/v1/chat/completions",
-        body: {
-          model: "gpt-4o-mini",
-          max_tokens: 20,
-          messages: [{ role: "user", content: question(i) }],
-        },
-      }),
-    ).join("\n"),
-  );
+  await writeFile(input, chatLines(N, { tag: "claim", maxTokens: 20, content: question }));
   const output = join(ws.dir, "out.jsonl");
   const report = join(ws.dir, "report.json");
   const io = memoryIo({});

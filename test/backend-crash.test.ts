@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { expect, it } from "vitest";
 import { expectedMarker } from "../src/sim/index.ts";
+import { chatLines } from "./support/chat-lines.ts";
 import { useWorkspace } from "./support/workspace.ts";
 
 const ws = useWorkspace("salvo-backend-crash-");
@@ -40,21 +41,7 @@ it("kill -9 while polling, then rerun: re-attached to the submitted batch, not r
   const sim = await ws.simulator({ batch: { completionMs: 3000 } });
   const N = 40;
   const input = join(ws.dir, "in.jsonl");
-  await writeFile(
-    input,
-    Array.from({ length: N }, (_, i) =>
-      JSON.stringify({
-        custom_id: `claim-${i}`,
-        method: "POST",
-        url: "/v1/chat/completions",
-        body: {
-          model: "gpt-4o-mini",
-          max_tokens: 20,
-          messages: [{ role: "user", content: question(i) }],
-        },
-      }),
-    ).join("\n"),
-  );
+  await writeFile(input, chatLines(N, { tag: "claim", maxTokens: 20, content: question }));
   const output = join(ws.dir, "out.jsonl");
   const args = ["run", input, "-o", output, "--backend", "batch", "--base-url", sim.baseUrl];
   const env = { OPENAI_API_KEY: KEY };

@@ -194,6 +194,25 @@ function readOpenAIInput(
   return { lines, errors, model };
 }
 
+/**
+ * One page of an OpenAI list: the items after the one whose id is `after` (none if it is
+ * unknown), at most `limit` (`fallback` when absent, never above `max`).
+ */
+function pageAfter<T extends { id: string }>(
+  items: T[],
+  after: string | undefined,
+  limit: string | undefined,
+  fallback: number,
+  max: number,
+): T[] {
+  let rest = items;
+  if (after !== undefined) {
+    const at = items.findIndex((item) => item.id === after);
+    rest = at < 0 ? [] : items.slice(at + 1);
+  }
+  return rest.slice(0, Math.max(1, Math.min(max, Number(limit) || fallback)));
+}
+
 /** Registers the batch and file endpoints on the gateway's app. */
 export function batchRoutes(app: Hono, context: BatchApiContext): void {
   const fail = (wire: Wire, error: WireError) => errorResponse(wire, error);
@@ -279,17 +298,11 @@ export function batchRoutes(app: Hono, context: BatchApiContext): void {
     const o = await open(c.req.raw, "openai");
     if (o instanceof Response) return o;
     const purpose = c.req.query("purpose");
-    let files = o.store
+    const files = o.store
       .files(o.tenant)
       .filter((f) => purpose === undefined || f.purpose === purpose);
     if (c.req.query("order") === "asc") files.reverse();
-    const after = c.req.query("after");
-    if (after !== undefined) {
-      const at = files.findIndex((f) => f.id === after);
-      files = at < 0 ? [] : files.slice(at + 1);
-    }
-    const limit = Math.max(1, Math.min(10_000, Number(c.req.query("limit")) || 10_000));
-    const page = files.slice(0, limit);
+    const page = pageAfter(files, c.req.query("after"), c.req.query("limit"), 10_000, 10_000);
     return c.json({
       object: "list",
       data: page.map(fileObject),
@@ -424,14 +437,8 @@ export function batchRoutes(app: Hono, context: BatchApiContext): void {
   app.get("/v1/batches", async (c) => {
     const o = await open(c.req.raw, "openai");
     if (o instanceof Response) return o;
-    let batches = o.store.batches(o.tenant, "openai");
-    const after = c.req.query("after");
-    if (after !== undefined) {
-      const at = batches.findIndex((b) => b.id === after);
-      batches = at < 0 ? [] : batches.slice(at + 1);
-    }
-    const limit = Math.max(1, Math.min(100, Number(c.req.query("limit")) || 20));
-    const page = batches.slice(0, limit);
+    const batches = o.store.batches(o.tenant, "openai");
+    const page = pageAfter(batches, c.req.query("after"), c.req.query("limit"), 20, 100);
     return c.json({
       object: "list",
       data: page.map((b) => openaiBatch(b, o.runner.progress(b.id))),
