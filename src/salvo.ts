@@ -84,6 +84,7 @@ type SalvoContext = CallContext & {
   deadlineMs: number | undefined;
   scope: Scope | undefined;
   captured: AuditContext | undefined;
+  keep: SalvoCallOptions["keep"];
 };
 
 type Inputs = Iterable<ProviderRequest> | AsyncIterable<ProviderRequest>;
@@ -106,6 +107,15 @@ export type SalvoCallOptions = {
    * @default the scheduler's root scope
    */
   scope?: Scope | undefined;
+  /**
+   * Called with the provider's answer while its attempt still holds its concurrency slot; the
+   * call settles, and the slot is freed, once it resolves. A caller that must not lose a paid
+   * answer (a crash-safe journal) writes it down here: then at most the concurrency limit's
+   * worth of answers is ever paid for and not yet written, whatever the disk's delay. Not
+   * called for an answer from the cache or shared with another caller (nothing was paid).
+   * Should not reject: a rejection fails the call with that error, not retried.
+   */
+  keep?: ((answer: SalvoResult, attempt: number) => Promise<void>) | undefined;
 };
 
 /**
@@ -209,7 +219,10 @@ export class Salvo {
    * requests read get exactly one outcome each. Rejects only if reading the input throws (the
    * unfinished calls are then aborted).
    */
-  async map(requests: Inputs, options: Omit<SalvoCallOptions, "id"> = {}): Promise<CallOutcome[]> {
+  async map(
+    requests: Inputs,
+    options: Omit<SalvoCallOptions, "id" | "keep"> = {},
+  ): Promise<CallOutcome[]> {
     const captured = this.#audit?.capture();
     const { signal, stop } = this.#batchSignal(options.signal);
     const outcomes: Array<Promise<CallOutcome>> = [];
@@ -240,7 +253,7 @@ export class Salvo {
    */
   stream(
     requests: Inputs,
-    options: Omit<SalvoCallOptions, "id"> & { window?: number | undefined } = {},
+    options: Omit<SalvoCallOptions, "id" | "keep"> & { window?: number | undefined } = {},
   ): AsyncIterableIterator<CallOutcome> {
     const window = options.window ?? this.#window;
     if (!Number.isInteger(window) || window < 1)
@@ -251,7 +264,7 @@ export class Salvo {
 
   async *#stream(
     requests: Inputs,
-    options: Omit<SalvoCallOptions, "id">,
+    options: Omit<SalvoCallOptions, "id" | "keep">,
     window: number,
     captured: AuditContext | undefined,
   ): AsyncIterableIterator<CallOutcome> {
@@ -325,6 +338,7 @@ export class Salvo {
       deadlineMs: options.deadlineMs,
       scope: options.scope,
       captured,
+      keep: options.keep,
     };
   }
 
@@ -424,6 +438,7 @@ export class Salvo {
       result = { ...result, cost: this.pricing.cost(model, result.usage) };
     }
     await audit?.succeeded(result);
+    if (call.keep) await call.keep(result, context.attempt);
     return result;
   }
 }

@@ -316,7 +316,9 @@ describe("salvo run", () => {
     expect(code).toBe(0);
     expectMapped(await outputLines(output), 200);
     expect(existsSync(`${output}.journal`)).toBe(false);
-    // At most the 8 calls in flight at the kill were made twice.
+    // At most the 8 calls in flight at the kill were made twice: an answer is journaled before
+    // its slot is freed, so answers that arrived but were not yet written (a slow disk, a busy
+    // machine) are among those 8 and never more.
     expect(s.stats().completions).toBeLessThanOrEqual(200 + 8);
   });
 });

@@ -199,23 +199,31 @@ export function itemError(error: unknown): ItemError {
   return { code: "SALVO_ERROR", message: String(error) };
 }
 
+/** A Salvo answer as a succeeded ItemOutcome. */
+export function answeredOutcome(
+  value: SalvoResult,
+  attempts: number,
+  latencyMs: number,
+): ItemOutcome {
+  return {
+    ok: true,
+    value: {
+      status: value.status,
+      body: value.body,
+      requestId: value.requestId,
+      usage: value.usage,
+      costUsd: value.cost?.usd,
+      cached: value.cached,
+      shared: value.shared,
+    },
+    attempts,
+    latencyMs,
+  };
+}
+
 /** A Salvo outcome (`Outcome<SalvoResult>`) as an ItemOutcome. */
 export function itemOutcomeFrom(outcome: Outcome<SalvoResult>): ItemOutcome {
-  if (outcome.ok)
-    return {
-      ok: true,
-      value: {
-        status: outcome.value.status,
-        body: outcome.value.body,
-        requestId: outcome.value.requestId,
-        usage: outcome.value.usage,
-        costUsd: outcome.value.cost?.usd,
-        cached: outcome.value.cached,
-        shared: outcome.value.shared,
-      },
-      attempts: outcome.attempts,
-      latencyMs: outcome.latencyMs,
-    };
+  if (outcome.ok) return answeredOutcome(outcome.value, outcome.attempts, outcome.latencyMs);
   return {
     ok: false,
     error: itemError(outcome.error),

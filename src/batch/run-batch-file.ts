@@ -35,7 +35,7 @@ import { batchClientFromEnv } from "./batch-client-from-env.ts";
 import { liveBatchesOf, statePath } from "./batch-state.ts";
 import { type BatchItem, isInvalid } from "./input-line.ts";
 import { readInput } from "./input-reader.ts";
-import { type ItemOutcome, itemOutcomeFrom } from "./output-line.ts";
+import { answeredOutcome, type ItemOutcome, itemOutcomeFrom } from "./output-line.ts";
 import { checkBatchPaths, checkFreshTargets } from "./preflight.ts";
 import type { ProviderBatchClient } from "./provider-batch-client.ts";
 import { type BatchEvent, type BatchSummary, runBatch } from "./run-batch.ts";
@@ -576,6 +576,7 @@ export async function runBatchFile(options: RunBatchFileOptions): Promise<BatchF
     const realtime = async (
       item: BatchItem,
       stop: AbortSignal,
+      keep: (outcome: ItemOutcome) => Promise<void>,
       deadlineMs?: number | undefined,
     ): Promise<ItemOutcome> => {
       const { request } = item;
@@ -588,10 +589,15 @@ export async function runBatchFile(options: RunBatchFileOptions): Promise<BatchF
         if (!interrupted) controller.abort(stop.reason);
       };
       stop.addEventListener("abort", onStop, { once: true });
+      const submittedAt = clock.now();
       try {
         const outcome = await client.settle(item.request, {
           id: item.index,
           signal: controller.signal,
+          // Journaled while the call holds its slot: at a kill, at most the limit's worth of
+          // answers is paid for and not yet journaled.
+          keep: (answer, attempt) =>
+            keep(answeredOutcome(answer, attempt, clock.now() - submittedAt)),
           deadlineMs:
             deadlineMs === undefined
               ? undefined
@@ -608,9 +614,14 @@ export async function runBatchFile(options: RunBatchFileOptions): Promise<BatchF
     const execute =
       viaBackend === undefined
         ? realtime
-        : async (item: BatchItem, stop: AbortSignal): Promise<ItemOutcome> => {
+        : async (
+            item: BatchItem,
+            stop: AbortSignal,
+            keep: (outcome: ItemOutcome) => Promise<void>,
+          ): Promise<ItemOutcome> => {
             const decision = await viaBackend.decide(item, stop);
-            if (decision.kind === "realtime") return realtime(item, stop, decision.deadlineMs);
+            if (decision.kind === "realtime")
+              return realtime(item, stop, keep, decision.deadlineMs);
             if (decision.kind === "batch" && decision.outcome.ok && callLog !== undefined) {
               // The call log has a record of every answer, the batch API's too.
               const { value } = decision.outcome;

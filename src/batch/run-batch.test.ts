@@ -379,3 +379,35 @@ describe("runBatch", () => {
     expect(await runBatch({ input, output, execute })).toMatchObject({ executed: 0 });
   });
 });
+
+describe("runBatch: an answer kept by execute", () => {
+  it("is journaled before execute resolves, and is the item's line even if execute then fails", async () => {
+    const { input, output } = await setup([inputLine(0), inputLine(1)]);
+    const journaledBeforeReturn: boolean[] = [];
+    const summary = await runBatch({
+      input,
+      output,
+      execute: async (item, _signal, keep) => {
+        const answer: ItemOutcome = {
+          ok: true,
+          value: { status: 200, body: { echo: item.customId } },
+          attempts: 1,
+          latencyMs: 2,
+        };
+        await keep(answer);
+        const journal = await readFile(`${output}.journal`, "utf8");
+        journaledBeforeReturn.push(journal.includes(`"i":${item.index},`));
+        // A later failure (an attempt the scheduler had already timed out) does not undo it.
+        if (item.index === 1) throw new TimeoutError();
+        return answer;
+      },
+    });
+    expect(journaledBeforeReturn).toEqual([true, true]);
+    expect(summary).toMatchObject({ succeeded: 2, failed: 0 });
+    const lines = await outputOf(output);
+    expect(lines.map((l) => (l.response?.body as { echo?: string } | undefined)?.echo)).toEqual([
+      "c0",
+      "c1",
+    ]);
+  });
+});

@@ -7,6 +7,9 @@
 // the output prefix, then the journal, before calling anything. So after a kill -9 at any moment
 // (even mid-write), a rerun yields every line exactly once, in input order, and no item whose
 // answer had reached the journal is called again: only the items in flight at the kill are.
+// An `execute` that journals its answer through `keep` while the call still holds its slot
+// (the CLI does) makes "in flight" mean at most the concurrency limit: an answer is never
+// paid for, its slot freed, and the next call begun before it is in the journal.
 //
 // What a rerun runs again on purpose (`redoOf`): lines that failed transiently (permanent
 // failures too under `retryFailed`), lines of items a budget stopped, and lines whose input was
@@ -45,8 +48,17 @@ export type RunBatchOptions = {
    * error's code). `signal` aborts on the caller's signal or a fatal batch error: the call should
    * then settle promptly. A failure that settles after the abort is not recorded (the item is
    * redone on resume); a success is.
+   *
+   * `keep` journals a successful outcome at once: an `execute` that calls it while the call
+   * still holds its concurrency slot (Salvo's `keep` option) bounds the answers paid for and
+   * not yet journaled, at a kill, by the concurrency limit. A kept outcome is the item's line,
+   * whatever `execute` resolves with afterwards (an answer that arrived is kept).
    */
-  execute: (item: BatchItem, signal: AbortSignal) => Promise<ItemOutcome>;
+  execute: (
+    item: BatchItem,
+    signal: AbortSignal,
+    keep: (outcome: ItemOutcome) => Promise<void>,
+  ) => Promise<ItemOutcome>;
   /**
    * The caller already holds the output's lock (`RunLock.acquire(output, \`${output}.lock\`)`),
    * taken before it did work of its own on this output (the batch backend submits provider
@@ -406,9 +418,21 @@ async function runLocked(options: RunBatchOptions): Promise<BatchSummary> {
 
   const run = async (item: BatchItem): Promise<void> => {
     const started = performance.now();
+    // The first success `execute` kept (journaled while its call held its slot), and its line.
+    let kept = undefined as { outcome: ItemOutcome; text: string } | undefined;
+    let keeping = undefined as Promise<void> | undefined;
+    const keep = (outcome: ItemOutcome): Promise<void> => {
+      if (kept === undefined && outcome.ok) {
+        const text = formatOutputLine(outputLine(item, outcome));
+        kept = { outcome, text };
+        keeping = journal.append(item.index, text);
+      }
+      // A failed write fails the run below, not the call.
+      return keeping?.catch(() => undefined) ?? Promise.resolve();
+    };
     let outcome: ItemOutcome;
     try {
-      outcome = await execute(item, stop);
+      outcome = await execute(item, stop, keep);
     } catch (error) {
       outcome = {
         ok: false,
@@ -417,10 +441,17 @@ async function runLocked(options: RunBatchOptions): Promise<BatchSummary> {
         latencyMs: performance.now() - started,
       };
     }
-    // Stopped, not finished: leave it to the next run rather than record a failure.
-    if (!outcome.ok && stop.aborted) return;
-    const text = formatOutputLine(outputLine(item, outcome));
-    await journal.append(item.index, text);
+    let text: string;
+    if (kept !== undefined) {
+      await keeping; // rethrows a failed write of the kept line
+      outcome = kept.outcome;
+      text = kept.text;
+    } else {
+      // Stopped, not finished: leave it to the next run rather than record a failure.
+      if (!outcome.ok && stop.aborted) return;
+      text = formatOutputLine(outputLine(item, outcome));
+      await journal.append(item.index, text);
+    }
     writer.put(item.index, text);
     const status = outcome.ok ? "succeeded" : "failed";
     count(status);

@@ -75,3 +75,71 @@ describe("a Salvo call's outcome", () => {
     await salvo.close();
   });
 });
+
+describe("keep: a paid answer written down before its slot is freed", () => {
+  const yieldTurns = async (n: number) => {
+    for (let i = 0; i < n; i++) await new Promise((resolve) => setImmediate(resolve));
+  };
+
+  it("runs while the call holds its slot: at concurrency 1 the next call starts only once the answer is kept", async () => {
+    const events: string[] = [];
+    const provider = new CustomProvider(async (req) => {
+      events.push(`call ${(req.body.messages as Array<{ content: string }>)[0]!.content}`);
+      return { body: { ok: true } };
+    });
+    const salvo = new Salvo({ provider, concurrency: 1 });
+    let release: () => void = () => {};
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let keptFirst: () => void = () => {};
+    const firstKept = new Promise<"kept">((resolve) => {
+      keptFirst = () => resolve("kept");
+    });
+    const first = salvo.settle(request("one"), {
+      keep: async (answer, attempt) => {
+        events.push(`keep one (attempt ${attempt}, status ${answer.status})`);
+        keptFirst();
+        await held;
+      },
+    });
+    const second = salvo.settle(request("two"), {
+      keep: async () => {
+        events.push("keep two");
+      },
+    });
+    const both = Promise.all([first, second]).then(() => "settled" as const);
+    expect(await Promise.race([firstKept, both])).toBe("kept");
+    await yieldTurns(20);
+    // The first answer is not yet written down: its slot is still held.
+    expect(events).toEqual(["call one", "keep one (attempt 1, status 200)"]);
+    release();
+    const [a, b] = await Promise.all([first, second]);
+    expect(a.ok && b.ok).toBe(true);
+    expect(events).toEqual([
+      "call one",
+      "keep one (attempt 1, status 200)",
+      "call two",
+      "keep two",
+    ]);
+    await salvo.close();
+  });
+
+  it("is not called for an answer nobody paid for now (shared with a twin, or from the cache)", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "salvo-call-layer-"));
+    dirs.push(dir);
+    const cache = await ResponseCache.open(dir);
+    const salvo = new Salvo({ provider: answering(20), cache });
+    const kept: string[] = [];
+    const keep = (name: string) => async () => {
+      kept.push(name);
+    };
+    await Promise.all([
+      salvo.settle(request("same", 0), { keep: keep("leader") }),
+      salvo.settle(request("same", 0), { keep: keep("twin") }),
+    ]);
+    await salvo.settle(request("same", 0), { keep: keep("from the cache") });
+    expect(kept).toEqual(["leader"]);
+    await salvo.close();
+  });
+});
