@@ -124,6 +124,43 @@ describe("gateway handler", () => {
     expect(sim.stats().completions).toBe(2);
   });
 
+  it("passes the upstream's answer on as the bytes it sent (not re-encoded)", async () => {
+    // Pretty-printed, a float written 1.0 and an escaped character: JSON.stringify would change each.
+    const text =
+      '{\n  "id": "c1",\n  "object": "chat.completion",\n  "model": "sim-gpt",\n  "choices": [ { "index": 0, "message": { "role": "assistant", "content": "caf\\u00e9" }, "finish_reason": "stop" } ],\n  "usage": { "prompt_tokens": 5, "completion_tokens": 1.0, "total_tokens": 6 }\n}';
+    const authorizations: Array<string | undefined> = [];
+    const server = createServer((req, res) => {
+      authorizations.push(req.headers.authorization);
+      req.resume();
+      req.on("end", () => {
+        res.writeHead(200, { "content-type": "application/json" });
+        res.end(text);
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    upstreams.push(server);
+    const port = (server.address() as AddressInfo).port;
+    const gateway = createGateway({
+      upstreams: [
+        {
+          provider: "openai",
+          baseUrl: `http://127.0.0.1:${port}/v1`,
+          apiKey: UPSTREAM_KEY,
+          concurrency: 2,
+        },
+      ],
+      processMetrics: false,
+    });
+    gateways.push(gateway);
+    for (let i = 0; i < 2; i++) {
+      const response = await post(gateway, "/chat/completions", chat(`q${i}`));
+      expect(response.status).toBe(200);
+      expect(await response.text()).toBe(text);
+    }
+    expect(authorizations).toEqual([`Bearer ${UPSTREAM_KEY}`, `Bearer ${UPSTREAM_KEY}`]);
+    expect(gateway.status().upstreams[0]).toMatchObject({ name: "openai" });
+  });
+
   it("passes the upstream's own error on unchanged: status, body and request id", async () => {
     const { gateway, sim } = await setUp();
     const response = await post(gateway, "/chat/completions", { model: "sim-gpt", messages: [] });

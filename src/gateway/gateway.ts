@@ -37,7 +37,7 @@ import { StreamRelay } from "./stream-relay.ts";
 import { KeyRing, presentedKey, Tenant, type TenantOptions } from "./tenant.ts";
 import { isRefusal } from "./tenant-limiter.ts";
 import { Upstream, type UpstreamOptions } from "./upstream.ts";
-import type { Exchange } from "./upstream-provider.ts";
+import { answerTextOf, type Exchange } from "./upstream-provider.ts";
 import {
   errorResponse,
   failureError,
@@ -160,6 +160,8 @@ class SalvoGateway implements Gateway {
   readonly #maxBodyBytes: number;
   readonly #onAccess: ((record: AccessRecord) => void) | undefined;
   readonly #secrets: string[];
+  /** Whether anything records a call's audit context (the call log). */
+  readonly #audited: boolean;
   readonly #leave = new Map<string, () => void>();
   readonly #stops: Array<() => void> = [];
   readonly #idle = new Set<() => void>();
@@ -205,6 +207,7 @@ class SalvoGateway implements Gateway {
       );
     });
     this.#secrets = options.upstreams.map((u) => u.apiKey).filter((k) => k.length >= 8);
+    this.#audited = options.audit !== undefined;
     const estimate = (request: ProviderRequest) =>
       (
         this.#upstreams.find((u) => (request.path === "/messages") === (u.kind === "anthropic")) ??
@@ -724,12 +727,15 @@ class SalvoGateway implements Gateway {
         scope,
       });
     const layer = tenant.budgetLayer;
-    const outcome: Promise<CallOutcome> = withContext(
-      { ...call.contextFields, tenant: tenant.name, gateway_request_id: id },
-      () =>
-        layer
-          ? layer(providerRequest, { id, index: 0, signal, submittedAt }, settle)
-          : settle(providerRequest, { signal }),
+    const send = () =>
+      layer
+        ? layer(providerRequest, { id, index: 0, signal, submittedAt }, settle)
+        : settle(providerRequest, { signal });
+    // The context travels with the call only to be recorded: without a call log, not at all.
+    const outcome: Promise<CallOutcome> = (
+      this.#audited
+        ? withContext({ ...call.contextFields, tenant: tenant.name, gateway_request_id: id }, send)
+        : send()
     ).finally(() => {
       leave();
       this.#leave.delete(id);
@@ -803,7 +809,9 @@ class SalvoGateway implements Gateway {
       if (value.cached) out["x-salvo-cache"] = "hit";
       else if (value.shared) out["x-salvo-cache"] = "shared";
       if (value.cost?.usd !== undefined) out["x-salvo-cost-usd"] = value.cost.usd.toFixed(8);
-      return new Response(JSON.stringify(value.body), { status: value.status, headers: out });
+      // The upstream's own text when the body is the one it sent (not re-encoded per call).
+      const text = answerTextOf(value.body) ?? JSON.stringify(value.body);
+      return new Response(text, { status: value.status, headers: out });
     }
     const failure = failureError(wire, outcome.error, this.#secrets);
     return new Response(failure.status === 499 ? null : failure.body, {

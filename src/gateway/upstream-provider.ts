@@ -111,6 +111,14 @@ const REQUIRED_ARRAY: Array<[RegExp, string]> = [
   [/\/responses$/, "output"],
 ];
 
+/** The text each answer body was parsed from, so that the gateway passes it on as it came. */
+const answerTexts = new WeakMap<object, string>();
+
+/** The upstream's own text of an answer `body` this provider parsed; undefined for any other. */
+export function answerTextOf(body: unknown): string | undefined {
+  return typeof body === "object" && body !== null ? answerTexts.get(body) : undefined;
+}
+
 export class UpstreamProvider implements Provider {
   readonly name: UpstreamKind;
   /** The upstream's base URL, as configured (no credentials). */
@@ -119,6 +127,7 @@ export class UpstreamProvider implements Provider {
   readonly #auth: Record<string, string>;
   readonly #transport: UpstreamTransport;
   readonly #estimator: Provider;
+  readonly #estimates = new WeakMap<ProviderRequest, CostEstimate>();
   readonly #exchanges = new WeakMap<ProviderRequest, Exchange>();
   readonly #defaultMaxTokens: number;
   readonly #secret: string;
@@ -161,6 +170,16 @@ export class UpstreamProvider implements Provider {
   }
 
   estimate(request: ProviderRequest): CostEstimate {
+    // The gateway estimates a request to queue it, the scheduler again to admit it: counted once.
+    let estimate = this.#estimates.get(request);
+    if (estimate === undefined) {
+      estimate = this.#estimateOf(request);
+      this.#estimates.set(request, estimate);
+    }
+    return estimate;
+  }
+
+  #estimateOf(request: ProviderRequest): CostEstimate {
     if (this.name === "openai" && request.path.endsWith("/responses")) {
       const body = request.body;
       const max = body.max_output_tokens;
@@ -234,6 +253,7 @@ export class UpstreamProvider implements Provider {
         status: response.status,
         requestId,
       });
+    answerTexts.set(body, text);
     const result: UpstreamResult = {
       status: response.status,
       body,

@@ -63,9 +63,41 @@ class NodeHeaders implements HeaderBag {
  */
 const AGENT = { keepAlive: true, scheduling: "lifo", maxFreeSockets: 65_536 } as const;
 
+/** A URL's parts as node:http takes them, so that a request does not parse its URL again. */
+type Target = {
+  secure: boolean;
+  hostname: string;
+  port: string;
+  path: string;
+  auth: string | undefined;
+};
+
 export class NodeHttpTransport implements UpstreamTransport {
   readonly #http = new HttpAgent(AGENT);
   readonly #https = new HttpsAgent(AGENT);
+  /** The few URLs an upstream is called at (its paths), parsed once each. */
+  readonly #targets = new Map<string, Target>();
+
+  #target(url: string): Target {
+    let target = this.#targets.get(url);
+    if (target === undefined) {
+      const parsed = new URL(url);
+      target = {
+        secure: parsed.protocol === "https:",
+        // node:http wants an IPv6 literal without its brackets.
+        hostname: parsed.hostname.replace(/^\[(.*)\]$/, "$1"),
+        port: parsed.port,
+        path: `${parsed.pathname}${parsed.search}`,
+        auth:
+          parsed.username === ""
+            ? undefined
+            : `${decodeURIComponent(parsed.username)}:${decodeURIComponent(parsed.password)}`,
+      };
+      if (this.#targets.size >= 256) this.#targets.clear();
+      this.#targets.set(url, target);
+    }
+    return target;
+  }
 
   send(
     method: "GET" | "POST",
@@ -75,10 +107,15 @@ export class NodeHttpTransport implements UpstreamTransport {
     signal: AbortSignal,
   ): Promise<TransportResponse> {
     return new Promise<TransportResponse>((resolve, reject) => {
-      const secure = url.startsWith("https:");
+      const { secure, hostname, port, path, auth } = this.#target(url);
       const outgoing: Record<string, string | number> = { ...headers };
       if (body !== undefined) outgoing["content-length"] = Buffer.byteLength(body);
-      const req = (secure ? httpsRequest : request)(url, {
+      const req = (secure ? httpsRequest : request)({
+        protocol: secure ? "https:" : "http:",
+        hostname,
+        port,
+        path,
+        auth,
         method,
         headers: outgoing,
         agent: secure ? this.#https : this.#http,
