@@ -5,6 +5,8 @@ import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { Scheduler } from "../core/scheduler.ts";
 import { RunDirRefusedError } from "../errors.ts";
+import { CustomProvider } from "../providers/custom-provider.ts";
+import { Salvo } from "../salvo.ts";
 import { writeFileAtomic } from "./atomic-write.ts";
 import { definePipeline } from "./pipeline-definition.ts";
 import { JOURNAL_FILE, METADATA_FILE, outputFileName, type RunMetadata } from "./run-dir.ts";
@@ -225,5 +227,61 @@ describe("writeFileAtomic", () => {
     await writeFileAtomic(path, "new\n");
     expect(await readFile(path, "utf8")).toBe("new\n");
     expect(await readdir(dir)).toEqual(["metadata.json"]);
+  });
+});
+
+describe("a task's answer is journaled while its call holds its slot", () => {
+  it("at concurrency 1, each succeeded task (an LLM call, a function) is in the journal before the next one starts; parse runs once per answer", async () => {
+    const journalAtStart: string[][] = [];
+    const journaled = async () =>
+      (await readFile(join(dir, JOURNAL_FILE), "utf8").catch(() => ""))
+        .trim()
+        .split("\n")
+        .filter((l) => l !== "")
+        .map((l) => JSON.parse(l).task as string);
+    let parses = 0;
+    const provider = new CustomProvider(async () => {
+      journalAtStart.push(await journaled());
+      return { body: { choices: [{ message: { content: "ok" }, finish_reason: "stop" }] } };
+    });
+    const salvo = new Salvo({ provider, concurrency: 1 });
+    const definition = definePipeline<Input>({
+      name: "keep",
+      version: 1,
+      stages: [
+        {
+          name: "ask",
+          request: ({ item }) => ({
+            path: "/chat/completions",
+            body: { model: "m", messages: [{ role: "user", content: String(item) }] },
+          }),
+          parse: (text) => {
+            parses++;
+            return text.toUpperCase();
+          },
+          tasks: (i) => i.items.map((item, n) => ({ key: `a${n}`, item })),
+        },
+        {
+          name: "work",
+          run: async ({ task }) => {
+            journalAtStart.push(await journaled());
+            return task;
+          },
+          tasks: [{ key: "w0" }, { key: "w1" }],
+        },
+      ],
+    });
+    const result = await runPipeline(definition, {
+      salvo,
+      input: { claim: "c", items: ["x", "y", "z"] },
+      runDir: dir,
+      order: "fifo",
+    });
+    expect(result.status).toBe("succeeded");
+    expect(parses).toBe(3);
+    // Every start found every earlier success already journaled.
+    expect(journalAtStart.map((seen) => seen.length)).toEqual([0, 1, 2, 3, 4]);
+    expect(await journaled()).toHaveLength(5);
+    await salvo.close();
   });
 });

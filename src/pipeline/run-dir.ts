@@ -3,7 +3,8 @@
 //   metadata.json   which pipeline and input it is for (SHA-256 of each), status, counts; written
 //                   atomically (temp file, fsync, rename), so it is never seen torn
 //   journal.jsonl   one line per succeeded task, appended (O_APPEND, one writer) the moment the
-//                   task ends and before any dependant starts; never rewritten
+//                   task succeeds, while its call still holds its slot, and before any dependant
+//                   starts; never rewritten
 //   outputs/<stage>/<key>.json   one file per task that ended, replaced atomically
 //   report.json     the run's report, at the end
 //   report.html     the same report as a page: stages, tasks over time, the critical path
@@ -207,10 +208,19 @@ export class RunDir {
   }
 
   /**
-   * Writes a task's output file and, for a succeeded task that was not reused, its journal line;
-   * resolves once both are written (the journal line before any dependant may start).
+   * Journals a succeeded task's record now (before its output file): what `record` does later
+   * for it is then only the output file.
    */
-  async record(record: TaskRecord): Promise<void> {
+  async journal(record: TaskRecord): Promise<void> {
+    await this.#journal.write(`${JSON.stringify(record)}\n`);
+  }
+
+  /**
+   * Writes a task's output file and, for a succeeded task that was not reused, its journal line
+   * (unless `journaled` says `journal` already wrote it); resolves once both are written (the
+   * journal line before any dependant may start).
+   */
+  async record(record: TaskRecord, options: { journaled?: boolean } = {}): Promise<void> {
     const stageDir = join(this.dir, OUTPUTS_DIR, record.stage);
     await mkdir(stageDir, { recursive: true, mode: 0o700 });
     const output = join(stageDir, outputFileName(record.key));
@@ -219,7 +229,7 @@ export class RunDir {
         ? undefined
         : writeFileAtomic(output, `${JSON.stringify(record, null, 2)}\n`, { fsync: false });
     const journal =
-      record.status === "succeeded" && !record.reused
+      record.status === "succeeded" && !record.reused && options.journaled !== true
         ? this.#journal.write(`${JSON.stringify(record)}\n`)
         : undefined;
     // Both settle before this returns (a failed journal write leaves no output write running).

@@ -436,9 +436,31 @@ class PipelineRun<I> {
     const controller = new AbortController();
     const entry: { controller: AbortController; startedAt?: number } = { controller };
     this.#inFlight.set(node.id, entry);
+    const missingIds = missing.map((d) => d.task);
+    // The record of a task as it ended now: its timings, then what it did.
+    const complete = (ended: Ended): TaskRecord => {
+      const now = this.#clock.now();
+      const startedAt = entry.startedAt;
+      ended.readyAtMs = readyAt - this.#startedAt;
+      ended.endedAtMs = now - this.#startedAt;
+      if (startedAt !== undefined) {
+        ended.startedAtMs = startedAt - this.#startedAt;
+        ended.waitMs = startedAt - readyAt;
+        ended.latencyMs = now - startedAt;
+      }
+      return { ...this.#base(node, missingIds, false), ...ended };
+    };
+    // A success is journaled while its call still holds its slot: at a kill, no more answers
+    // than the concurrency limit are paid for and not yet journaled.
+    let kept: TaskRecord | undefined;
+    const keep = async (ended: Ended): Promise<void> => {
+      if (kept !== undefined || ended.status !== "succeeded") return;
+      kept = complete(ended);
+      await this.#runDir?.journal(kept);
+    };
     let ended: Ended;
     try {
-      ended = await this.#execute(node, {
+      ended = await this.#execute(node, keep, {
         input: this.#options.input,
         task: node.id,
         stage: node.stage,
@@ -453,14 +475,10 @@ class PipelineRun<I> {
     } finally {
       this.#inFlight.delete(node.id);
     }
-    const now = this.#clock.now();
-    const startedAt = entry.startedAt;
-    ended.readyAtMs = readyAt - this.#startedAt;
-    ended.endedAtMs = now - this.#startedAt;
-    if (startedAt !== undefined) {
-      ended.startedAtMs = startedAt - this.#startedAt;
-      ended.waitMs = startedAt - readyAt;
-      ended.latencyMs = now - startedAt;
+    // A kept answer stands, whatever came after it (an answer that arrived is kept).
+    if (kept !== undefined) {
+      await this.#end(node, kept, true);
+      return;
     }
     // An abort by the run (an interrupt, or another task's `fail`) cancels: the task did not fail.
     if (controller.signal.aborted && ended.status === "failed") {
@@ -468,18 +486,15 @@ class PipelineRun<I> {
       ended.error = errorInfo(controller.signal.reason);
       delete ended.fallback;
     }
-    await this.#end(node, {
-      ...this.#base(
-        node,
-        missing.map((d) => d.task),
-        false,
-      ),
-      ...ended,
-    });
+    await this.#end(node, complete(ended));
   }
 
   /** Assembles the context, runs the task on the scheduler, and describes how it ended. */
-  async #execute(node: TaskNode<I>, base: ContextInput<I>): Promise<Ended> {
+  async #execute(
+    node: TaskNode<I>,
+    keep: (ended: Ended) => Promise<void>,
+    base: ContextInput<I>,
+  ): Promise<Ended> {
     const { settings, stageDefinition: stage } = node;
     const upstream = this.#upstreams.get(node.id)!;
     const client = upstream.name === undefined ? {} : { client: upstream.name };
@@ -514,40 +529,63 @@ class PipelineRun<I> {
           : undefined,
         maxTokens: maxTokensOf(request),
       };
-      const outcome = await upstream.salvo!.settle(request, options);
+      // What the task made of an answer: its value, or a parse failure (worked out once per
+      // answer: for `keep`, then again for the outcome it settles with).
+      let made: { result: ProviderResult; ended: Promise<Ended> } | undefined;
+      const answered = (result: ProviderResult, attempts: number): Promise<Ended> => {
+        if (made?.result !== result) made = { result, ended: make(result, attempts) };
+        return made.ended;
+      };
+      const make = async (result: ProviderResult, attempts: number): Promise<Ended> => {
+        const answer = answerText(result.body);
+        let value: unknown = answer.text;
+        if (settings.parse) {
+          try {
+            value = settings.parse(answer.text, result);
+          } catch (error) {
+            const failure = new TaskFailedError(node.id, "parse", { cause: error });
+            return { ...(await this.#failed(node, base, failure, attempts)), ...llm };
+          }
+        }
+        return {
+          status: "succeeded",
+          value,
+          // The text only when the value is not the text itself (a `parse` made something else).
+          ...(value === answer.text ? {} : { text: answer.text }),
+          attempts,
+          usage: result.usage && {
+            inputTokens: result.usage.inputTokens,
+            outputTokens: result.usage.outputTokens,
+          },
+          truncatedAnswer: answer.truncated,
+          ...llm,
+        };
+      };
+      const outcome = await upstream.salvo!.settle(request, {
+        ...options,
+        keep: async (result, attempt) => keep(await answered(result, attempt)),
+      });
       if (!outcome.ok)
         return { ...(await this.#failed(node, base, outcome.error, outcome.attempts)), ...llm };
-      const result: ProviderResult = outcome.value;
-      const answer = answerText(result.body);
-      let value: unknown = answer.text;
-      if (settings.parse) {
-        try {
-          value = settings.parse(answer.text, result);
-        } catch (error) {
-          const failure = new TaskFailedError(node.id, "parse", { cause: error });
-          return { ...(await this.#failed(node, base, failure, outcome.attempts)), ...llm };
-        }
-      }
-      return {
-        status: "succeeded",
-        value,
-        // The text only when the value is not the text itself (a `parse` made something else).
-        ...(value === answer.text ? {} : { text: answer.text }),
-        attempts: outcome.attempts,
-        usage: result.usage && {
-          inputTokens: result.usage.inputTokens,
-          outputTokens: result.usage.outputTokens,
-        },
-        truncatedAnswer: answer.truncated,
-        ...llm,
-      };
+      return answered(outcome.value, outcome.attempts);
     }
 
     const run = settings.run!;
-    const outcome: Outcome<unknown> = await upstream.scheduler.settle(() => run(task), {
-      ...options,
-      cost: { requests: 0 },
-    });
+    const outcome: Outcome<unknown> = await upstream.scheduler.settle(
+      async (attempt) => {
+        const value = await run(task);
+        // Journaled in the slot, as an LLM task's answer is.
+        await keep({
+          status: "succeeded",
+          value,
+          attempts: attempt.attempt,
+          ...client,
+          context: contextReport,
+        });
+        return value;
+      },
+      { ...options, cost: { requests: 0 } },
+    );
     if (!outcome.ok) {
       const error =
         outcome.error instanceof SalvoError
@@ -592,9 +630,9 @@ class PipelineRun<I> {
   }
 
   /** Keeps a task's record (written, journaled) and then releases its dependants. */
-  async #end(node: TaskNode<I>, record: TaskRecord): Promise<void> {
+  async #end(node: TaskNode<I>, record: TaskRecord, journaled = false): Promise<void> {
     this.#records.set(node.id, record);
-    await this.#runDir?.record(record);
+    await this.#runDir?.record(record, { journaled });
     this.#options.onTask?.(record);
     const left = this.#stageLeft.get(node.stage)! - 1;
     this.#stageLeft.set(node.stage, left);
