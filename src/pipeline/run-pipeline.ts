@@ -453,10 +453,14 @@ class PipelineRun<I> {
     // A success is journaled while its call still holds its slot: at a kill, no more answers
     // than the concurrency limit are paid for and not yet journaled.
     let kept: TaskRecord | undefined;
+    let journaling: Promise<void> | undefined;
     const keep = async (ended: Ended): Promise<void> => {
-      if (kept !== undefined || ended.status !== "succeeded") return;
-      kept = complete(ended);
-      await this.#runDir?.journal(kept);
+      if (kept === undefined && ended.status === "succeeded") {
+        kept = complete(ended);
+        journaling = this.#runDir?.journal(kept);
+      }
+      // A failed journal write stops the run below (as a failed record would), not this call.
+      await journaling?.catch(() => undefined);
     };
     let ended: Ended;
     try {
@@ -477,6 +481,7 @@ class PipelineRun<I> {
     }
     // A kept answer stands, whatever came after it (an answer that arrived is kept).
     if (kept !== undefined) {
+      await journaling; // rethrows a failed journal write
       await this.#end(node, kept, true);
       return;
     }
