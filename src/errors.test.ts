@@ -48,6 +48,7 @@ const table: Array<[new (...args: never[]) => errors.SalvoError, string, unknown
   [errors.RequestInvalidError, "SALVO_REQUEST_INVALID", []],
   [errors.SchedulerClosedError, "SALVO_CLOSED", []],
   [errors.AuditWriteError, "SALVO_AUDIT_WRITE_FAILED", []],
+  [errors.KeepFailedError, "SALVO_KEEP_FAILED", []],
   [errors.AuditClosedError, "SALVO_AUDIT_CLOSED", []],
   [errors.AuditRecordError, "SALVO_AUDIT_RECORD_INVALID", []],
   [errors.BudgetExceededError, "SALVO_BUDGET_EXCEEDED", [{ dimension: "cost", limit: 1 }]],

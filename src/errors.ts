@@ -339,6 +339,18 @@ export class SchedulerClosedError extends SalvoError {
 // --- Audit errors. Raised by `src/audit`. ---
 
 /**
+ * A call's `keep` (see `SalvoCallOptions.keep`) rejected: the provider answered, and writing the
+ * answer down failed. Not retried (the answer was paid for; asking again would pay twice).
+ */
+export class KeepFailedError extends SalvoError {
+  override readonly code = "SALVO_KEEP_FAILED";
+  constructor(message = "keeping the answer failed", options?: ErrorOptions) {
+    super(message, options);
+    this.name = "KeepFailedError";
+  }
+}
+
+/**
  * Writing or syncing an audit file failed (EIO, ENOSPC, EBADF, ...). Fatal for that file: after a
  * failed write or fsync the kernel may have dropped the data, so no later append is accepted and
  * every pending append rejects with this error.

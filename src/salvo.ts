@@ -29,7 +29,7 @@ import type { TaskContext } from "./core/task-context.ts";
 import type { Budget } from "./cost/budget.ts";
 import { budgetLayer } from "./cost/budget-layer.ts";
 import { modelOf, Pricing } from "./cost/pricing.ts";
-import { AbortedError, ConfigError } from "./errors.ts";
+import { AbortedError, ConfigError, KeepFailedError } from "./errors.ts";
 import type { CostEstimate, Provider, ProviderRequest } from "./providers/provider.ts";
 
 export type { CallOutcome, SalvoResult };
@@ -109,13 +109,17 @@ export type SalvoCallOptions = {
   scope?: Scope | undefined;
   /**
    * Called with the provider's answer while its attempt still holds its concurrency slot; the
-   * call settles, and the slot is freed, once it resolves. A caller that must not lose a paid
-   * answer (a crash-safe journal) writes it down here: then at most the concurrency limit's
-   * worth of answers is ever paid for and not yet written, whatever the disk's delay. Not
-   * called for an answer from the cache or shared with another caller (nothing was paid).
-   * Should not reject: a rejection fails the call with that error, not retried.
+   * slot is freed once it resolves. A caller that must not lose a paid answer (a crash-safe
+   * journal) writes it down here: then at most the concurrency limit's worth of answers is ever
+   * paid for and not yet written, whatever the disk's delay. The attempt's timeout stops when
+   * the answer arrives (writing it down is not the provider's time); the item's deadline and
+   * the call's signal still apply, so the call may settle, aborted, before `keep` ends.
+   * Called once per answered attempt (a retry after a timeout answers again); not called for an
+   * answer from the cache or shared with another caller (nothing was paid). Should not reject:
+   * a rejection fails the call with a KeepFailedError (`SALVO_KEEP_FAILED`), not retried. For
+   * `call` and `settle`; `map` and `stream` ignore it.
    */
-  keep?: ((answer: SalvoResult, attempt: number) => Promise<void>) | undefined;
+  keep?: ((answer: SalvoResult, attempt: number) => void | Promise<void>) | undefined;
 };
 
 /**
@@ -211,7 +215,7 @@ export class Salvo {
   /** One request, settled: never rejects. */
   settle(request: ProviderRequest, options: SalvoCallOptions = {}): Promise<CallOutcome> {
     const context = this.#context(0, options, options.signal, this.#audit?.capture());
-    return this.#submit(request, { ...context, id: options.id });
+    return this.#submit(request, { ...context, id: options.id, keep: options.keep });
   }
 
   /**
@@ -338,7 +342,7 @@ export class Salvo {
       deadlineMs: options.deadlineMs,
       scope: options.scope,
       captured,
-      keep: options.keep,
+      keep: undefined,
     };
   }
 
@@ -418,6 +422,8 @@ export class Salvo {
     let result: SalvoResult;
     try {
       const answer = await this.provider.call(request, { signal: context.signal });
+      // The call is over: writing its records down (audit, `keep`) is not the provider's time.
+      context.answered();
       result = { ...answer, cached: false, shared: false };
     } catch (error) {
       await audit?.failed(error);
@@ -438,7 +444,16 @@ export class Salvo {
       result = { ...result, cost: this.pricing.cost(model, result.usage) };
     }
     await audit?.succeeded(result);
-    if (call.keep) await call.keep(result, context.attempt);
+    if (call.keep) {
+      try {
+        await call.keep(result, context.attempt);
+      } catch (error) {
+        throw new KeepFailedError(
+          `keeping the answer of ${this.provider.name} failed: ${error instanceof Error ? error.message : String(error)}`,
+          { cause: error },
+        );
+      }
+    }
     return result;
   }
 }

@@ -45,7 +45,8 @@ describe("kill -9 mid-stream", () => {
     const start = Date.now();
     // One writer at a time per file, the five files side by side: the kills are what is tested,
     // and a writer's start-up (most of each round) need not be paid fifty times in a row.
-    await Promise.all(
+    // Every chain ends before the test does (the directory is removed after it), failed or not.
+    const chains = await Promise.allSettled(
       files.map(async (path, f) => {
         for (let kill = f; kill < KILLS; kill += files.length) {
           // Records of 100 B or 16 KiB, so some batches are large writes a kill can cut.
@@ -62,6 +63,7 @@ describe("kill -9 mid-stream", () => {
         }
       }),
     );
+    for (const chain of chains) if (chain.status === "rejected") throw chain.reason;
     const reports = await Promise.all(files.map((path) => verifyLog(path)));
     const totalHealed = reports.reduce((sum, r) => sum + r.healed, 0);
     expect(totalHealed).toBe(torn);

@@ -421,8 +421,11 @@ async function runLocked(options: RunBatchOptions): Promise<BatchSummary> {
     // The first success `execute` kept (journaled while its call held its slot), and its line.
     let kept = undefined as { outcome: ItemOutcome; text: string } | undefined;
     let keeping = undefined as Promise<void> | undefined;
+    // Once the item has its line (a deadline or an abort settled it first), a late answer is
+    // not journaled beside it.
+    let recorded = false;
     const keep = (outcome: ItemOutcome): Promise<void> => {
-      if (kept === undefined && outcome.ok) {
+      if (kept === undefined && !recorded && outcome.ok) {
         const text = formatOutputLine(outputLine(item, outcome));
         kept = { outcome, text };
         keeping = journal.append(item.index, text);
@@ -449,6 +452,7 @@ async function runLocked(options: RunBatchOptions): Promise<BatchSummary> {
     } else {
       // Stopped, not finished: leave it to the next run rather than record a failure.
       if (!outcome.ok && stop.aborted) return;
+      recorded = true;
       text = formatOutputLine(outputLine(item, outcome));
       await journal.append(item.index, text);
     }

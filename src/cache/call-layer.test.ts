@@ -4,8 +4,9 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, expectTypeOf, it } from "vitest";
+import { FakeClock } from "../core/fake-clock.ts";
 import type { Failed } from "../core/outcome.ts";
-import { SalvoError } from "../errors.ts";
+import { KeepFailedError, SalvoError } from "../errors.ts";
 import { CustomProvider } from "../providers/custom-provider.ts";
 import type { ProviderRequest } from "../providers/provider.ts";
 import { Salvo } from "../salvo.ts";
@@ -140,6 +141,55 @@ describe("keep: a paid answer written down before its slot is freed", () => {
     ]);
     await salvo.settle(request("same", 0), { keep: keep("from the cache") });
     expect(kept).toEqual(["leader"]);
+    await salvo.close();
+  });
+});
+
+describe("keep and the attempt's timeout", () => {
+  it("writing the answer down is not the provider's time: a keep longer than the attempt's timeout does not make the call time out and be paid again", async () => {
+    const clock = new FakeClock();
+    let calls = 0;
+    const provider = new CustomProvider(async (_req, { signal }) => {
+      calls++;
+      await clock.sleep(10, signal);
+      return { body: { ok: true } };
+    });
+    const salvo = new Salvo({ provider, clock, concurrency: 1, timeoutMs: 50 });
+    const attempts: number[] = [];
+    const outcome = salvo.settle(request("slow disk"), {
+      keep: async (_answer, attempt) => {
+        attempts.push(attempt);
+        await clock.sleep(200); // an fsync on a busy disk
+      },
+    });
+    await clock.runAll();
+    const settled = await outcome;
+    expect(settled).toMatchObject({ ok: true, attempts: 1 });
+    expect(calls).toBe(1);
+    expect(attempts).toEqual([1]);
+    await salvo.close();
+  });
+});
+
+describe("keep that fails", () => {
+  it("fails the call with a KeepFailedError naming the cause, and does not pay for the answer again", async () => {
+    let calls = 0;
+    const provider = new CustomProvider(async () => {
+      calls++;
+      return { body: { ok: true } };
+    });
+    const salvo = new Salvo({ provider, concurrency: 2 });
+    const outcome = await salvo.settle(request("disk full"), {
+      keep: () => {
+        throw new Error("ENOSPC: no space left on device");
+      },
+    });
+    expect(outcome.ok).toBe(false);
+    if (outcome.ok) return;
+    expect(outcome.error).toBeInstanceOf(KeepFailedError);
+    expect(outcome.error.code).toBe("SALVO_KEEP_FAILED");
+    expect(outcome.error.message).toContain("ENOSPC");
+    expect(calls).toBe(1);
     await salvo.close();
   });
 });

@@ -305,6 +305,18 @@ export class Engine {
     this.#cancel(item, aborted(reason), "aborted");
   }
 
+  /** The provider answered `attempt`: its timeout stops and its latency ends now. */
+  answered(attempt: Attempt): void {
+    if (attempt.decided || attempt.ended || attempt.answeredAt !== undefined) return;
+    const now = this.clock.now();
+    this.#integrateLoad(now);
+    attempt.answeredAt = now;
+    attempt.loadAtAnswer = this.#load;
+    const item = attempt.item;
+    if (item.current === attempt && item.timeoutTimer !== undefined)
+      this.#timers.cancel(item.timeoutTimer);
+  }
+
   reportUsage(attempt: Attempt, usage: Usage): void {
     const now = this.clock.now();
     const generated = usage.generatedTokens ?? usage.outputTokens;
@@ -655,7 +667,7 @@ export class Engine {
       pass.end({
         started: attempt.began,
         result: attempt.began ? (attempt.result ?? "cancelled") : "cancelled",
-        latencyMs: this.clock.now() - attempt.startedAt,
+        latencyMs: (attempt.answeredAt ?? this.clock.now()) - attempt.startedAt,
         reserved: attempt.item.charge,
         charged: attempt.charge,
         usageReported: attempt.reported,
@@ -824,7 +836,10 @@ export class Engine {
     // nothing about the provider's capacity: its latency must not teach the controller.
     if (attempt.charge.requests === 0) return;
     this.#integrateLoad(now);
-    const latencyMs = now - attempt.startedAt;
+    // Up to the answer, when the task said when it came (what followed was the task's own work).
+    const answered = attempt.answeredAt !== undefined;
+    const latencyMs = (answered ? attempt.answeredAt! : now) - attempt.startedAt;
+    const load = answered ? attempt.loadAtAnswer : this.#load;
     this.#controller.onOutcome({
       result,
       latencyMs,
@@ -833,7 +848,7 @@ export class Engine {
       tokens: attempt.charge.tokens,
       inputTokens: attempt.charge.inputTokens,
       inFlight: this.#inFlight,
-      meanInFlight: latencyMs > 0 ? (this.#load - attempt.loadAtStart) / latencyMs : this.#inFlight,
+      meanInFlight: latencyMs > 0 ? (load - attempt.loadAtStart) / latencyMs : this.#inFlight,
       now,
     });
   }

@@ -124,6 +124,9 @@ export class Attempt implements TaskContext {
   startedAt: number;
   /** The engine's attempts-in-flight integral (attempt-ms) when this attempt started. */
   loadAtStart = 0;
+  /** When the task said the provider had answered (`answered()`), and the integral then. */
+  answeredAt: number | undefined = undefined;
+  loadAtAnswer = 0;
   /** What this attempt reserved; replaced by the reconciled charge when usage is reported. */
   charge: Charge;
   /** Whether it still holds a slot (and its reservation). */
@@ -189,5 +192,9 @@ export class Attempt implements TaskContext {
 
   reportRateLimits(snapshot: RateLimitSnapshot): void {
     this.engine.applySnapshot(snapshot, this);
+  }
+
+  answered(): void {
+    this.engine.answered(this);
   }
 }

@@ -20,6 +20,12 @@ export interface TaskContext {
   reportUsage(usage: Usage): void;
   /** Reports the provider's rate-limit headers of this attempt's response. */
   reportRateLimits(snapshot: RateLimitSnapshot): void;
+  /**
+   * Says the provider has answered: what the task still does (write the answer down) is its
+   * own work, not the call's. The attempt's timeout stops, and its latency (what adaptive
+   * concurrency learns from) ends here. The attempt keeps its slot until the task settles.
+   */
+  answered(): void;
 }
 
 /** A task for `run`/`settle`: one call, attempted once per attempt. */

@@ -89,7 +89,7 @@ export class NodeHttpTransport implements UpstreamTransport {
         port: parsed.port,
         path: `${parsed.pathname}${parsed.search}`,
         auth:
-          parsed.username === ""
+          parsed.username === "" && parsed.password === ""
             ? undefined
             : `${decodeURIComponent(parsed.username)}:${decodeURIComponent(parsed.password)}`,
       };

@@ -454,8 +454,11 @@ class PipelineRun<I> {
     // than the concurrency limit are paid for and not yet journaled.
     let kept: TaskRecord | undefined;
     let journaling: Promise<void> | undefined;
+    // Once the task has its record (a deadline or an abort settled it first), a late answer is
+    // not journaled beside it.
+    let recorded = false;
     const keep = async (ended: Ended): Promise<void> => {
-      if (kept === undefined && ended.status === "succeeded") {
+      if (kept === undefined && !recorded && ended.status === "succeeded") {
         kept = complete(ended);
         journaling = this.#runDir?.journal(kept);
       }
@@ -485,6 +488,7 @@ class PipelineRun<I> {
       await this.#end(node, kept, true);
       return;
     }
+    recorded = true;
     // An abort by the run (an interrupt, or another task's `fail`) cancels: the task did not fail.
     if (controller.signal.aborted && ended.status === "failed") {
       ended.status = "cancelled";
@@ -534,51 +538,62 @@ class PipelineRun<I> {
           : undefined,
         maxTokens: maxTokensOf(request),
       };
-      // What the task made of an answer: its value, or a parse failure (worked out once per
-      // answer: for `keep`, then again for the outcome it settles with).
-      let made: { result: ProviderResult; ended: Promise<Ended> } | undefined;
-      const answered = (result: ProviderResult, attempts: number): Promise<Ended> => {
-        if (made?.result !== result) made = { result, ended: make(result, attempts) };
-        return made.ended;
-      };
-      const make = async (result: ProviderResult, attempts: number): Promise<Ended> => {
+      // An answer's text and value, or the parse's error: worked out once per answer (for
+      // `keep`, then for the outcome the call settles with).
+      type Parsed = { result: ProviderResult; text: string; truncated: boolean } & (
+        | { ok: true; value: unknown }
+        | { ok: false; error: unknown }
+      );
+      let parsed: Parsed | undefined;
+      const parse = (result: ProviderResult): Parsed => {
+        if (parsed?.result === result) return parsed;
         const answer = answerText(result.body);
-        let value: unknown = answer.text;
-        if (settings.parse) {
-          try {
-            value = settings.parse(answer.text, result);
-          } catch (error) {
-            const failure = new TaskFailedError(node.id, "parse", { cause: error });
-            return { ...(await this.#failed(node, base, failure, attempts)), ...llm };
-          }
+        const common = { result, text: answer.text, truncated: answer.truncated };
+        try {
+          const value = settings.parse ? settings.parse(answer.text, result) : answer.text;
+          parsed = { ...common, ok: true, value };
+        } catch (error) {
+          parsed = { ...common, ok: false, error };
         }
-        return {
-          status: "succeeded",
-          value,
-          // The text only when the value is not the text itself (a `parse` made something else).
-          ...(value === answer.text ? {} : { text: answer.text }),
-          attempts,
-          usage: result.usage && {
-            inputTokens: result.usage.inputTokens,
-            outputTokens: result.usage.outputTokens,
-          },
-          truncatedAnswer: answer.truncated,
-          ...llm,
-        };
+        return parsed;
       };
+      const succeeded = (p: Parsed & { ok: true }, attempts: number): Ended => ({
+        status: "succeeded",
+        value: p.value,
+        // The text only when the value is not the text itself (a `parse` made something else).
+        ...(p.value === p.text ? {} : { text: p.text }),
+        attempts,
+        usage: p.result.usage && {
+          inputTokens: p.result.usage.inputTokens,
+          outputTokens: p.result.usage.outputTokens,
+        },
+        truncatedAnswer: p.truncated,
+        ...llm,
+      });
       const outcome = await upstream.salvo!.settle(request, {
         ...options,
-        keep: async (result, attempt) => keep(await answered(result, attempt)),
+        // Only the journal line is written in the slot; a parse failure's fallback (which may
+        // call the provider itself) runs after the call, as before.
+        keep: async (result, attempt) => {
+          const p = parse(result);
+          if (p.ok) await keep(succeeded(p, attempt));
+        },
       });
       if (!outcome.ok)
         return { ...(await this.#failed(node, base, outcome.error, outcome.attempts)), ...llm };
-      return answered(outcome.value, outcome.attempts);
+      const p = parse(outcome.value);
+      if (!p.ok) {
+        const failure = new TaskFailedError(node.id, "parse", { cause: p.error });
+        return { ...(await this.#failed(node, base, failure, outcome.attempts)), ...llm };
+      }
+      return succeeded(p, outcome.attempts);
     }
 
     const run = settings.run!;
     const outcome: Outcome<unknown> = await upstream.scheduler.settle(
       async (attempt) => {
         const value = await run(task);
+        attempt.answered();
         // Journaled in the slot, as an LLM task's answer is.
         await keep({
           status: "succeeded",

@@ -6,7 +6,7 @@ import type { LevelResult, StopReason, SweepResult } from "./sweep.ts";
 
 const STOPS: Record<StopReason, string> = {
   "levels-done": "every level probed",
-  plateau: "throughput stopped growing for two levels",
+  plateau: "throughput (calls in flight over their latency) stopped growing for two levels",
   "rate-limited": "the endpoint answered 429",
   budget: "the request budget is spent",
   errors: "a level had no successful answer",
@@ -90,6 +90,7 @@ export function probeJson(
       rateLimited: l.rateLimited,
       errors: l.errors,
       throughputRps: round(l.throughputRps),
+      ...(l.serverRps === undefined ? {} : { serverRps: round(l.serverRps) }),
       outputTokensPerSec: round(l.outputTokensPerSec),
       p50Ms: round(l.p50Ms),
       p95Ms: round(l.p95Ms),

@@ -16,7 +16,6 @@ function level(
     rateLimited,
     errors: 0,
     throughputRps,
-    serverRps: throughputRps,
     outputTokensPerSec: throughputRps * 8,
     p50Ms,
     p95Ms: p50Ms * 1.2,

@@ -48,9 +48,10 @@ export type LevelResult = {
   /**
    * Successful requests per second the server sustained: calls in flight over their mean
    * latency (Little's law). Unlike `throughputRps`, the client's own time between calls and the
-   * level's ramp and tail are not in it; the sweep's plateau is judged on it.
+   * level's ramp and tail are not in it; the sweep's plateau is judged on it (on
+   * `throughputRps` for a level that has none).
    */
-  serverRps: number;
+  serverRps?: number | undefined;
   /** Output tokens per second, when the endpoint reports usage. */
   outputTokensPerSec: number;
   /** Latency percentiles of successful requests, ms (NaN when none succeeded). */
@@ -130,8 +131,9 @@ export async function sweep(options: SweepOptions): Promise<SweepResult> {
     // client's own time between calls, and a short level's ramp and tail, blur the wall clock's
     // figure by more than the growth looked for (a loaded machine saw 29, 31, 35, 37/s at
     // 4, 8, 16, 32 against 4 slots, where calls in flight over their latency read 33, 40, 39, 39).
-    const before = Math.max(0, ...results.slice(0, -1).map((r) => r.serverRps));
-    flat = results.length > 1 && level.serverRps < before * (1 + growth) ? flat + 1 : 0;
+    const sustained = (r: LevelResult) => r.serverRps ?? r.throughputRps;
+    const before = Math.max(0, ...results.slice(0, -1).map(sustained));
+    flat = results.length > 1 && sustained(level) < before * (1 + growth) ? flat + 1 : 0;
     if (flat >= 2) {
       stoppedBecause = "plateau";
       break;
