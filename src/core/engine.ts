@@ -305,13 +305,14 @@ export class Engine {
     this.#cancel(item, aborted(reason), "aborted");
   }
 
-  /** The provider answered `attempt`: its timeout stops and its latency ends now. */
+  /**
+   * The provider answered `attempt`: its timeout stops (what the task still does is its own
+   * work). Its latency sample still runs to the task's end, as its slot does: the controller
+   * reads calls in flight over their latency, and both count the slot's whole hold.
+   */
   answered(attempt: Attempt): void {
     if (attempt.decided || attempt.ended || attempt.answeredAt !== undefined) return;
-    const now = this.clock.now();
-    this.#integrateLoad(now);
-    attempt.answeredAt = now;
-    attempt.loadAtAnswer = this.#load;
+    attempt.answeredAt = this.clock.now();
     const item = attempt.item;
     if (item.current === attempt && item.timeoutTimer !== undefined)
       this.#timers.cancel(item.timeoutTimer);
@@ -667,7 +668,7 @@ export class Engine {
       pass.end({
         started: attempt.began,
         result: attempt.began ? (attempt.result ?? "cancelled") : "cancelled",
-        latencyMs: (attempt.answeredAt ?? this.clock.now()) - attempt.startedAt,
+        latencyMs: this.clock.now() - attempt.startedAt,
         reserved: attempt.item.charge,
         charged: attempt.charge,
         usageReported: attempt.reported,
@@ -836,10 +837,7 @@ export class Engine {
     // nothing about the provider's capacity: its latency must not teach the controller.
     if (attempt.charge.requests === 0) return;
     this.#integrateLoad(now);
-    // Up to the answer, when the task said when it came (what followed was the task's own work).
-    const answered = attempt.answeredAt !== undefined;
-    const latencyMs = (answered ? attempt.answeredAt! : now) - attempt.startedAt;
-    const load = answered ? attempt.loadAtAnswer : this.#load;
+    const latencyMs = now - attempt.startedAt;
     this.#controller.onOutcome({
       result,
       latencyMs,
@@ -848,7 +846,7 @@ export class Engine {
       tokens: attempt.charge.tokens,
       inputTokens: attempt.charge.inputTokens,
       inFlight: this.#inFlight,
-      meanInFlight: latencyMs > 0 ? (load - attempt.loadAtStart) / latencyMs : this.#inFlight,
+      meanInFlight: latencyMs > 0 ? (this.#load - attempt.loadAtStart) / latencyMs : this.#inFlight,
       now,
     });
   }

@@ -124,9 +124,8 @@ export class Attempt implements TaskContext {
   startedAt: number;
   /** The engine's attempts-in-flight integral (attempt-ms) when this attempt started. */
   loadAtStart = 0;
-  /** When the task said the provider had answered (`answered()`), and the integral then. */
+  /** When the task said the provider had answered (`answered()`): its timeout stopped then. */
   answeredAt: number | undefined = undefined;
-  loadAtAnswer = 0;
   /** What this attempt reserved; replaced by the reconciled charge when usage is reported. */
   charge: Charge;
   /** Whether it still holds a slot (and its reservation). */

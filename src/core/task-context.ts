@@ -22,8 +22,8 @@ export interface TaskContext {
   reportRateLimits(snapshot: RateLimitSnapshot): void;
   /**
    * Says the provider has answered: what the task still does (write the answer down) is its
-   * own work, not the call's. The attempt's timeout stops, and its latency (what adaptive
-   * concurrency learns from) ends here. The attempt keeps its slot until the task settles.
+   * own work, not the call's, and the attempt's timeout stops. The attempt keeps its slot until
+   * the task settles (and the deadline and the caller's signal still apply).
    */
   answered(): void;
 }
