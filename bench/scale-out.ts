@@ -21,6 +21,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { DistributedBatchResult } from "../src/distributed/run-distributed-batch.ts";
 import { type SimConfigInput, type SimStats, startSimulator } from "../src/sim/index.ts";
+import { chatLines } from "../test/support/chat-lines.ts";
 import { redisServerPath, startRedisServer } from "../test/support/redis-server.ts";
 
 const BIN = fileURLToPath(new URL("../bin/salvo.js", import.meta.url));
@@ -39,19 +40,7 @@ function median(values: number[]): number {
 }
 
 async function writeInput(path: string, lines: number, tag: string): Promise<void> {
-  const text = Array.from({ length: lines }, (_, i) =>
-    JSON.stringify({
-      custom_id: `${tag}-${i}`,
-      method: "POST",
-      url: "/v1/chat/completions",
-      body: {
-        model: "gpt-4o-mini",
-        max_tokens: 16,
-        messages: [{ role: "user", content: `bench ${tag} ${i}` }],
-      },
-    }),
-  ).join("\n");
-  await writeFile(path, `${text}\n`);
+  await writeFile(path, chatLines(lines, { tag, content: (i, t) => `bench ${t} ${i}` }));
 }
 
 function salvo(args: string[]): Promise<{ code: number | null; stderr: string }> {
