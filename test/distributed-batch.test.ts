@@ -146,10 +146,23 @@ describe.skipIf(redisServerPath === undefined)(
         `4 workers with Redis: ${lines} lines, 0 429s, at most ${stats.maxInServer} at the provider; makespan at the provider ${Math.round(makespan)} ms, M* ${Math.round(bound)} ms (${(makespan / bound).toFixed(3)}x)`,
       );
       expect(makespan).toBeLessThanOrEqual(1.1 * bound);
-      expect(coordinator.stdout()).toMatch(/workers: 4 on this machine, 4 in all/);
-      expect(coordinator.stdout()).toMatch(
-        /1\.00 Redis round trips per admission and 1\.00 per reconcile/,
+      // All four were started; those heard from took lines. A worker that starts after the others
+      // have taken every line (a loaded machine: CI) takes none, and is right not to be waited for.
+      const stdout = coordinator.stdout();
+      const seen = Number(stdout.match(/workers: 4 on this machine, (\d+) in all/)?.[1]);
+      expect(seen, stdout).toBeGreaterThanOrEqual(2);
+      expect(seen).toBeLessThanOrEqual(4);
+      // One round trip to be admitted and one to reconcile, per attempt; a pass its process woke
+      // too late to send in step (given back, then asked again) costs one more of each.
+      const shared = stdout.match(
+        /shared admission: (\d+) attempts admitted .*?, (\d\.\d\d) Redis round trips per admission and (\d\.\d\d) per reconcile(?: \((\d+) passes given back)?/,
       );
+      expect(shared, stdout).not.toBeNull();
+      const [, admitted, perAdmission, perReconcile, late] = shared!;
+      const expected = ((Number(admitted) + Number(late ?? 0)) / Number(admitted)).toFixed(2);
+      expect(Number(admitted)).toBe(lines);
+      expect(perAdmission).toBe(expected);
+      expect(perReconcile).toBe(expected);
     }, 180_000);
 
     it("a worker killed with SIGKILL 5 times at random moments: one line per input line, in order; every extra paid call was in flight in a killed worker", async () => {

@@ -3,6 +3,7 @@
 // own state (lease expiries, reservations, levels, the cooldown) rather than the wall clock.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { GatePass, GateReport } from "../src/core/admission-gate.ts";
+import { type Clock, realClock } from "../src/core/clock.ts";
 import type { Charge } from "../src/core/limits/limit.ts";
 import { Scheduler } from "../src/core/scheduler.ts";
 import { admissionKeys } from "../src/distributed/admission-scripts.ts";
@@ -356,6 +357,71 @@ describe.skipIf(redisServerPath === undefined)(
       } finally {
         await bare.close();
       }
+    });
+
+    it("a process that wakes too late to send a reserved start in step gives the pass back and asks again (twice at most); one that wakes in time keeps it", async () => {
+      // A clock whose short timers fire at once but move its time on by their delay plus `stall`:
+      // a process whose event loop was stalled that long past each timer (a busy machine). Redis
+      // keeps its own (real) time for the buckets.
+      let stall = 0;
+      let now = 0;
+      const stalling: Clock = {
+        now: () => now,
+        setTimeout(callback, delayMs) {
+          if (delayMs >= 30_000) return realClock.setTimeout(callback, delayMs); // renewals
+          const handle = { cleared: false };
+          setImmediate(() => {
+            if (handle.cleared) return;
+            now += delayMs + stall;
+            callback();
+          });
+          return handle;
+        },
+        clearTimeout(handle) {
+          if (handle !== null && typeof handle === "object" && "cleared" in handle)
+            (handle as { cleared: boolean }).cleared = true;
+          else realClock.clearTimeout(handle);
+        },
+      };
+      const options = {
+        // 6 a minute: the first request starts now, the second is reserved 10 s on; the bucket
+        // refills 0.0001 a millisecond, nothing over the test's real time.
+        requestsPerMinute: 6,
+        concurrency: 100,
+        jitterAllowanceMs: 100, // a pass started more than 50 ms late is given back
+        leaseTtlMs: 120_000,
+        clock: stalling,
+      };
+      const signal = new AbortController().signal;
+      const admitTwo = async (admission: SharedAdmission) => [
+        await admission.admit({ charge: ONE, id: 1, attempt: 1, signal }),
+        await admission.admit({ charge: ONE, id: 2, attempt: 1, signal }),
+      ];
+
+      freshKey();
+      stall = 40;
+      const inTime = await processFor(options);
+      const kept = await admitTwo(inTime.admission);
+      expect(inTime.admission.stats()).toMatchObject({ admitted: 2, late: 0 });
+      expect(inTime.admission.stats().roundTrips).toMatchObject({ admit: 2, reconcile: 0 });
+      // Two requests taken from a bucket of 0.09.
+      expect(Number((await state(inTime.redis)).state["r:lvl"])).toBeCloseTo(0.09 - 2, 1);
+      for (const pass of kept) pass.end(report());
+
+      freshKey();
+      stall = 400;
+      const starved = await processFor(options);
+      const passes = await admitTwo(starved.admission);
+      // The second overslept its start by 400 ms twice: both passes went back (their charge
+      // refunded, their slot freed); the third is used however late, so a starved process still
+      // gets on.
+      expect(starved.admission.stats()).toMatchObject({ admissions: 2, admitted: 2, late: 2 });
+      expect(starved.admission.stats().roundTrips).toMatchObject({ admit: 4, reconcile: 2 });
+      const { charges, state: s } = await state(starved.redis);
+      expect(Object.keys(charges)).toHaveLength(2);
+      // Two requests taken, not four: the passes given back were refunded.
+      expect(Number(s["r:lvl"])).toBeCloseTo(0.09 - 2, 1);
+      for (const pass of passes) pass.end(report());
     });
 
     it("an attempt aborted while it waits for a slot leaves the queue and takes nothing", async () => {

@@ -135,6 +135,8 @@ export type DistributedReport = {
     roundTripsPerAdmission: number | undefined;
     roundTripsPerReconcile: number | undefined;
     waitMs: number;
+    /** Passes given back because their process woke too late to send them in step (re-asked). */
+    late: number;
   };
 };
 
@@ -432,6 +434,7 @@ export async function runDistributedBatch(
       roundTripsPerReconcile:
         admitted > 0 ? sum((f) => f.roundTrips.reconcile) / admitted : undefined,
       waitMs: sum((f) => f.waitMs),
+      late: sum((f) => f.late ?? 0),
     },
   };
   const endedAt = clock.now();
@@ -491,7 +494,7 @@ export function distributedLines(d: DistributedReport): string[] {
   const a = d.admission;
   if (a.roundTripsPerAdmission !== undefined)
     lines.push(
-      `  shared admission: ${a.admitted} attempts admitted (${a.queued} waited for a shared slot), ${a.roundTripsPerAdmission.toFixed(2)} Redis round trips per admission and ${(a.roundTripsPerReconcile ?? 0).toFixed(2)} per reconcile`,
+      `  shared admission: ${a.admitted} attempts admitted (${a.queued} waited for a shared slot), ${a.roundTripsPerAdmission.toFixed(2)} Redis round trips per admission and ${(a.roundTripsPerReconcile ?? 0).toFixed(2)} per reconcile${a.late > 0 ? ` (${a.late} passes given back and asked again: their process woke too late to send them in step)` : ""}`,
     );
   if (d.answersFromRedis > 0)
     lines.push(

@@ -102,9 +102,22 @@ export type SharedAdmissionStats = {
   };
   /** Time from asking to starting, summed over admitted attempts, ms (slots, rates, cooldowns). */
   waitMs: number;
+  /**
+   * Passes given back unused because this process woke too late to send them in step (its event
+   * loop stalled past its start by more than half the jitter allowance): each was asked again.
+   */
+  late: number;
   /** Leases Redis had lost (an outage longer than their TTL, a restart) that their holder put back. */
   leasesRestored: number;
 };
+
+/**
+ * How late a pass may start before it is given back, at least, ms: a timer fires a little late
+ * even on an idle machine, and a zero allowance must not make every reserved start a re-ask.
+ */
+const LATE_FLOOR_MS = 20;
+/** Passes given back per attempt at most: a process starved for longer sends anyway. */
+const MAX_LATE_RETURNS = 2;
 
 const DIMENSIONS: readonly RateDimension[] = ["requests", "tokens", "inputTokens", "outputTokens"];
 
@@ -151,6 +164,8 @@ export class SharedAdmission implements AdmissionGate {
   readonly #checkAfterMs: number;
   readonly #cooldownMs: number;
   readonly #cooldownJitter: number;
+  /** A pass whose start this process overslept by more than this is given back, ms. */
+  readonly #lateAfterMs: number;
   readonly #held = new Map<string, Held>();
   readonly #waiters = new Map<string, Waiter>();
   /** Grants heard before their ADMIT reply (the subscriber and the command connection race). */
@@ -171,6 +186,7 @@ export class SharedAdmission implements AdmissionGate {
     queued: 0,
     roundTrips: { init: 0, admit: 0, check: 0, cancel: 0, reconcile: 0, renew: 0 },
     waitMs: 0,
+    late: 0,
     leasesRestored: 0,
   };
 
@@ -191,6 +207,7 @@ export class SharedAdmission implements AdmissionGate {
     this.#checkAfterMs = positive("checkAfterMs", options.checkAfterMs, 5_000);
     this.#cooldownMs = options.cooldownMs ?? 1_000;
     this.#cooldownJitter = options.cooldownJitter ?? 0.1;
+    this.#lateAfterMs = Math.max(LATE_FLOOR_MS, (options.jitterAllowanceMs ?? 250) / 2);
   }
 
   /**
@@ -316,10 +333,48 @@ export class SharedAdmission implements AdmissionGate {
     const { signal } = request;
     signal.throwIfAborted();
     if (this.#closed) throw new Error("SharedAdmission: admit after close");
-    const id = `${this.#worker}:${(this.#seq++).toString(36)}`;
     const asked = this.#clock.now();
     this.#stats.admissions++;
     const charge = { ...request.charge };
+    for (let returned = 0; ; returned++) {
+      const id = `${this.#worker}:${(this.#seq++).toString(36)}`;
+      const lateMs = await this.#take(id, charge, signal);
+      // Paced at the limit, the buckets absorb `jitterAllowanceMs` of arrival jitter, no more: a
+      // process that wakes much later than its start (its event loop stalled: a busy machine)
+      // would send requests reserved apart together, and the provider's bucket would refuse them.
+      // Such a pass is given back (its charge refunded) and asked again, at the back of the line.
+      if (lateMs > this.#lateAfterMs && returned < MAX_LATE_RETURNS) {
+        this.#stats.late++;
+        this.#end(id, {
+          started: false,
+          result: "cancelled",
+          latencyMs: 0,
+          reserved: charge,
+          charged: charge,
+          usageReported: false,
+          snapshot: undefined,
+          retryAfterMs: undefined,
+        });
+        continue;
+      }
+      this.#stats.admitted++;
+      this.#stats.waitMs += this.#clock.now() - asked;
+      let ended = false;
+      return {
+        end: (report) => {
+          if (ended) return;
+          ended = true;
+          this.#end(id, report);
+        },
+      };
+    }
+  }
+
+  /**
+   * Takes a shared slot and the charge for `id`, waiting for both; resolves once it may start,
+   * with how much later than its start this process woke, ms.
+   */
+  async #take(id: string, charge: Charge, signal: AbortSignal): Promise<number> {
     const reply = await this.#unlessAborted(this.#ask(id, charge), signal, () => this.#cancel(id));
     let waitMs: number;
     if (reply.status === 1) {
@@ -334,22 +389,12 @@ export class SharedAdmission implements AdmissionGate {
     }
     this.#held.set(id, { charge });
     try {
-      await this.#sleepUntil(this.#clock.now() + waitMs, signal);
+      return await this.#sleepUntil(this.#clock.now() + waitMs, signal);
     } catch (error) {
       this.#held.delete(id);
       void this.#cancel(id);
       throw error;
     }
-    this.#stats.admitted++;
-    this.#stats.waitMs += this.#clock.now() - asked;
-    let ended = false;
-    return {
-      end: (report) => {
-        if (ended) return;
-        ended = true;
-        this.#end(id, report);
-      },
-    };
   }
 
   /**
@@ -614,13 +659,18 @@ export class SharedAdmission implements AdmissionGate {
     else waiter.resolve(Math.max(0, Number(fields[0]) || 0));
   }
 
-  /** Sleeps until `at`, and past any shared cooldown heard meanwhile. */
-  async #sleepUntil(at: number, signal: AbortSignal): Promise<void> {
+  /**
+   * Sleeps until `at`, and past any shared cooldown heard meanwhile; resolves with how late it
+   * woke, ms (0 when it did not sleep: nothing was due yet).
+   */
+  async #sleepUntil(at: number, signal: AbortSignal): Promise<number> {
+    let late = 0;
     for (;;) {
       const target = Math.max(at, this.#cooldownUntil);
       const now = this.#clock.now();
-      if (now >= target) return;
+      if (now >= target) return late;
       if (!(await sleepOn(this.#clock, target - now, signal))) throw signal.reason;
+      late = this.#clock.now() - target;
     }
   }
 }
