@@ -884,6 +884,18 @@ export class Engine {
   }
 
   #deadline(item: Item): void {
+    // An attempt the provider has answered is not stopped: its answer is being written down (the
+    // audit record, `keep`'s journal line) and is kept, so the item settles with it. Were it
+    // failed here, the events would say failed while the run's output kept the answer, and its
+    // cost would go uncounted. A retry it would then need is refused as past the deadline.
+    const attempt = item.current;
+    if (
+      item.state === RUNNING &&
+      attempt !== undefined &&
+      attempt.answeredAt !== undefined &&
+      !attempt.decided
+    )
+      return;
     this.#cancel(item, this.#deadlineError(item), "deadline-exceeded");
   }
 

@@ -47,7 +47,11 @@ export type SchedulerOptions = {
   learnLimits?: boolean | undefined;
   /** Per-attempt timeout, ms; aborts the attempt's signal. `Infinity` for none. @default 600_000 */
   timeoutMs?: number | undefined;
-  /** Per-item deadline across all attempts and waits, ms from submission. @default Infinity */
+  /**
+   * Per-item deadline across all attempts and waits, ms from submission. An attempt the provider
+   * has answered (its task called `answered()`) is not stopped by it: the answer is kept.
+   * @default Infinity
+   */
   deadlineMs?: number | undefined;
   /** Retry settings, or a whole `RetryPolicy`. @default the `RetryOptions` defaults */
   retry?: RetryOptions | RetryPolicy | undefined;

@@ -368,6 +368,38 @@ describe("Scheduler: time", () => {
     expect(outcome.latencyMs).toBeLessThanOrEqual(5_000);
   });
 
+  it("the deadline does not fail an attempt the provider has answered: it settles with its answer (writing it down may pass the deadline); a retry it then needs is refused", async () => {
+    const { clock, scheduler, of } = setup({
+      concurrency: 3,
+      deadlineMs: 1_000,
+      retry: { baseDelayMs: 10, maxDelayMs: 10, budget: false },
+    });
+    const kept = scheduler.settle(async (ctx) => {
+      await clock.sleep(900, ctx.signal); // the provider answers in time
+      ctx.answered();
+      await clock.sleep(500, ctx.signal); // the answer's journal line, past the deadline
+      return "answer";
+    });
+    const lost = scheduler.settle(async (ctx) => {
+      await clock.sleep(900, ctx.signal);
+      ctx.answered();
+      await clock.sleep(500, ctx.signal);
+      throw new ServerError(undefined, { status: 500 }); // retryable, but past the deadline
+    });
+    const unanswered = scheduler.settle(async (ctx) => {
+      await clock.sleep(1_400, ctx.signal);
+      return "too late";
+    });
+    await clock.runAll();
+    expect(await kept).toMatchObject({ ok: true, value: "answer" });
+    const failed = await lost;
+    expect(failed).toMatchObject({ ok: false, reason: "deadline-exceeded" });
+    expect(((!failed.ok && failed.error) as Error).cause).toBeInstanceOf(ServerError);
+    expect(await unanswered).toMatchObject({ ok: false, reason: "deadline-exceeded" });
+    expect(of("succeeded")).toHaveLength(1);
+    expect(of("started")).toHaveLength(3); // no retry was started past the deadline
+  });
+
   it("aborting settles queued work at once, and aborts running and sleeping work", async () => {
     const { clock, scheduler } = setup({
       concurrency: 1,
