@@ -412,16 +412,118 @@ describe.skipIf(redisServerPath === undefined)(
       stall = 400;
       const starved = await processFor(options);
       const passes = await admitTwo(starved.admission);
-      // The second overslept its start by 400 ms twice: both passes went back (their charge
-      // refunded, their slot freed); the third is used however late, so a starved process still
-      // gets on.
+      // The second overslept its start by 400 ms twice: both passes went back (their slot freed,
+      // their charge still spent, so each new ask is reserved after it: 10 s, then 20 s, then
+      // 30 s on); the third is used however late, so a starved process still gets on.
       expect(starved.admission.stats()).toMatchObject({ admissions: 2, admitted: 2, late: 2 });
       expect(starved.admission.stats().roundTrips).toMatchObject({ admit: 4, reconcile: 2 });
-      const { charges, state: s } = await state(starved.redis);
+      const { charges, state: s, nowMs } = await state(starved.redis);
       expect(Object.keys(charges)).toHaveLength(2);
-      // Two requests taken, not four: the passes given back were refunded.
-      expect(Number(s["r:lvl"])).toBeCloseTo(0.09 - 2, 1);
+      expect(Number(s["r:lvl"])).toBeCloseTo(0.09 - 4, 1);
+      const starts = Object.values(charges).map((v) => Number(v.split(" ")[4]) - nowMs);
+      expect(Math.max(...starts)).toBeGreaterThan(29_000);
       for (const pass of passes) pass.end(report());
+    });
+
+    it("passes a stalled process wakes late for together go back and are reserved apart again, not sent together", async () => {
+      // Time moves only when the test says; `stallTo` jumps it without firing anything first (an
+      // event loop blocked that long), then fires what fell due, every one late. The renewals
+      // (every 40 s) are left to the real clock: they do not come during the test.
+      let now = 0;
+      const timers: Array<{ at: number; callback: () => void; cleared: boolean }> = [];
+      const hop = () => new Promise<void>((resolve) => setImmediate(resolve));
+      const fire = async (until: number, onTime: boolean) => {
+        for (;;) {
+          await hop();
+          timers.sort((x, y) => x.at - y.at);
+          const next = timers.find((t) => !t.cleared && t.at <= until);
+          if (next === undefined) return;
+          next.cleared = true;
+          if (onTime) now = Math.max(now, next.at);
+          next.callback();
+        }
+      };
+      const clock: Clock = {
+        now: () => now,
+        setTimeout(callback, delayMs) {
+          if (delayMs >= 39_000) return realClock.setTimeout(callback, delayMs);
+          const timer = { at: now + delayMs, callback, cleared: false };
+          timers.push(timer);
+          return timer;
+        },
+        clearTimeout(handle) {
+          if (timers.includes(handle as never)) (handle as { cleared: boolean }).cleared = true;
+          else realClock.clearTimeout(handle);
+        },
+      };
+      freshKey();
+      // 12 a minute: one request every 5 s, a bucket of 0.18 (nothing refills in the test's
+      // real time that matters: 0.0002 a millisecond).
+      const { redis, admission } = await processFor({
+        requestsPerMinute: 12,
+        concurrency: 100,
+        jitterAllowanceMs: 100,
+        leaseTtlMs: 120_000,
+        clock,
+      });
+      const signal = new AbortController().signal;
+      const admitted: number[] = [];
+      const passes = Promise.all(
+        [0, 1, 2, 3].map((i) =>
+          admission.admit({ charge: ONE, id: i, attempt: 1, signal }).then((pass) => {
+            admitted.push(i);
+            return pass;
+          }),
+        ),
+      );
+      // Reserved at 0, 5, 10 and 15 s; the first starts now.
+      await expect.poll(() => timers.filter((t) => !t.cleared).length).toBe(3);
+      expect(admitted).toEqual([0]);
+      // The process stalls until 12 s: the passes due at 5 s and 10 s wake 7 s and 2 s late.
+      now = 12_000;
+      await fire(12_000, false);
+      // Both went back and were asked again; then time runs on, every timer on time.
+      await expect.poll(() => admission.stats().late).toBe(2);
+      await expect.poll(() => timers.filter((t) => !t.cleared).length).toBe(3);
+      await fire(Number.POSITIVE_INFINITY, true);
+      const all = await passes;
+      expect(admission.stats()).toMatchObject({ admissions: 4, admitted: 4, late: 2 });
+      // What Redis booked for the four that start: 5 s apart, as reserved, none together (the
+      // two given back are reserved after the one still due at 15 s: at 20 s and 25 s).
+      const { charges } = await state(redis);
+      const starts = Object.values(charges)
+        .map((v) => Number(v.split(" ")[4]))
+        .sort((x, y) => x - y);
+      expect(starts).toHaveLength(4);
+      for (let k = 1; k < 4; k++) expect(starts[k]! - starts[k - 1]!).toBeGreaterThan(4_990);
+      expect(starts[3]! - starts[0]!).toBeGreaterThan(24_900);
+      for (const pass of all) pass.end(report());
+    });
+
+    it("a reply the process read late counts as late too: a start due at once, read 300 ms after the fastest round trip, is asked again", async () => {
+      let now = 0;
+      const clock: Clock = {
+        now: () => now,
+        setTimeout: (callback, delayMs) => realClock.setTimeout(callback, delayMs),
+        clearTimeout: (handle) => realClock.clearTimeout(handle),
+      };
+      freshKey();
+      const { admission } = await processFor({
+        requestsPerMinute: 60_000,
+        concurrency: 100,
+        jitterAllowanceMs: 100,
+        leaseTtlMs: 120_000,
+        clock,
+      });
+      const signal = new AbortController().signal;
+      const first = await admission.admit({ charge: ONE, id: 1, attempt: 1, signal });
+      const asking = admission.admit({ charge: ONE, id: 2, attempt: 1, signal });
+      now += 300; // the event loop is busy elsewhere before it reads the reply
+      const second = await asking;
+      expect(admission.stats()).toMatchObject({ admitted: 2, late: 1 });
+      expect(admission.stats().roundTrips.admit).toBe(3);
+      first.end(report());
+      second.end(report());
     });
 
     it("an attempt aborted while it waits for a slot leaves the queue and takes nothing", async () => {

@@ -884,18 +884,27 @@ export class Engine {
   }
 
   #deadline(item: Item): void {
-    // An attempt the provider has answered is not stopped: its answer is being written down (the
-    // audit record, `keep`'s journal line) and is kept, so the item settles with it. Were it
-    // failed here, the events would say failed while the run's output kept the answer, and its
-    // cost would go uncounted. A retry it would then need is refused as past the deadline.
+    // An attempt the provider has answered is not stopped at once: its answer is being written
+    // down (the audit record, `keep`'s journal line) and is kept, so the item settles with it.
+    // Were it failed here, the events would say failed while the run's output kept the answer,
+    // and its cost would go uncounted. The writing gets a grace (the attempt's timeout, at most
+    // the deadline again), so a write that hangs still ends the item; a retry the attempt then
+    // needs is refused as past the deadline. An orchestrator's own work is not an answer.
     const attempt = item.current;
     if (
+      !item.deadlineGrace &&
       item.state === RUNNING &&
       attempt !== undefined &&
       attempt.answeredAt !== undefined &&
-      !attempt.decided
-    )
+      !attempt.decided &&
+      !attempt.orchestrator &&
+      item.deadlineTimer !== undefined
+    ) {
+      item.deadlineGrace = true;
+      const graceMs = Math.min(item.timeoutMs, item.deadlineMs);
+      this.#timers.schedule(item.deadlineTimer, this.clock.now() + graceMs);
       return;
+    }
     this.#cancel(item, this.#deadlineError(item), "deadline-exceeded");
   }
 

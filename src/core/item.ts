@@ -87,6 +87,8 @@ export class Item implements QueueEntry {
   current: Attempt | undefined = undefined;
   lastError: unknown = undefined;
   deadlineTimer: Deadline<Item> | undefined = undefined;
+  /** The deadline passed while an answered attempt wrote its answer down: its grace runs. */
+  deadlineGrace = false;
   timeoutTimer: Deadline<Item> | undefined = undefined;
   sleepTimer: Deadline<Item> | undefined = undefined;
   /** Sleeping because the retry budget had no retry for it yet (its backoff is over). */

@@ -49,7 +49,8 @@ export type SchedulerOptions = {
   timeoutMs?: number | undefined;
   /**
    * Per-item deadline across all attempts and waits, ms from submission. An attempt the provider
-   * has answered (its task called `answered()`) is not stopped by it: the answer is kept.
+   * has answered (its task called `answered()`) gets a grace to write its answer down (its
+   * timeout, at most the deadline again): the answer is kept.
    * @default Infinity
    */
   deadlineMs?: number | undefined;

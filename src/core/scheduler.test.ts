@@ -368,9 +368,9 @@ describe("Scheduler: time", () => {
     expect(outcome.latencyMs).toBeLessThanOrEqual(5_000);
   });
 
-  it("the deadline does not fail an attempt the provider has answered: it settles with its answer (writing it down may pass the deadline); a retry it then needs is refused", async () => {
+  it("the deadline does not fail an attempt the provider has answered: it settles with its answer (writing it down may pass the deadline, within a grace); a retry it then needs is refused; a write that hangs still ends the item", async () => {
     const { clock, scheduler, of } = setup({
-      concurrency: 3,
+      concurrency: 4,
       deadlineMs: 1_000,
       retry: { baseDelayMs: 10, maxDelayMs: 10, budget: false },
     });
@@ -390,14 +390,26 @@ describe("Scheduler: time", () => {
       await clock.sleep(1_400, ctx.signal);
       return "too late";
     });
+    let hungSettledAt = -1;
+    const hung = scheduler.settle(async (ctx) => {
+      await clock.sleep(900, ctx.signal);
+      ctx.answered();
+      await new Promise(() => {}); // a journal write that never ends
+    });
+    void hung.then(() => {
+      hungSettledAt = clock.now();
+    });
     await clock.runAll();
     expect(await kept).toMatchObject({ ok: true, value: "answer" });
     const failed = await lost;
     expect(failed).toMatchObject({ ok: false, reason: "deadline-exceeded" });
     expect(((!failed.ok && failed.error) as Error).cause).toBeInstanceOf(ServerError);
     expect(await unanswered).toMatchObject({ ok: false, reason: "deadline-exceeded" });
+    // The grace is the attempt's timeout, at most the deadline again: 1 000 ms past it.
+    expect(await hung).toMatchObject({ ok: false, reason: "deadline-exceeded" });
+    expect(hungSettledAt).toBe(2_000);
     expect(of("succeeded")).toHaveLength(1);
-    expect(of("started")).toHaveLength(3); // no retry was started past the deadline
+    expect(of("started")).toHaveLength(4); // no retry was started past the deadline
   });
 
   it("aborting settles queued work at once, and aborts running and sleeping work", async () => {
@@ -1009,6 +1021,27 @@ describe("Scheduler: orchestrators", () => {
       { cost: { tokens: 500 } },
     );
     expect(s.bucket("tokens")!.level).toBeCloseTo(100);
+  });
+
+  it("an orchestrator that said answered() still fails at its deadline: its own work is not an answer being written down", async () => {
+    const clock = new FakeClock();
+    const s = new Scheduler({ clock, concurrency: 2, deadlineMs: 1_000 });
+    const parent = s.settle(async (ctx) => {
+      await clock.sleep(100, ctx.signal);
+      ctx.answered(); // its own call answered; then it fans out
+      await s.run(async (child) => {
+        await clock.sleep(1_500, child.signal);
+        return 1;
+      });
+      return "done";
+    });
+    let settledAt = -1;
+    void parent.then(() => {
+      settledAt = clock.now();
+    });
+    await clock.runAll();
+    expect(await parent).toMatchObject({ ok: false, reason: "deadline-exceeded" });
+    expect(settledAt).toBe(1_000);
   });
 
   it("usage an orchestrator reports after nesting is charged too", async () => {

@@ -23,7 +23,9 @@ export interface TaskContext {
   /**
    * Says the provider has answered: what the task still does (write the answer down) is its
    * own work, not the call's, and the attempt's timeout stops. The attempt keeps its slot until
-   * the task settles (and the deadline and the caller's signal still apply).
+   * the task settles. The caller's signal still applies; the item's deadline, if it passes
+   * meanwhile, gives the writing a grace (the attempt's timeout, at most the deadline again)
+   * before it fails the item, so an answer being written down is kept.
    */
   answered(): void;
 }

@@ -7,7 +7,8 @@
 // shared slot (a lease) and every rate dimension at once in one Lua script (admission-scripts.ts),
 // and tells it, after the call, what the call really used, what the provider's headers said and
 // whether it was a 429 (one more script). So:
-// - Round trips: one for admission, one for the reconcile, per attempt. A rate the budget cannot
+// - Round trips: one for admission, one for the reconcile, per attempt (a pass its process was too
+//   late to use in step costs one more of each: see `admit`). A rate the budget cannot
 //   meet now is reserved ahead (the script says when to start); a slot that is not free queues
 //   the attempt in Redis, and the slot is handed over by the script that frees it, heard on this
 //   process's channel: waiting costs no round trips. Only a waiter that hears nothing for
@@ -120,6 +121,7 @@ const LATE_FLOOR_MS = 20;
 const MAX_LATE_RETURNS = 2;
 
 const DIMENSIONS: readonly RateDimension[] = ["requests", "tokens", "inputTokens", "outputTokens"];
+const NOTHING: Charge = { requests: 0, tokens: 0, inputTokens: 0, outputTokens: 0 };
 
 type Reply = {
   status: number;
@@ -166,6 +168,8 @@ export class SharedAdmission implements AdmissionGate {
   readonly #cooldownJitter: number;
   /** A pass whose start this process overslept by more than this is given back, ms. */
   readonly #lateAfterMs: number;
+  /** The fastest ADMIT round trip yet, ms: the reply's normal delay, not lateness. */
+  #fastestRoundTripMs = Number.POSITIVE_INFINITY;
   readonly #held = new Map<string, Held>();
   readonly #waiters = new Map<string, Waiter>();
   /** Grants heard before their ADMIT reply (the subscriber and the command connection race). */
@@ -336,25 +340,31 @@ export class SharedAdmission implements AdmissionGate {
     const asked = this.#clock.now();
     this.#stats.admissions++;
     const charge = { ...request.charge };
+    const attempt = { queued: false };
     for (let returned = 0; ; returned++) {
       const id = `${this.#worker}:${(this.#seq++).toString(36)}`;
-      const lateMs = await this.#take(id, charge, signal);
+      const lateMs = await this.#take(id, charge, signal, attempt);
       // Paced at the limit, the buckets absorb `jitterAllowanceMs` of arrival jitter, no more: a
-      // process that wakes much later than its start (its event loop stalled: a busy machine)
-      // would send requests reserved apart together, and the provider's bucket would refuse them.
-      // Such a pass is given back (its charge refunded) and asked again, at the back of the line.
+      // process that starts much later than its reserved start (its event loop stalled: a busy
+      // machine) would send requests reserved apart together, and the provider's bucket would
+      // refuse them. Such a pass gives its slot back and is asked again, at the back of the
+      // line. Its charge stays spent: refunded, the next late pass (or this one, asking again)
+      // would take it straight back and start at once, and passes late together would still go
+      // together. What is lost is one request's share of the budget, on a stall.
       if (lateMs > this.#lateAfterMs && returned < MAX_LATE_RETURNS) {
         this.#stats.late++;
         this.#end(id, {
           started: false,
           result: "cancelled",
           latencyMs: 0,
-          reserved: charge,
-          charged: charge,
+          reserved: NOTHING,
+          charged: NOTHING,
           usageReported: false,
           snapshot: undefined,
           retryAfterMs: undefined,
         });
+        if (this.#closed) throw new Error("SharedAdmission: closed while admitting");
+        signal.throwIfAborted();
         continue;
       }
       this.#stats.admitted++;
@@ -372,16 +382,33 @@ export class SharedAdmission implements AdmissionGate {
 
   /**
    * Takes a shared slot and the charge for `id`, waiting for both; resolves once it may start,
-   * with how much later than its start this process woke, ms.
+   * with how much later than its reserved start this process got there, ms. An attempt that
+   * waits in Redis's queue for a slot is counted once in `queued`, however many times it asks.
    */
-  async #take(id: string, charge: Charge, signal: AbortSignal): Promise<number> {
+  async #take(
+    id: string,
+    charge: Charge,
+    signal: AbortSignal,
+    attempt: { queued: boolean },
+  ): Promise<number> {
+    const sentAt = this.#clock.now();
     const reply = await this.#unlessAborted(this.#ask(id, charge), signal, () => this.#cancel(id));
-    let waitMs: number;
+    let due: number;
     if (reply.status === 1) {
-      waitMs = Number(reply.a);
+      // Redis reserved the start while the command was on its way; at this process's fastest
+      // round trip its reply would have been here then: any more is this process's own delay
+      // (an event loop stalled before it read the reply), and counts as lateness.
+      const roundTrip = this.#clock.now() - sentAt;
+      if (roundTrip < this.#fastestRoundTripMs) this.#fastestRoundTripMs = roundTrip;
+      due = sentAt + this.#fastestRoundTripMs + Number(reply.a);
     } else if (reply.status === 0) {
-      this.#stats.queued++;
-      waitMs = await this.#waitForGrant(id, charge, signal);
+      if (!attempt.queued) {
+        attempt.queued = true;
+        this.#stats.queued++;
+      }
+      // A grant's start is counted from when it is heard (its send time is Redis's own).
+      const waitMs = await this.#waitForGrant(id, charge, signal);
+      due = this.#clock.now() + waitMs;
     } else if (reply.status === -1) {
       throw tooLarge(reply.a, reply.b, reply.c);
     } else {
@@ -389,7 +416,7 @@ export class SharedAdmission implements AdmissionGate {
     }
     this.#held.set(id, { charge });
     try {
-      return await this.#sleepUntil(this.#clock.now() + waitMs, signal);
+      return await this.#sleepUntil(due, signal);
     } catch (error) {
       this.#held.delete(id);
       void this.#cancel(id);
@@ -661,16 +688,14 @@ export class SharedAdmission implements AdmissionGate {
 
   /**
    * Sleeps until `at`, and past any shared cooldown heard meanwhile; resolves with how late it
-   * woke, ms (0 when it did not sleep: nothing was due yet).
+   * got there, ms (0 if on time).
    */
   async #sleepUntil(at: number, signal: AbortSignal): Promise<number> {
-    let late = 0;
     for (;;) {
       const target = Math.max(at, this.#cooldownUntil);
       const now = this.#clock.now();
-      if (now >= target) return late;
+      if (now >= target) return now - target;
       if (!(await sleepOn(this.#clock, target - now, signal))) throw signal.reason;
-      late = this.#clock.now() - target;
     }
   }
 }
